@@ -1,0 +1,211 @@
+"""Apply plans with rollback: attach, detach, and the record of what netplumb owns.
+
+attach = resolve the guest (hold its namespace descriptor) -> observe -> plan (pure) -> apply
+each action, keeping its undo -> write the record. Any failure undoes, in reverse, everything
+this command created, so a failed attach leaves no veth, address or route behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from netplumb import state
+from netplumb.errors import Conflict, NetplumbError
+from netplumb.kernel.session import Session
+from netplumb.model.attach import AttachRequest
+from netplumb.model.names import mark_owner, owner_mark
+from netplumb.plan.actions import (
+    Action,
+    AddAddress,
+    AddHostRoute,
+    Announce,
+    CreateBridge,
+    CreateMacvlan,
+    CreateVeth,
+    GuestLinkUp,
+    MoveIntoGuest,
+    ReplaceDefault,
+    StartDhcp,
+)
+from netplumb.plan.attach import HostLink, Observed, plan_attach, veth_host_name
+from netplumb.runtimes.guests import Guest, resolve
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from netplumb.kernel.session import Undo
+    from netplumb.state import Record
+
+
+def record_name(owner: str, ifname: str) -> str:
+    return f"{owner}@{ifname}"
+
+
+def _vlan_supported() -> bool:
+    return os.path.exists("/proc/net/vlan")
+
+
+def _find_dhcp_client(wanted: str | None) -> str | None:
+    from netplumb.kernel import dhcp  # only DHCP attaches pay for shutil/subprocess
+
+    return dhcp.find_client(wanted)
+
+
+def observe(session: Session, req: AttachRequest, guest: Guest) -> Observed:
+    link = None
+    if req.host_if is not None:
+        link = session.host.get_link(req.host_if)
+    elif req.host_if_mac is not None:
+        wanted = req.host_if_mac.octets
+        link = next((ln for ln in session.host.links() if ln.mac == wanted), None)
+    host_link = HostLink(link.name, link.kind == "bridge", link.mtu) if link else None
+    taken = False
+    if not req.direct_phys and (host_link is None or host_link.is_bridge):
+        taken = session.host.get_link(veth_host_name(req, guest.short)) is not None
+    return Observed(
+        host_link=host_link,
+        guest_has_ifname=session.guest.get_link(req.guest_ifname) is not None,
+        host_name_taken=taken,
+        dhcp_client=_find_dhcp_client(req.dhcp.client) if req.dhcp else None,
+        vlan_supported=_vlan_supported() if req.vlan is not None else False,
+    )
+
+
+def apply(
+    session: Session, guest: Guest, actions: list[Action], commit: Callable[[], None]
+) -> None:
+    """Apply in order, then ``commit`` (write the record); on any error, including one in
+    ``commit``, undo what was done in reverse and re-raise."""
+    undo: list[Undo] = []
+    steps: dict[type, Callable[[Action], Undo]] = {
+        CreateBridge: session.create_bridge,  # type: ignore[dict-item]
+        CreateVeth: session.create_veth,  # type: ignore[dict-item]
+        CreateMacvlan: session.create_macvlan,  # type: ignore[dict-item]
+        MoveIntoGuest: session.move_into_guest,  # type: ignore[dict-item]
+        GuestLinkUp: session.guest_link_up,  # type: ignore[dict-item]
+        AddAddress: session.add_address,  # type: ignore[dict-item]
+        AddHostRoute: session.add_host_route,  # type: ignore[dict-item]
+        ReplaceDefault: session.replace_default,  # type: ignore[dict-item]
+        Announce: session.announce,  # type: ignore[dict-item]
+    }
+    try:
+        for action in actions:
+            if isinstance(action, StartDhcp):
+                from netplumb.kernel import dhcp
+
+                pf = dhcp.start(
+                    guest.fd, guest.key, action.ifname, action.client, action.args, action.hostname
+                )
+                session.results["dhcp_pidfile"] = pf
+                undo.append(lambda pf=pf, ifname=action.ifname: dhcp.stop(pf, ifname))  # type: ignore[misc]
+            else:
+                undo.append(steps[type(action)](action))
+            if _fail_after == type(action).__name__:
+                raise NetplumbError(f"injected failure after {_fail_after}")
+        commit()
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except NetplumbError:
+                pass  # keep undoing the rest; the original error is what the user sees
+        raise
+
+
+# Tests inject a failure after a given action type to check rollback on real kernel objects.
+_fail_after = os.environ.get("NETPLUMB_FAIL_AFTER", "")
+
+
+def attach(req: AttachRequest, *, dry_run: bool = False) -> list[Action]:
+    """Attach as ``req`` asks; returns the actions taken (or that would be, with dry_run).
+
+    Attaching again exactly as recorded is a no-op; differently, a clear error.
+    """
+    with resolve(req.guest) as guest:
+        existing = state.read("attach", record_name(guest.key, req.guest_ifname))
+        if existing is not None:
+            if existing.get("signature") == req.signature():
+                return []
+            raise Conflict(
+                f'guest {req.guest} already has interface "{req.guest_ifname}" from netplumb, '
+                f"attached differently ({existing.get('describe')}); detach it first"
+            )
+        session = Session(guest.fd)
+        try:
+            obs = observe(session, req, guest)
+            actions = plan_attach(req, obs, owner=guest.key, guest_short=guest.short, guest_name=guest.name)
+            if dry_run:
+                return actions
+            apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
+            return actions
+        finally:
+            session.close()
+
+
+def _write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) -> None:
+    record: Record = {
+        "owner": guest.key,
+        "guest": guest.name,
+        "guest_kind": guest.kind,
+        "ifname": req.guest_ifname,
+        "signature": req.signature(),
+        "describe": req.describe(),
+        "created": time.time(),
+        **results,
+    }
+    state.write(record, "attach", record_name(guest.key, req.guest_ifname))
+
+
+def _undo_from_results(session: Session, ifname: str, results: dict[str, object]) -> None:
+    """Remove what an attach made, as its record says."""
+    pf = results.get("dhcp_pidfile")
+    if isinstance(pf, str):
+        from netplumb.kernel import dhcp
+
+        dhcp.stop(pf, ifname)
+    link = session.guest.get_link(ifname)
+    kind = results.get("kind")
+    if kind == "phys":
+        if link is not None:
+            original = results.get("original_mac")
+            mac = bytes.fromhex(original.replace(":", "")) if isinstance(original, str) else None
+            session.move_back(link.index, str(results["host_name"]), mac)
+    elif link is not None:
+        session.guest.delete_link(link.index, f'cannot delete "{ifname}" in the guest')
+    elif kind == "veth":
+        host = session.host.get_link(str(results.get("host_name")))
+        if host is not None and host.alias == results.get("owner_mark"):
+            session.host.delete_link(host.index, "cannot delete the host end of the veth")
+    previous = results.get("previous_defaults")
+    if isinstance(previous, list) and previous:
+        session.restore_defaults(previous)
+
+
+def detach(guest_ref: str, ifname: str) -> None:
+    """Remove an interface netplumb attached, with its addresses, routes and DHCP client."""
+    with resolve(guest_ref) as guest:
+        name = record_name(guest.key, ifname)
+        record = state.read("attach", name)
+        session = Session(guest.fd)
+        try:
+            if record is None:
+                link = session.guest.get_link(ifname)
+                if link is None:
+                    raise NetplumbError(f'guest {guest_ref} has no interface "{ifname}"')
+                if mark_owner(link.alias) != guest.key:
+                    raise Conflict(
+                        f'interface "{ifname}" of guest {guest_ref} was not attached by netplumb'
+                    )
+                record = {"kind": link.kind}
+            record["owner_mark"] = owner_mark(guest.key)
+            _undo_from_results(session, ifname, record)
+            state.remove("attach", name)
+        finally:
+            session.close()
+
+
+def fail_after_for_tests(name: str) -> None:
+    global _fail_after  # noqa: PLW0603 -- a test hook
+    _fail_after = name

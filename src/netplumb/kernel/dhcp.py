@@ -1,0 +1,69 @@
+"""DHCP clients for guest interfaces, kept running to renew their lease.
+
+pipework runs its client once (``udhcpc -q``) and lets the lease expire; netplumb starts the
+client in the guest's network namespace and leaves it running as a daemon that renews the
+lease, until detach, ``rm`` or ``gc`` stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from netplumb import state
+from netplumb.errors import KernelError, NetplumbError
+from netplumb.kernel import netns
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "udhcpc-script.sh")
+
+
+def find_client(wanted: str | None) -> str | None:
+    """The client to use: the one asked for, else the first of udhcpc, dhclient, dhcpcd.
+
+    Debian's ``busybox-static`` has the udhcpc applet without an ``udhcpc`` link: counted too.
+    """
+    for name in (wanted,) if wanted else ("udhcpc", "dhclient", "dhcpcd"):
+        if shutil.which(name):
+            return name
+        if name == "udhcpc" and shutil.which("busybox"):
+            return "udhcpc"
+    return None
+
+
+def pidfile(owner: str, ifname: str) -> str:
+    return os.path.join(state.ensure_dir("dhcp"), f"{owner}@{ifname}.pid")
+
+
+def start(guest_fd: int, owner: str, ifname: str, client: str, args: tuple[str, ...], hostname: str) -> str:
+    """Start the client; return its pidfile once it holds a first lease (or raise)."""
+    import subprocess
+
+    pf = pidfile(owner, ifname)
+    if client == "udhcpc":
+        exe = ["udhcpc"] if shutil.which("udhcpc") else ["busybox", "udhcpc"]
+        # Without -q, udhcpc daemonizes once it has a lease and renews it; -n: fail if none.
+        argv = [*exe, "-i", ifname, "-s", SCRIPT, "-p", pf, "-n", "-t", "4", "-T", "2",
+                "-x", f"hostname:{hostname}", *args]
+    elif client == "dhclient":
+        lease = os.path.join(state.ensure_dir("dhcp"), f"{owner}@{ifname}.lease")
+        argv = ["dhclient", "-1", "-pf", pf, "-lf", lease, *args, ifname]
+    else:
+        argv = ["dhcpcd", "-4", "-t", "15", "-h", hostname, *args, ifname]
+    with netns.entered(guest_fd):
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NetplumbError(f"cannot run DHCP client {client} for {ifname}: {exc}") from None
+    if proc.returncode != 0:
+        stop(pf, ifname)
+        detail = (proc.stderr.strip().splitlines() or ["no lease"])[-1]
+        raise NetplumbError(f"DHCP client {client} got no lease on {ifname}: {detail}")
+    if client == "dhcpcd" and not os.path.exists(pf):
+        raise KernelError(f"find the pidfile of dhcpcd for {ifname}", 2)
+    return pf
+
+
+def stop(pf: str, ifname: str) -> None:
+    from netplumb.kernel.session import kill_pidfile
+
+    kill_pidfile(pf, ifname)

@@ -1,0 +1,1 @@
+"""Pure value types: names, MAC addresses, interface addresses. Standard library only."""

@@ -1,0 +1,1 @@
+"""pipework's command line, parsed into requests (pure: no kernel access)."""

@@ -1,0 +1,1 @@
+"""Plans: ordered lists of typed actions computed from requests and observed state (pure)."""

@@ -1,0 +1,1 @@
+"""Which network namespace is this guest? netplumb hosts, netns names, PIDs, paths, Docker."""

@@ -1,0 +1,71 @@
+"""Docker containers as guests, through the Docker Engine API (the ``docker`` SDK).
+
+Imported only when a reference is not a netplumb host, netns, PID or path: the SDK costs
+~100 ms to import, which one-shot commands on other guests must not pay.
+"""
+
+from __future__ import annotations
+
+import os
+
+from netplumb.errors import NetplumbError, RuntimeUnavailable
+from netplumb.runtimes.guests import Guest, _open_netns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_client: Any = None
+
+
+def client() -> Any:
+    global _client  # noqa: PLW0603 -- one connection per process
+    if _client is None:
+        if not os.path.exists("/var/run/docker.sock") and not os.environ.get("DOCKER_HOST"):
+            raise RuntimeUnavailable("Docker: not running")
+        import docker
+
+        try:
+            _client = docker.from_env(timeout=30)
+            _client.ping()
+        except Exception as exc:
+            _client = None
+            raise RuntimeUnavailable(f"Docker: not reachable: {exc}") from None
+    return _client
+
+
+def inspect(ref: str) -> dict[str, Any] | None:
+    """The container's inspect document, or None when Docker knows no such container."""
+    import docker.errors
+
+    try:
+        attrs: dict[str, Any] = client().api.inspect_container(ref)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        raise RuntimeUnavailable(f"Docker: {exc.explanation or exc}") from None
+    return attrs
+
+
+def guest(ref: str) -> Guest | None:
+    attrs = inspect(ref)
+    if attrs is None:
+        return None
+    cid = attrs["Id"]
+    pid = attrs["State"].get("Pid") or 0
+    if not attrs["State"].get("Running") or pid == 0:
+        raise NetplumbError(f"Docker container {ref} is not running")
+    fd = _open_netns(f"/proc/{pid}/ns/net")
+    # The PID could have died and been reused between the inspect and the open: check that
+    # the container still runs under that very PID now that the descriptor is held.
+    again = inspect(cid)
+    if again is None or again["State"].get("Pid") != pid:
+        os.close(fd)
+        raise NetplumbError(f"Docker container {ref} restarted while netplumb resolved it")
+    name = attrs.get("Name", "").lstrip("/") or cid[:12]
+    return Guest(f"docker:{cid[:12]}", "docker", name, fd, pid, cid[:8])
+
+
+def running(short_id: str) -> bool:
+    attrs = inspect(short_id)
+    return bool(attrs and attrs["State"].get("Running"))

@@ -1,0 +1,165 @@
+"""Resolve a guest reference to an open namespace descriptor.
+
+Every command that takes a container accepts, tried in this order: a netplumb host name, an
+``ip netns`` name, a PID, ``/proc/PID/ns/net`` or any namespace path, and a Docker container
+name or id. The namespace is opened once here and the descriptor held for the whole command:
+a PID that dies and is reused meanwhile can never send an interface into another container.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from netplumb import state
+from netplumb.errors import GuestNotFound, NetplumbError, RuntimeUnavailable
+
+NETNS_RUN_DIR = "/run/netns"
+_NS_GET_NSTYPE = 0xB703
+_CLONE_NEWNET = 0x40000000
+
+
+class Guest:
+    """A resolved guest. ``key`` identifies it in ownership marks and records."""
+
+    __slots__ = ("fd", "key", "kind", "name", "pid", "short")
+
+    def __init__(self, key: str, kind: str, name: str, fd: int, pid: int | None, short: str) -> None:
+        self.key = key
+        self.kind = kind
+        self.name = name
+        self.fd = fd
+        self.pid = pid
+        self.short = short
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Guest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def pid_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: with the PID, it identifies a process for good."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+def _open_netns(path: str) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        import fcntl
+
+        if fcntl.ioctl(fd, _NS_GET_NSTYPE) != _CLONE_NEWNET:
+            raise OSError(errno.EINVAL, "not a network namespace")
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _netns_key(fd: int) -> str:
+    st = os.fstat(fd)
+    return f"{st.st_dev}-{st.st_ino}"
+
+
+def from_host(name: str) -> Guest | None:
+    record = state.read("hosts", name)
+    if record is None:
+        return None
+    fd = _open_netns(record["netns"])
+    return Guest(f"host:{name}", "host", name, fd, record.get("pid"), str(record.get("pid", "")))
+
+
+def from_pid(pid: int, ref: str) -> Guest:
+    fd = _open_netns(f"/proc/{pid}/ns/net")
+    start = pid_start_time(pid)
+    if start is None:  # died between open and stat: the descriptor may be a dead namespace
+        os.close(fd)
+        raise GuestNotFound(f"guest {ref}: process {pid} exited")
+    return Guest(f"pid:{pid}:{start}", "pid", ref, fd, pid, str(pid))
+
+
+def resolve(ref: str) -> Guest:
+    """The guest ``ref`` names; ``GuestNotFound`` lists the kinds that were tried."""
+    if not ref:
+        raise GuestNotFound("no guest given")
+    plain = "/" not in ref and ref not in (".", "..")
+    if plain:
+        guest = from_host(ref)
+        if guest is not None:
+            return guest
+        path = f"{NETNS_RUN_DIR}/{ref}"
+        if os.path.exists(path):
+            fd = _open_netns(path)
+            return Guest(f"netns:{ref}:{_netns_key(fd)}", "netns", ref, fd, None, _netns_key(fd)[-6:])
+        if ref.isdigit():
+            try:
+                return from_pid(int(ref), ref)
+            except FileNotFoundError:
+                raise GuestNotFound(f"no such guest {ref}: no process with PID {ref}") from None
+    else:
+        try:
+            fd = _open_netns(ref)
+        except FileNotFoundError:
+            raise GuestNotFound(f"no such guest {ref}: no such file") from None
+        except OSError as exc:
+            raise GuestNotFound(f"guest {ref}: not a network namespace ({exc.strerror})") from None
+        parts = ref.split("/")
+        if len(parts) == 5 and parts[1] == "proc" and parts[2].isdigit():
+            pid = int(parts[2])
+            start = pid_start_time(pid)
+            if start is not None:
+                return Guest(f"pid:{pid}:{start}", "pid", ref, fd, pid, str(pid))
+        return Guest(f"path:{_netns_key(fd)}", "path", ref, fd, None, _netns_key(fd)[-6:])
+    docker_note = ""
+    try:
+        from netplumb.runtimes import docker
+
+        found = docker.guest(ref)
+        if found is not None:
+            return found
+    except RuntimeUnavailable as exc:
+        docker_note = f" ({exc})"
+    except NetplumbError:
+        raise
+    raise GuestNotFound(
+        f"no such guest {ref}: not a netplumb host, an ip netns name, a PID, "
+        f"a namespace path or a Docker container{docker_note}"
+    )
+
+
+def alive(key: str) -> bool:
+    """Whether the guest a record or mark names still exists (for ``gc``)."""
+    kind, _, rest = key.partition(":")
+    if kind == "host":
+        return state.read("hosts", rest) is not None
+    if kind == "pid":
+        pid, _, start = rest.partition(":")
+        return str(pid_start_time(int(pid))) == start
+    if kind == "netns":
+        name, _, nskey = rest.partition(":")
+        try:
+            st = os.stat(f"{NETNS_RUN_DIR}/{name}")
+        except OSError:
+            return False
+        return f"{st.st_dev}-{st.st_ino}" == nskey
+    if kind == "docker":
+        try:
+            from netplumb.runtimes import docker
+
+            return docker.running(rest)
+        except RuntimeUnavailable:
+            return True  # cannot tell: never remove what might still be in use
+    # "path:" namespaces cannot be found again once the descriptor is closed: alive while the
+    # interface that carries the mark still exists, which the caller checks.
+    return True
