@@ -76,6 +76,9 @@ def from_host(name: str) -> Guest | None:
     record = state.read("hosts", name)
     if record is None:
         return None
+    holder = record.get("holder")
+    if not holder or pid_start_time(holder) != record.get("holder_start"):
+        raise GuestNotFound(f"host {name} has lost its namespaces (its holder process is gone)")
     fd = _open_netns(record["netns"])
     return Guest(f"host:{name}", "host", name, fd, record.get("pid"), str(record.get("pid", "")))
 

@@ -1,0 +1,284 @@
+"""``netplumb`` subcommands (everything but the one-shot ``pipework`` path): parsing and printing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from netplumb import __version__
+from netplumb.errors import NetplumbError, UsageError
+
+EXAMPLES = {
+    "run": "netplumb run --name db --expose 27017 -- birthdays mongo --port 27017",
+    "ps": "netplumb ps",
+    "logs": "netplumb logs db",
+    "exec": "netplumb exec db -- ip -br addr",
+    "rm": "netplumb rm -f db",
+    "attach": "netplumb attach db br-demo --ip 10.2.0.11/16@10.2.0.1 -i eth1",
+    "detach": "netplumb detach db eth1",
+    "pipework": "netplumb pipework br1 -i eth1 db 10.2.0.11/16@10.2.0.1",
+    "gc": "netplumb gc",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _sub(subs: argparse._SubParsersAction[_Parser], name: str, help_text: str) -> _Parser:
+    return subs.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"example:\n  {EXAMPLES[name]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(
+        prog="netplumb",
+        description=(
+            "Wire containers together on Linux: lightweight hosts, Docker-style links and "
+            "published ports, and pipework-style extra interfaces, with real kernel objects."
+        ),
+        epilog=(
+            "examples:\n"
+            "  netplumb run --name web -- python3 -m http.server 8080\n"
+            "  pipework br1 web 10.2.0.10/16@10.2.0.1\n"
+            "  netplumb ps"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"netplumb {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = _sub(subs, "run", "start a lightweight host: CMD in its own network namespace")
+    p.add_argument("--name", required=True, help="the host's name")
+    p.add_argument("--hostname", help="its hostname (default: the name)")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                   help="set an environment variable (K alone copies it from here)")
+    p.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
+                   help="a port the host serves, for links")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command")
+
+    p = _sub(subs, "ps", "list hosts: name, pid, state, addresses")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = _sub(subs, "logs", "print a host's output")
+    p.add_argument("name")
+
+    p = _sub(subs, "exec", "run a command inside a host's namespaces")
+    p.add_argument("name")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+
+    p = _sub(subs, "rm", "stop hosts and remove their network")
+    p.add_argument("-f", "--force", action="store_true", help="kill at once (no grace period)")
+    p.add_argument("names", nargs="+", metavar="NAME")
+
+    p = _sub(subs, "attach", "give a guest another interface on a bridge or a parent interface")
+    p.add_argument("guest", help="host name, netns name, PID, netns path or Docker container")
+    p.add_argument("host_if", metavar="HOSTIF", help="a bridge (created if missing) or a parent interface")
+    p.add_argument("-i", dest="ifname", default="eth1", help="interface name in the guest (default eth1)")
+    p.add_argument("-l", dest="host_ifname", help="name of the host end of the veth")
+    p.add_argument("--ip", action="append", default=[], metavar="ADDR/PREFIX[@GW]",
+                   help="a static address (repeatable); 0/0 for none")
+    p.add_argument("--mac", help="MAC address, or U:text for a stable derived one")
+    p.add_argument("--dhcp", nargs="?", const="", metavar="CLIENT_ARGS", help="use DHCP")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+
+    p = _sub(subs, "detach", "remove an interface netplumb attached")
+    p.add_argument("guest")
+    p.add_argument("ifname")
+
+    _sub(subs, "pipework", "pipework's command line, unchanged (see `pipework --help`)")
+
+    _sub(subs, "gc", "remove what belongs to dead guests, and nothing else")
+    return parser
+
+
+def _strip_dashdash(argv: list[str]) -> list[str]:
+    return argv[1:] if argv and argv[0] == "--" else argv
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from netplumb.hosts import runtime
+
+    record = runtime.run(
+        args.name, _strip_dashdash(args.argv), hostname=args.hostname, env=args.env, expose=args.expose
+    )
+    print(record["name"])
+    return 0
+
+
+def _addresses(record: dict[str, object]) -> list[str]:
+    from netplumb.kernel import netns
+    from netplumb.model.ip import IP
+
+    try:
+        fd = os.open(str(record["netns"]), os.O_RDONLY)
+    except OSError:
+        return []
+    try:
+        with netns.socket_in(fd) as nl:
+            return [
+                f"{IP(a.address)}/{a.prefixlen}"
+                for a in nl.addresses()
+                if len(a.address) in (4, 16) and not IP(a.address).is_loopback
+                and not a.address.startswith(b"\xfe\x80")
+            ]
+    finally:
+        os.close(fd)
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from netplumb import state
+    from netplumb.hosts import runtime
+
+    rows = []
+    for name in runtime.names():
+        record = state.read("hosts", name)
+        if record is None:
+            continue
+        st = runtime.status(record)
+        rows.append({
+            "name": name,
+            "pid": record.get("pid"),
+            "state": st,
+            "addresses": _addresses(record) if st != "lost" else [],
+            "command": " ".join(record.get("argv", [])),
+        })
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table, box
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col in ("NAME", "PID", "STATE", "ADDRESSES", "COMMAND"):
+        table.add_column(col, no_wrap=col != "COMMAND")
+    for row in rows:
+        table.add_row(row["name"], str(row["pid"]), row["state"], " ".join(row["addresses"]), row["command"])  # type: ignore[arg-type]
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from netplumb.hosts import runtime
+
+    record = runtime.get(args.name)
+    try:
+        with open(record["log"], "rb") as f:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(f.read())
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from netplumb.hosts import runtime
+
+    argv = _strip_dashdash(args.argv)
+    if not argv:
+        raise UsageError("netplumb exec: no command given: netplumb exec NAME -- CMD [ARGS...]")
+    record = runtime.get(args.name)
+    runtime.enter(record)
+    env = dict(record.get("env", {}))
+    sys.stdout.flush()
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        raise NetplumbError(f"cannot exec {argv[0]} in host {args.name}: {exc.strerror}") from None
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from netplumb.hosts import runtime
+
+    failed = 0
+    for name in args.names:
+        try:
+            runtime.remove(name, force=args.force)
+            print(name)
+        except NetplumbError as exc:
+            print(f"netplumb rm: {exc}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from netplumb import engine
+    from netplumb.model.addresses import parse_address_spec
+    from netplumb.model.attach import AttachRequest, DhcpSpec
+    from netplumb.model.mac import Mac
+    from netplumb.model.names import check_ifname
+
+    if args.dhcp is not None and args.ip:
+        raise UsageError("netplumb attach: --dhcp and --ip exclude each other")
+    req = AttachRequest(
+        guest=args.guest,
+        host_if=check_ifname(args.host_if, "host interface"),
+        guest_ifname=check_ifname(args.ifname, "interface name (-i)"),
+        host_ifname=check_ifname(args.host_ifname, "host interface name (-l)") if args.host_ifname else None,
+        addresses=tuple(parse_address_spec(a) for a in args.ip),
+        dhcp=DhcpSpec(None, tuple(args.dhcp.split())) if args.dhcp is not None else None,
+        mac=Mac.parse(args.mac) if args.mac else None,
+        create_bridge=True,
+    )
+    actions = engine.attach(req, dry_run=args.dry_run)
+    if args.dry_run:
+        for action in actions:
+            print(action)
+    return 0
+
+
+def cmd_detach(args: argparse.Namespace) -> int:
+    from netplumb import engine
+
+    engine.detach(args.guest, args.ifname)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from netplumb import cleanup
+
+    for line in cleanup.gc():
+        print(f"removed {line}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "ps": cmd_ps,
+    "logs": cmd_logs,
+    "exec": cmd_exec,
+    "rm": cmd_rm,
+    "attach": cmd_attach,
+    "detach": cmd_detach,
+    "gc": cmd_gc,
+}
+
+
+def main(argv: list[str]) -> int:
+    debug = "--debug" in argv[:1] or os.environ.get("NETPLUMB_DEBUG") == "1"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        debug = debug or args.debug
+        if not args.command:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except NetplumbError as exc:
+        if debug:
+            raise
+        text = str(exc)
+        print(text if text.startswith("netplumb") else f"netplumb: {text}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""The lightweight host runtime: a process in its own namespaces."""

@@ -1,0 +1,325 @@
+"""Lightweight hosts: a process in its own network, UTS and mount namespaces.
+
+``run`` forks a child that unshares its namespaces, brings loopback up, sets its hostname,
+bind-mounts its own ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf`` (what
+``ip netns exec`` does with ``/etc/netns/NAME/``) in its private mount namespace, forks a
+*holder* (``sleep infinity`` under the name ``netplumb-hold``) that keeps the namespaces alive
+when the command exits, and execs the command detached from the terminal with its output to a
+log file. A host whose command exits shows as exited and keeps its network until ``rm``.
+
+Why a holder process rather than a bind mount of the namespace (``ip netns add``'s way): a bind
+mount made under ``ip netns exec`` (how tests simulate whole machines) vanishes with that
+command's private mount namespace, and this sandbox forbids joining PID 1's.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from netplumb import state
+from netplumb.errors import Conflict, InvalidValue, NetplumbError
+from netplumb.kernel import netns
+from netplumb.runtimes.guests import pid_start_time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplumb.state import Record
+
+HOLDER_NAME = "netplumb-hold"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+GRACE_SECONDS = 10.0
+
+
+def check_name(name: str) -> str:
+    """Docker's container-name rule: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``, here at most 63 bytes."""
+    ok = name[:1].isascii() and name[:1].isalnum() and len(name) <= 63
+    ok = ok and all(c.isascii() and (c.isalnum() or c in "_.-") for c in name)
+    if not ok:
+        raise InvalidValue(
+            f'invalid host name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed (at most 63)'
+        )
+    return name
+
+
+def hosts_file(hostname: str, extra: list[str]) -> str:
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "fe00::0\tip6-localnet",
+        "ff00::0\tip6-mcastprefix",
+        "ff02::1\tip6-allnodes",
+        "ff02::2\tip6-allrouters",
+        *extra,
+        f"127.0.1.1\t{hostname}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf() -> str:
+    """The host's resolver configuration without loopback name servers.
+
+    A host in its own namespace cannot reach the machine's 127.0.0.53 (Docker drops those
+    lines for the same reason).
+    """
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+
+    def loopback_server(line: str) -> bool:
+        words = line.split()
+        return len(words) >= 2 and words[0] == "nameserver" and (
+            words[1].startswith("127.") or words[1] == "::1"
+        )
+
+    return "\n".join(ln for ln in lines if not loopback_server(ln)) + "\n"
+
+
+def build_env(hostname: str, env: list[str], inherited: dict[str, str]) -> dict[str, str]:
+    """The command's environment: a clean base, then each ``-e``; ``-e K`` copies K from ours."""
+    out = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
+    for item in env:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise InvalidValue(f"invalid environment variable: {item}")
+        if eq:
+            out[key] = value
+        elif key in inherited:
+            out[key] = inherited[key]
+    return out
+
+
+def _files_dir(name: str) -> str:
+    return state.ensure_dir("hosts.d", name)
+
+
+def _child(name: str, hostname: str, files: str, log: str, argv: list[str], env: dict[str, str], wfd: int) -> None:
+    """In the forked child: make the namespaces, start the holder, exec the command."""
+    try:
+        os.setsid()
+        netns.unshare(netns.CLONE_NEWNET | netns.CLONE_NEWUTS | netns.CLONE_NEWNS)
+        netns.mount("none", "/", None, netns.MS_REC | netns.MS_PRIVATE, "make / private")
+        for fname in ("hosts", "hostname", "resolv.conf"):
+            target = f"/etc/{fname}"
+            if os.path.exists(target):
+                netns.mount(f"{files}/{fname}", target, None, netns.MS_BIND, f"bind {target}")
+        netns._lib().sethostname(hostname.encode(), len(hostname.encode()))
+        from netplumb.kernel.netlink import Netlink
+
+        with Netlink() as nl:
+            lo = nl.get_link("lo")
+            if lo is not None:
+                nl.set_link(lo.index, up=True, what="cannot set lo up")
+        holder = os.fork()
+        if holder == 0:
+            os.setpgid(0, 0)
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.closerange(3, 65536)
+            os.execv("/bin/sleep", [HOLDER_NAME, "infinity"])
+        os.write(wfd, f"holder {holder}\n".encode())
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        os.dup2(devnull, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.chdir("/")
+        os.execvpe(argv[0], argv, env)
+    except BaseException as exc:  # report to the parent through the pipe, then die
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        try:
+            os.write(wfd, f"error {message}\n".encode())
+        finally:
+            os._exit(127)
+
+
+def run(
+    name: str,
+    argv: list[str],
+    *,
+    hostname: str | None = None,
+    env: list[str] = [],  # noqa: B006 -- never mutated
+    expose: list[str] = [],  # noqa: B006 -- never mutated
+    hosts_lines: list[str] = [],  # noqa: B006 -- never mutated
+    extra: dict[str, object] | None = None,
+) -> Record:
+    """Start a host; returns its record. Atomic: on failure nothing is left."""
+    check_name(name)
+    if not argv:
+        raise InvalidValue("no command given: netplumb run --name NAME -- CMD [ARGS...]")
+    hostname = hostname or name
+    lock = _lock()
+    try:
+        if state.read("hosts", name) is not None:
+            raise Conflict(
+                f'Conflict. The host name "{name}" is already in use: remove it first (netplumb rm {name})'
+            )
+        files = _files_dir(name)
+        for fname, text in (
+            ("hosts", hosts_file(hostname, hosts_lines)),
+            ("hostname", hostname + "\n"),
+            ("resolv.conf", resolv_conf()),
+        ):
+            with open(f"{files}/{fname}", "w") as f:
+                f.write(text)
+        log = os.path.join(state.ensure_dir("logs"), f"{name}.log")
+        full_env = build_env(hostname, env, dict(os.environ))
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            os.close(rfd)
+            _child(name, hostname, files, log, argv, full_env, wfd)
+        os.close(wfd)
+        report = b""
+        while chunk := os.read(rfd, 4096):
+            report += chunk
+        os.close(rfd)
+        holder = 0
+        error = ""
+        for line in report.decode(errors="replace").splitlines():
+            word, _, rest = line.partition(" ")
+            if word == "holder":
+                holder = int(rest)
+            elif word == "error":
+                error = rest
+        if error or not holder:
+            if holder:
+                _kill(holder, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            _remove_files(name)
+            raise NetplumbError(f"cannot start host {name}: {argv[0]}: {error or 'failed'}")
+        record: Record = {
+            "name": name,
+            "hostname": hostname,
+            "pid": pid,
+            "start": pid_start_time(pid),
+            "holder": holder,
+            "holder_start": pid_start_time(holder),
+            "netns": f"/proc/{holder}/ns/net",
+            "argv": list(argv),
+            "env": full_env,
+            "expose": list(expose),
+            "log": log,
+            "created": time.time(),
+            **(extra or {}),
+        }
+        state.write(record, "hosts", name)
+        return record
+    finally:
+        os.close(lock)
+
+
+def _lock() -> int:
+    """An exclusive lock on the host table, so two ``run``s cannot take the same name."""
+    import fcntl
+
+    fd = os.open(os.path.join(state.ensure_dir(), ".hosts.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int | None, start: int | None) -> bool:
+    if not pid:
+        return False
+    now = pid_start_time(pid)
+    if now is None or now != start:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
+    except OSError:
+        return False
+
+
+def status(record: Record) -> str:
+    """running, exited (command ended, network kept) or lost (the namespace holder is gone)."""
+    if not _alive(record.get("holder"), record.get("holder_start")):
+        return "lost"
+    return "running" if _alive(record.get("pid"), record.get("start")) else "exited"
+
+
+def get(name: str) -> Record:
+    record = state.read("hosts", name)
+    if record is None:
+        raise NetplumbError(f"No such host: {name}")
+    return record
+
+
+def names() -> list[str]:
+    return state.names("hosts")
+
+
+def stop(record: Record, force: bool) -> None:
+    """SIGTERM to the command's process group, SIGKILL after the grace period (at once with force)."""
+    pid, start = record.get("pid"), record.get("start")
+    if not _alive(pid, start):
+        return
+    assert isinstance(pid, int)
+    if not force:
+        _kill(-pid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_SECONDS
+        while _alive(pid, start) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    if _alive(pid, start):
+        _kill(-pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while _alive(pid, start) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def remove(name: str, force: bool = False) -> None:
+    """Stop the host and remove its network (interfaces, DHCP clients, records) and files."""
+    from netplumb import cleanup
+
+    record = get(name)
+    cleanup.release_owner(f"host:{name}")
+    stop(record, force)
+    holder, holder_start = record.get("holder"), record.get("holder_start")
+    if _alive(holder, holder_start):
+        assert isinstance(holder, int)
+        _kill(holder, signal.SIGKILL)
+    state.remove("hosts", name)
+    _remove_files(name)
+
+
+def _remove_files(name: str) -> None:
+    files = state.path("hosts.d", name)
+    for fname in ("hosts", "hostname", "resolv.conf"):
+        try:
+            os.unlink(f"{files}/{fname}")
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(files)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+    try:
+        os.unlink(os.path.join(state.path("logs"), f"{name}.log"))
+    except FileNotFoundError:
+        pass
+
+
+def enter(record: Record) -> None:
+    """Join the host's network, UTS and mount namespaces (through its holder) in this process."""
+    holder = record.get("holder")
+    if not _alive(holder, record.get("holder_start")):
+        raise NetplumbError(f"host {record['name']} has lost its namespaces (its holder process is gone)")
+    fds = [os.open(f"/proc/{holder}/ns/{ns}", os.O_RDONLY) for ns in ("net", "uts", "mnt")]
+    for fd, kind in zip(fds, (netns.CLONE_NEWNET, netns.CLONE_NEWUTS, netns.CLONE_NEWNS), strict=True):
+        netns.setns(fd, kind, f"enter the namespaces of host {record['name']}")
+        os.close(fd)
+    os.chdir("/")
