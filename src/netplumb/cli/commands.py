@@ -282,3 +282,9 @@ def main(argv: list[str]) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a system call netplumb did not expect to fail: still one line
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"netplumb: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1

@@ -28,3 +28,14 @@ def pipework_entry() -> None:
     from netplumb.cli.pipework import main as pipework_main
 
     sys.exit(pipework_main())
+
+
+def launch() -> None:
+    """Entry from the bin/ launchers: argv[1] is the name the launcher was called by."""
+    name = sys.argv[1] if len(sys.argv) > 1 else "netplumb"
+    args = sys.argv[2:]
+    if name == "pipework":
+        from netplumb.cli.pipework import main as pipework_main
+
+        sys.exit(pipework_main(args))
+    sys.exit(main(args))

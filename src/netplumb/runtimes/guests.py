@@ -79,7 +79,10 @@ def from_host(name: str) -> Guest | None:
     holder = record.get("holder")
     if not holder or pid_start_time(holder) != record.get("holder_start"):
         raise GuestNotFound(f"host {name} has lost its namespaces (its holder process is gone)")
-    fd = _open_netns(record["netns"])
+    try:
+        fd = _open_netns(record["netns"])
+    except FileNotFoundError:
+        raise GuestNotFound(f"host {name} has lost its namespaces (its holder process is gone)") from None
     return Guest(f"host:{name}", "host", name, fd, record.get("pid"), str(record.get("pid", "")))
 
 
@@ -145,7 +148,9 @@ def alive(key: str) -> bool:
     """Whether the guest a record or mark names still exists (for ``gc``)."""
     kind, _, rest = key.partition(":")
     if kind == "host":
-        return state.read("hosts", rest) is not None
+        record = state.read("hosts", rest)
+        holder = record.get("holder") if record else None
+        return bool(holder) and pid_start_time(holder) == record.get("holder_start")  # type: ignore[union-attr]
     if kind == "pid":
         pid, _, start = rest.partition(":")
         return str(pid_start_time(int(pid))) == start

@@ -1,0 +1,223 @@
+"""Lightweight hosts: run, ps, logs, exec, rm, checked with ip -j, /proc and real traffic.
+
+Every test runs netplumb inside a throwaway "machine" namespace with its own state directory,
+so the machine's interfaces and netplumb state are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parents[2]
+NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
+PIPEWORK = str(ROOT / ".venv" / "bin" / "pipework")
+
+
+class Machine:
+    """A namespace playing a whole machine, with netplumb's state kept in a temporary dir."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.ns = f"npt-{secrets.token_hex(3)}-m"
+        self.state = tmp / "state"
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "NETPLUMB_STATE_DIR": str(self.state)}
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = ["ip", "netns", "exec", self.ns, *argv]
+        proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, timeout=60)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{argv} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    def np(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(NETPLUMB, *args, check=check)
+
+    def ps(self) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = json.loads(self.np("ps", "--json").stdout)
+        return rows
+
+    def close(self) -> None:
+        # Whatever a failed test left: remove hosts through netplumb, then kill stragglers.
+        for row in self.ps() if self.state.exists() else []:
+            self.np("rm", "-f", str(row["name"]), check=False)
+        subprocess.run(["ip", "netns", "del", self.ns], check=False)
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Iterator[Machine]:
+    m = Machine(tmp_path)
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def _proc_exists(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _holders(state: Path) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True)
+    pids = [int(p) for p in out.stdout.split()]
+    # only the holders of this machine's hosts: their records name them
+    mine = set()
+    for rec in (state / "hosts").glob("*") if (state / "hosts").exists() else []:
+        mine.add(rec.name)
+    return pids if mine else []
+
+
+def _wait(cond: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(cond) and cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_run_gives_own_namespaces_files_and_environment(machine: Machine) -> None:
+    machine.np("run", "--name", "web", "--hostname", "webhost", "-e", "FOO=bar", "-e", "EMPTY=",
+               "--", "sh", "-c", "echo started; exec sleep 1000")
+    [row] = machine.ps()
+    assert row["name"] == "web" and row["state"] == "running"
+    pid = int(str(row["pid"]))
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert b"FOO=bar" in environ and b"EMPTY=" in environ and b"HOSTNAME=webhost" in environ
+    # its own network namespace, with only loopback, up
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+    links = json.loads(machine.np("exec", "web", "--", "ip", "-j", "link").stdout)
+    assert [(ln["ifname"], "UP" in ln["flags"]) for ln in links] == [("lo", True)]
+    assert machine.np("exec", "web", "--", "hostname").stdout.strip() == "webhost"
+    hosts = machine.np("exec", "web", "--", "cat", "/etc/hosts").stdout
+    assert "127.0.0.1\tlocalhost" in hosts and hosts.rstrip().endswith("127.0.1.1\twebhost")
+    assert Path("/etc/hosts").read_text() != hosts  # the machine's own file is untouched
+    resolv = machine.np("exec", "web", "--", "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 127." not in resolv
+    assert machine.np("exec", "web", "--", "sh", "-c", "echo $FOO").stdout == "bar\n"
+    assert _wait(lambda: machine.np("logs", "web").stdout == "started\n")
+
+
+def test_hosts_talk_over_an_attached_bridge(machine: Machine) -> None:
+    machine.np("run", "--name", "srv", "--", "python3", "-m", "http.server", "8080", "--bind", "0.0.0.0")
+    machine.np("run", "--name", "cli", "--", "sleep", "1000")
+    machine.run(PIPEWORK, "br0", "srv", "10.31.0.2/24")
+    machine.run(PIPEWORK, "br0", "cli", "10.31.0.3/24")
+    rows = {str(r["name"]): r for r in machine.ps()}
+    assert rows["srv"]["addresses"] == ["10.31.0.2/24"]
+    ok = _wait(lambda: machine.np(
+        "exec", "cli", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+        "http://10.31.0.2:8080/", check=False).stdout == "200", timeout=10)
+    assert ok
+    veths = [ln for ln in json.loads(machine.run("ip", "-j", "link").stdout) if ln.get("master") == "br0"]
+    assert len(veths) == 2
+    machine.np("rm", "srv", "cli")
+    left = [ln["ifname"] for ln in json.loads(machine.run("ip", "-j", "link").stdout)]
+    assert not any(name.startswith("veth") for name in left)
+    assert machine.ps() == []
+
+
+def test_exited_host_keeps_its_network_until_removed(machine: Machine) -> None:
+    machine.np("run", "--name", "once", "--", "sh", "-c", "echo bye")
+    assert _wait(lambda: machine.ps()[0]["state"] == "exited")
+    machine.run(PIPEWORK, "br0", "once", "10.32.0.2/24")
+    addrs = json.loads(machine.np("exec", "once", "--", "ip", "-j", "addr", "show", "eth1").stdout)
+    assert addrs[0]["addr_info"][0]["local"] == "10.32.0.2"
+    assert machine.run("ping", "-c1", "-W2", "10.32.0.2", check=False).returncode != 0  # no route from the machine
+    machine.np("rm", "once")
+    assert machine.ps() == []
+
+
+def test_rm_stops_the_whole_process_group_and_the_holder(machine: Machine) -> None:
+    machine.np("run", "--name", "tree", "--", "sh", "-c", "sleep 1000 & sleep 1000 & wait")
+    [row] = machine.ps()
+    pid = int(str(row["pid"]))
+
+    def workers() -> list[int]:  # the holder is a child too; leave it out
+        kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [k for k in kids if not Path(f"/proc/{k}/cmdline").read_bytes().startswith(b"netplumb-hold")]
+
+    assert _wait(lambda: len(workers()) == 2)
+    children = workers()
+    record_holder = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout
+    assert record_holder.strip()
+    holders_before = set(record_holder.split())
+    machine.np("rm", "tree")
+    assert not _proc_exists(pid)
+    assert not any(_proc_exists(c) for c in children)
+    holders_after = set(subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout.split())
+    assert len(holders_before - holders_after) == 1
+    assert not list((machine.state / "hosts").glob("*"))
+    assert not list((machine.state / "logs").glob("*"))
+
+
+def test_rm_force_kills_a_process_that_ignores_sigterm(machine: Machine) -> None:
+    machine.np("run", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+    pid = int(str(machine.ps()[0]["pid"]))
+    started = time.monotonic()
+    machine.np("rm", "-f", "stubborn")
+    assert not _proc_exists(pid)
+    assert time.monotonic() - started < 8  # -f skips the 10 s grace period
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--name", "bad name", "--", "true"], 'invalid host name "bad name"'),
+        (["run", "--name", "x"], "no command given"),
+        (["run", "--name", "nocmd", "--", "/nonexistent/cmd"], "cannot start host nocmd: /nonexistent/cmd: No such file or directory"),
+        (["logs", "ghost"], "No such host: ghost"),
+        (["rm", "ghost"], "No such host: ghost"),
+        (["exec", "ghost", "--", "true"], "No such host: ghost"),
+    ],
+)
+def test_errors_are_one_line_and_change_nothing(machine: Machine, argv: list[str], message: str) -> None:
+    before = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout
+    proc = machine.np(*argv, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert machine.ps() == []
+    after = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout
+    assert sorted(after.split()) == sorted(before.split())
+
+
+def test_a_name_in_use_is_refused(machine: Machine) -> None:
+    machine.np("run", "--name", "dup", "--", "sleep", "1000")
+    proc = machine.np("run", "--name", "dup", "--", "sleep", "1000", check=False)
+    assert proc.returncode == 1
+    assert 'The host name "dup" is already in use' in proc.stderr
+    assert len(machine.ps()) == 1
+
+
+def test_gc_removes_a_host_whose_namespaces_are_lost(machine: Machine) -> None:
+    machine.np("run", "--name", "lost", "--", "sleep", "1000")
+    machine.run(PIPEWORK, "br0", "lost", "10.33.0.2/24")
+    pid = int(str(machine.ps()[0]["pid"]))
+    holders = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout.split()
+    for h in holders:  # kill this host's holder: the one sharing the host's netns
+        if os.stat(f"/proc/{h}/ns/net").st_ino == os.stat(f"/proc/{pid}/ns/net").st_ino:
+            os.kill(int(h), 9)
+    os.kill(pid, 9)
+    assert _wait(lambda: machine.ps()[0]["state"] == "lost")
+    out = machine.np("gc").stdout
+    assert "removed host lost" in out
+    assert machine.ps() == []
+    links = [ln["ifname"] for ln in json.loads(machine.run("ip", "-j", "link").stdout)]
+    assert "br0" not in links  # netplumb made it, it has no ports left
