@@ -98,14 +98,14 @@ def gc() -> list[str]:
         links = host.links()
         ports = {ln.master for ln in links if ln.master}
         for link in links:
-            owner = mark_owner(link.alias)
-            if owner is None:
+            marked = mark_owner(link.alias)
+            if marked is None:
                 continue
             if link.alias == BRIDGE_MARK:
                 if link.index not in ports:
                     host.delete_link(link.index, f'cannot delete bridge "{link.name}"')
                     removed.append(f"bridge {link.name}")
-            elif not alive(owner):
+            elif not alive(marked):
                 host.delete_link(link.index, f'cannot delete "{link.name}"')
                 removed.append(f"link {link.name}")
     return removed

@@ -135,7 +135,9 @@ def attach(req: AttachRequest, *, dry_run: bool = False) -> list[Action]:
         session = Session(guest.fd)
         try:
             obs = observe(session, req, guest)
-            actions = plan_attach(req, obs, owner=guest.key, guest_short=guest.short, guest_name=guest.name)
+            actions = plan_attach(
+                req, obs, owner=guest.key, guest_short=guest.short, guest_name=guest.name
+            )
             if dry_run:
                 return actions
             apply(session, guest, actions, lambda: _write_record(guest, req, session.results))

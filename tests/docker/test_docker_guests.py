@@ -24,7 +24,9 @@ IMAGE = "netplumb/busybox:test"
 
 
 def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +62,9 @@ def machine(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProces
     env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")}
 
     def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(["ip", "netns", "exec", ns, *argv], env=env, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run(
+            ["ip", "netns", "exec", ns, *argv], env=env, capture_output=True, text=True, timeout=120
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"{argv}: {proc.stderr}")
         return proc
@@ -75,9 +78,17 @@ def machine(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProces
 
 def _addresses(container: str, ifname: str) -> list[str]:
     pid = _docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
-    out = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-j", "addr", "show", ifname],
-                         capture_output=True, text=True, check=True).stdout
-    return [f"{a['local']}/{a['prefixlen']}" for a in json.loads(out)[0]["addr_info"] if a["scope"] == "global"]
+    out = subprocess.run(
+        ["nsenter", "-t", pid, "-n", "ip", "-j", "addr", "show", ifname],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        f"{a['local']}/{a['prefixlen']}"
+        for a in json.loads(out)[0]["addr_info"]
+        if a["scope"] == "global"
+    ]
 
 
 def test_pipework_attaches_docker_containers_by_name_and_id(
@@ -96,7 +107,9 @@ def test_pipework_attaches_docker_containers_by_name_and_id(
     _docker("exec", "-d", b, "sh", "-c", "echo hello-from-b | nc -l -p 7000")
     got = ""
     for _ in range(20):
-        got = _docker("exec", a, "sh", "-c", "nc -w 2 10.51.0.3 7000 </dev/null", check=False).stdout
+        got = _docker(
+            "exec", a, "sh", "-c", "nc -w 2 10.51.0.3 7000 </dev/null", check=False
+        ).stdout
         if got:
             break
     assert got.strip() == "hello-from-b"
@@ -110,14 +123,17 @@ def test_detach_and_gc_after_docker_rm(
     machine(str(BIN / "pipework"), "br0", b, "10.52.0.3/24")
     machine(str(BIN / "netplumb"), "detach", a, "eth1")
     pid = _docker("inspect", "-f", "{{.State.Pid}}", a).stdout.strip()
-    links = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-j", "link"], capture_output=True,
-                           text=True, check=True).stdout
+    links = subprocess.run(
+        ["nsenter", "-t", pid, "-n", "ip", "-j", "link"], capture_output=True, text=True, check=True
+    ).stdout
     assert "eth1" not in [ln["ifname"] for ln in json.loads(links)]
     _docker("rm", "-f", b)
     out = machine(str(BIN / "netplumb"), "gc").stdout
     assert "removed attachment docker:" in out
     host_links = json.loads(machine("ip", "-j", "link").stdout)
-    assert [ln["ifname"] for ln in host_links if str(ln.get("ifalias", "")).startswith("netplumb:")] == []
+    assert [
+        ln["ifname"] for ln in host_links if str(ln.get("ifalias", "")).startswith("netplumb:")
+    ] == []
 
 
 def test_a_stopped_container_is_a_clear_error(

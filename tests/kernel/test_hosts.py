@@ -93,8 +93,21 @@ def _wait(cond: object, timeout: float = 5.0) -> bool:
 
 
 def test_run_gives_own_namespaces_files_and_environment(machine: Machine) -> None:
-    machine.np("run", "--name", "web", "--hostname", "webhost", "-e", "FOO=bar", "-e", "EMPTY=",
-               "--", "sh", "-c", "echo started; exec sleep 1000")
+    machine.np(
+        "run",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "-e",
+        "FOO=bar",
+        "-e",
+        "EMPTY=",
+        "--",
+        "sh",
+        "-c",
+        "echo started; exec sleep 1000",
+    )
     [row] = machine.ps()
     assert row["name"] == "web" and row["state"] == "running"
     pid = int(str(row["pid"]))
@@ -115,17 +128,37 @@ def test_run_gives_own_namespaces_files_and_environment(machine: Machine) -> Non
 
 
 def test_hosts_talk_over_an_attached_bridge(machine: Machine) -> None:
-    machine.np("run", "--name", "srv", "--", "python3", "-m", "http.server", "8080", "--bind", "0.0.0.0")
+    machine.np(
+        "run", "--name", "srv", "--", "python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"
+    )
     machine.np("run", "--name", "cli", "--", "sleep", "1000")
     machine.run(PIPEWORK, "br0", "srv", "10.31.0.2/24")
     machine.run(PIPEWORK, "br0", "cli", "10.31.0.3/24")
     rows = {str(r["name"]): r for r in machine.ps()}
     assert rows["srv"]["addresses"] == ["10.31.0.2/24"]
-    ok = _wait(lambda: machine.np(
-        "exec", "cli", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-        "http://10.31.0.2:8080/", check=False).stdout == "200", timeout=10)
+    ok = _wait(
+        lambda: (
+            machine.np(
+                "exec",
+                "cli",
+                "--",
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://10.31.0.2:8080/",
+                check=False,
+            ).stdout
+            == "200"
+        ),
+        timeout=10,
+    )
     assert ok
-    veths = [ln for ln in json.loads(machine.run("ip", "-j", "link").stdout) if ln.get("master") == "br0"]
+    veths = [
+        ln for ln in json.loads(machine.run("ip", "-j", "link").stdout) if ln.get("master") == "br0"
+    ]
     assert len(veths) == 2
     machine.np("rm", "srv", "cli")
     left = [ln["ifname"] for ln in json.loads(machine.run("ip", "-j", "link").stdout)]
@@ -139,7 +172,9 @@ def test_exited_host_keeps_its_network_until_removed(machine: Machine) -> None:
     machine.run(PIPEWORK, "br0", "once", "10.32.0.2/24")
     addrs = json.loads(machine.np("exec", "once", "--", "ip", "-j", "addr", "show", "eth1").stdout)
     assert addrs[0]["addr_info"][0]["local"] == "10.32.0.2"
-    assert machine.run("ping", "-c1", "-W2", "10.32.0.2", check=False).returncode != 0  # no route from the machine
+    assert (
+        machine.run("ping", "-c1", "-W2", "10.32.0.2", check=False).returncode != 0
+    )  # no route from the machine
     machine.np("rm", "once")
     assert machine.ps() == []
 
@@ -151,24 +186,36 @@ def test_rm_stops_the_whole_process_group_and_the_holder(machine: Machine) -> No
 
     def workers() -> list[int]:  # the holder is a child too; leave it out
         kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        return [k for k in kids if not Path(f"/proc/{k}/cmdline").read_bytes().startswith(b"netplumb-hold")]
+        return [
+            k
+            for k in kids
+            if not Path(f"/proc/{k}/cmdline").read_bytes().startswith(b"netplumb-hold")
+        ]
 
     assert _wait(lambda: len(workers()) == 2)
     children = workers()
-    record_holder = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout
+    record_holder = subprocess.run(
+        ["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True
+    ).stdout
     assert record_holder.strip()
     holders_before = set(record_holder.split())
     machine.np("rm", "tree")
     assert not _proc_exists(pid)
     assert not any(_proc_exists(c) for c in children)
-    holders_after = set(subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout.split())
+    holders_after = set(
+        subprocess.run(
+            ["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True
+        ).stdout.split()
+    )
     assert len(holders_before - holders_after) == 1
     assert not list((machine.state / "hosts").glob("*"))
     assert not list((machine.state / "logs").glob("*"))
 
 
 def test_rm_force_kills_a_process_that_ignores_sigterm(machine: Machine) -> None:
-    machine.np("run", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+    machine.np(
+        "run", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; while :; do sleep 1; done"
+    )
     pid = int(str(machine.ps()[0]["pid"]))
     started = time.monotonic()
     machine.np("rm", "-f", "stubborn")
@@ -181,14 +228,21 @@ def test_rm_force_kills_a_process_that_ignores_sigterm(machine: Machine) -> None
     [
         (["run", "--name", "bad name", "--", "true"], 'invalid host name "bad name"'),
         (["run", "--name", "x"], "no command given"),
-        (["run", "--name", "nocmd", "--", "/nonexistent/cmd"], "cannot start host nocmd: /nonexistent/cmd: No such file or directory"),
+        (
+            ["run", "--name", "nocmd", "--", "/nonexistent/cmd"],
+            "cannot start host nocmd: /nonexistent/cmd: No such file or directory",
+        ),
         (["logs", "ghost"], "No such host: ghost"),
         (["rm", "ghost"], "No such host: ghost"),
         (["exec", "ghost", "--", "true"], "No such host: ghost"),
     ],
 )
-def test_errors_are_one_line_and_change_nothing(machine: Machine, argv: list[str], message: str) -> None:
-    before = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout
+def test_errors_are_one_line_and_change_nothing(
+    machine: Machine, argv: list[str], message: str
+) -> None:
+    before = subprocess.run(
+        ["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True
+    ).stdout
     proc = machine.np(*argv, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
@@ -210,7 +264,9 @@ def test_gc_removes_a_host_whose_namespaces_are_lost(machine: Machine) -> None:
     machine.np("run", "--name", "lost", "--", "sleep", "1000")
     machine.run(PIPEWORK, "br0", "lost", "10.33.0.2/24")
     pid = int(str(machine.ps()[0]["pid"]))
-    holders = subprocess.run(["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True).stdout.split()
+    holders = subprocess.run(
+        ["pgrep", "-f", "^netplumb-hold"], capture_output=True, text=True
+    ).stdout.split()
     for h in holders:  # kill this host's holder: the one sharing the host's netns
         if os.stat(f"/proc/{h}/ns/net").st_ino == os.stat(f"/proc/{pid}/ns/net").st_ino:
             os.kill(int(h), 9)

@@ -1,4 +1,4 @@
-"""``netplumb`` subcommands (everything but the one-shot ``pipework`` path): parsing and printing."""
+"""``netplumb`` subcommands (all but the one-shot ``pipework`` path): parsing and printing."""
 
 from __future__ import annotations
 
@@ -59,10 +59,21 @@ def build_parser() -> _Parser:
     p = _sub(subs, "run", "start a lightweight host: CMD in its own network namespace")
     p.add_argument("--name", required=True, help="the host's name")
     p.add_argument("--hostname", help="its hostname (default: the name)")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
-                   help="set an environment variable (K alone copies it from here)")
-    p.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
-                   help="a port the host serves, for links")
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set an environment variable (K alone copies it from here)",
+    )
+    p.add_argument(
+        "--expose",
+        action="append",
+        default=[],
+        metavar="PORT[/PROTO]",
+        help="a port the host serves, for links",
+    )
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command")
 
     p = _sub(subs, "ps", "list hosts: name, pid, state, addresses")
@@ -81,11 +92,20 @@ def build_parser() -> _Parser:
 
     p = _sub(subs, "attach", "give a guest another interface on a bridge or a parent interface")
     p.add_argument("guest", help="host name, netns name, PID, netns path or Docker container")
-    p.add_argument("host_if", metavar="HOSTIF", help="a bridge (created if missing) or a parent interface")
-    p.add_argument("-i", dest="ifname", default="eth1", help="interface name in the guest (default eth1)")
+    p.add_argument(
+        "host_if", metavar="HOSTIF", help="a bridge (created if missing) or a parent interface"
+    )
+    p.add_argument(
+        "-i", dest="ifname", default="eth1", help="interface name in the guest (default eth1)"
+    )
     p.add_argument("-l", dest="host_ifname", help="name of the host end of the veth")
-    p.add_argument("--ip", action="append", default=[], metavar="ADDR/PREFIX[@GW]",
-                   help="a static address (repeatable); 0/0 for none")
+    p.add_argument(
+        "--ip",
+        action="append",
+        default=[],
+        metavar="ADDR/PREFIX[@GW]",
+        help="a static address (repeatable); 0/0 for none",
+    )
     p.add_argument("--mac", help="MAC address, or U:text for a stable derived one")
     p.add_argument("--dhcp", nargs="?", const="", metavar="CLIENT_ARGS", help="use DHCP")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -108,7 +128,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from netplumb.hosts import runtime
 
     record = runtime.run(
-        args.name, _strip_dashdash(args.argv), hostname=args.hostname, env=args.env, expose=args.expose
+        args.name,
+        _strip_dashdash(args.argv),
+        hostname=args.hostname,
+        env=args.env,
+        expose=args.expose,
     )
     print(record["name"])
     return 0
@@ -127,7 +151,8 @@ def _addresses(record: dict[str, object]) -> list[str]:
             return [
                 f"{IP(a.address)}/{a.prefixlen}"
                 for a in nl.addresses()
-                if len(a.address) in (4, 16) and not IP(a.address).is_loopback
+                if len(a.address) in (4, 16)
+                and not IP(a.address).is_loopback
                 and not a.address.startswith(b"\xfe\x80")
             ]
     finally:
@@ -138,32 +163,35 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from netplumb import state
     from netplumb.hosts import runtime
 
-    rows = []
+    rows: list[dict[str, object]] = []
     for name in runtime.names():
         record = state.read("hosts", name)
         if record is None:
             continue
         st = runtime.status(record)
-        rows.append({
-            "name": name,
-            "pid": record.get("pid"),
-            "state": st,
-            "addresses": _addresses(record) if st != "lost" else [],
-            "command": " ".join(record.get("argv", [])),
-        })
+        rows.append(
+            {
+                "name": name,
+                "pid": record.get("pid"),
+                "state": st,
+                "addresses": _addresses(record) if st != "lost" else [],
+                "command": " ".join(record.get("argv", [])),
+            }
+        )
     if args.json:
         import json
 
         print(json.dumps(rows, indent=2))
         return 0
+    from rich import box
     from rich.console import Console
-    from rich.table import Table, box
+    from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for col in ("NAME", "PID", "STATE", "ADDRESSES", "COMMAND"):
         table.add_column(col, no_wrap=col != "COMMAND")
     for row in rows:
-        table.add_row(row["name"], str(row["pid"]), row["state"], " ".join(row["addresses"]), row["command"])  # type: ignore[arg-type]
+        table.add_row(*(" ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
     return 0
 
@@ -224,7 +252,9 @@ def cmd_attach(args: argparse.Namespace) -> int:
         guest=args.guest,
         host_if=check_ifname(args.host_if, "host interface"),
         guest_ifname=check_ifname(args.ifname, "interface name (-i)"),
-        host_ifname=check_ifname(args.host_ifname, "host interface name (-l)") if args.host_ifname else None,
+        host_ifname=check_ifname(args.host_ifname, "host interface name (-l)")
+        if args.host_ifname
+        else None,
         addresses=tuple(parse_address_spec(a) for a in args.ip),
         dhcp=DhcpSpec(None, tuple(args.dhcp.split())) if args.dhcp is not None else None,
         mac=Mac.parse(args.mac) if args.mac else None,

@@ -30,7 +30,9 @@ def wait(req: WaitRequest) -> None:
         except OSError:
             pass
         if time.monotonic() >= deadline:
-            raise NetplumbError(f'interface "{req.ifname}" did not come up within {req.timeout:g} s')
+            raise NetplumbError(
+                f'interface "{req.ifname}" did not come up within {req.timeout:g} s'
+            )
         time.sleep(0.05)
 
 
@@ -78,4 +80,3 @@ def main(argv: list[str] | None = None, prog: str = "pipework") -> int:
             raise
         sys.stderr.write(f"{prog}: {exc.strerror or exc}\n")
         return 1
-

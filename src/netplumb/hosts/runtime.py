@@ -72,8 +72,10 @@ def resolv_conf() -> str:
 
     def loopback_server(line: str) -> bool:
         words = line.split()
-        return len(words) >= 2 and words[0] == "nameserver" and (
-            words[1].startswith("127.") or words[1] == "::1"
+        return (
+            len(words) >= 2
+            and words[0] == "nameserver"
+            and (words[1].startswith("127.") or words[1] == "::1")
         )
 
     return "\n".join(ln for ln in lines if not loopback_server(ln)) + "\n"
@@ -97,7 +99,9 @@ def _files_dir(name: str) -> str:
     return state.ensure_dir("hosts.d", name)
 
 
-def _child(name: str, hostname: str, files: str, log: str, argv: list[str], env: dict[str, str], wfd: int) -> None:
+def _child(
+    name: str, hostname: str, files: str, log: str, argv: list[str], env: dict[str, str], wfd: int
+) -> None:
     """In the forked child: make the namespaces, start the holder, exec the command."""
     try:
         os.setsid()
@@ -157,7 +161,8 @@ def run(
     try:
         if state.read("hosts", name) is not None:
             raise Conflict(
-                f'Conflict. The host name "{name}" is already in use: remove it first (netplumb rm {name})'
+                f'Conflict. The host name "{name}" is already in use: '
+                f"remove it first (netplumb rm {name})"
             )
         files = _files_dir(name)
         for fname, text in (
@@ -263,7 +268,7 @@ def names() -> list[str]:
 
 
 def stop(record: Record, force: bool) -> None:
-    """SIGTERM to the command's process group, SIGKILL after the grace period (at once with force)."""
+    """SIGTERM to the command's process group; SIGKILL after the grace period, or at once."""
     pid, start = record.get("pid"), record.get("start")
     if not _alive(pid, start):
         return
@@ -317,9 +322,13 @@ def enter(record: Record) -> None:
     """Join the host's network, UTS and mount namespaces (through its holder) in this process."""
     holder = record.get("holder")
     if not _alive(holder, record.get("holder_start")):
-        raise NetplumbError(f"host {record['name']} has lost its namespaces (its holder process is gone)")
+        raise NetplumbError(
+            f"host {record['name']} has lost its namespaces (its holder process is gone)"
+        )
     fds = [os.open(f"/proc/{holder}/ns/{ns}", os.O_RDONLY) for ns in ("net", "uts", "mnt")]
-    for fd, kind in zip(fds, (netns.CLONE_NEWNET, netns.CLONE_NEWUTS, netns.CLONE_NEWNS), strict=True):
+    for fd, kind in zip(
+        fds, (netns.CLONE_NEWNET, netns.CLONE_NEWUTS, netns.CLONE_NEWNS), strict=True
+    ):
         netns.setns(fd, kind, f"enter the namespaces of host {record['name']}")
         os.close(fd)
     os.chdir("/")

@@ -34,7 +34,9 @@ def pidfile(owner: str, ifname: str) -> str:
     return os.path.join(state.ensure_dir("dhcp"), f"{owner}@{ifname}.pid")
 
 
-def start(guest_fd: int, owner: str, ifname: str, client: str, args: tuple[str, ...], hostname: str) -> str:
+def start(
+    guest_fd: int, owner: str, ifname: str, client: str, args: tuple[str, ...], hostname: str
+) -> str:
     """Start the client; return its pidfile once it holds a first lease (or raise)."""
     import subprocess
 
@@ -42,8 +44,23 @@ def start(guest_fd: int, owner: str, ifname: str, client: str, args: tuple[str, 
     if client == "udhcpc":
         exe = ["udhcpc"] if shutil.which("udhcpc") else ["busybox", "udhcpc"]
         # Without -q, udhcpc daemonizes once it has a lease and renews it; -n: fail if none.
-        argv = [*exe, "-i", ifname, "-s", SCRIPT, "-p", pf, "-n", "-t", "4", "-T", "2",
-                "-x", f"hostname:{hostname}", *args]
+        argv = [
+            *exe,
+            "-i",
+            ifname,
+            "-s",
+            SCRIPT,
+            "-p",
+            pf,
+            "-n",
+            "-t",
+            "4",
+            "-T",
+            "2",
+            "-x",
+            f"hostname:{hostname}",
+            *args,
+        ]
     elif client == "dhclient":
         lease = os.path.join(state.ensure_dir("dhcp"), f"{owner}@{ifname}.lease")
         argv = ["dhclient", "-1", "-pf", pf, "-lf", lease, *args, ifname]

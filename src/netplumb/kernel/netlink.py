@@ -444,4 +444,3 @@ class Netlink:
                 oif = struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else None
                 out.append((attrs.get(RTA_GATEWAY), oif))
         return out
-

@@ -94,7 +94,7 @@ def self_netns_fd() -> int:
     return _self_fd
 
 
-class entered:  # noqa: N801 -- used like a function: ``with entered(fd):``
+class entered:
     """Run the body with this thread inside the namespace ``fd``, then switch back.
 
     (A class rather than ``contextlib.contextmanager``: contextlib costs ~3 ms to import.)

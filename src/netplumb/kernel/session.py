@@ -70,7 +70,9 @@ class Session:
 
     def create_bridge(self, a: CreateBridge) -> Undo:
         try:
-            self.host.create_link(a.name, "bridge", up=True, mtu=a.mtu, what=f'cannot add bridge "{a.name}"')
+            self.host.create_link(
+                a.name, "bridge", up=True, mtu=a.mtu, what=f'cannot add bridge "{a.name}"'
+            )
         except KernelError as exc:
             existing = self.host.get_link(a.name)
             if exc.errno == errno.EEXIST and existing is not None and existing.kind == "bridge":
@@ -85,7 +87,9 @@ class Session:
     def create_veth(self, a: CreateVeth) -> Undo:
         bridge = self.host.get_link(a.bridge)
         if bridge is None:
-            raise KernelError(f'cannot add veth "{a.host_name}" to bridge "{a.bridge}"', errno.ENODEV)
+            raise KernelError(
+                f'cannot add veth "{a.host_name}" to bridge "{a.bridge}"', errno.ENODEV
+            )
         # The guest end stays down until its addresses are set (GuestLinkUp). (Asking for
         # IFF_UP on a peer created in another namespace fails with ENOTCONN on kernel 6.18.)
         peer = Netlink.veth_peer(a.guest_name, netns_fd=self.guest_fd, mtu=a.mtu, mac=a.mac)
@@ -100,11 +104,17 @@ class Session:
         )
         host = self.host.get_link(a.host_name)
         assert host is not None
-        undo = lambda: self._delete_host(host.index, f'veth "{a.host_name}"')  # noqa: E731
+
+        def undo() -> None:
+            self._delete_host(host.index, f'veth "{a.host_name}"')
+
         try:
             self.host.set_link(host.index, alias=a.owner, what=f'cannot mark veth "{a.host_name}"')
             self.guest.set_link(
-                0, by_name=a.guest_name, alias=a.owner, what=f'cannot mark "{a.guest_name}" in the guest'
+                0,
+                by_name=a.guest_name,
+                alias=a.owner,
+                what=f'cannot mark "{a.guest_name}" in the guest',
             )
         except NetplumbError:
             undo()
@@ -127,9 +137,14 @@ class Session:
             what=f'cannot add macvlan "{a.guest_name}" on "{a.parent}" in the guest',
         )
         link = self.guest_link(a.guest_name)
-        undo = lambda: self._delete_guest(link.index, f'macvlan "{a.guest_name}"')  # noqa: E731
+
+        def undo() -> None:
+            self._delete_guest(link.index, f'macvlan "{a.guest_name}"')
+
         try:
-            self.guest.set_link(link.index, alias=a.owner, what=f'cannot mark macvlan "{a.guest_name}"')
+            self.guest.set_link(
+                link.index, alias=a.owner, what=f'cannot mark macvlan "{a.guest_name}"'
+            )
         except NetplumbError:
             undo()
             raise
@@ -148,16 +163,23 @@ class Session:
         )
         moved = self.guest_link(a.guest_name)
         self.results.update(kind="phys", host_name=a.host_name, original_mac=link.mac.hex(":"))
-        undo = lambda: self.move_back(moved.index, a.host_name, link.mac)  # noqa: E731
+
+        def undo() -> None:
+            self.move_back(moved.index, a.host_name, link.mac)
+
         try:
-            self.guest.set_link(moved.index, alias=a.owner, mac=a.mac, what=f'cannot set up "{a.guest_name}"')
+            self.guest.set_link(
+                moved.index, alias=a.owner, mac=a.mac, what=f'cannot set up "{a.guest_name}"'
+            )
         except NetplumbError:
             undo()
             raise
         return undo
 
     def move_back(self, guest_index: int, host_name: str, mac: bytes | None) -> None:
-        self.guest.set_link(guest_index, up=False, alias="", mac=mac, what=f'cannot reset "{host_name}"')
+        self.guest.set_link(
+            guest_index, up=False, alias="", mac=mac, what=f'cannot reset "{host_name}"'
+        )
         self.guest.set_link(
             guest_index,
             netns_fd=netns.self_netns_fd(),
@@ -174,7 +196,11 @@ class Session:
         link = self.guest_link(a.ifname)
         ip, plen = a.interface.ip, a.interface.prefixlen
         self.guest.add_address(
-            link.index, ip.family, ip.packed, plen, what=f'cannot add address {a.interface} to "{a.ifname}"'
+            link.index,
+            ip.family,
+            ip.packed,
+            plen,
+            what=f'cannot add address {a.interface} to "{a.ifname}"',
         )
         return lambda: self.guest.delete_address(
             link.index, ip.family, ip.packed, plen, what=f"cannot remove address {a.interface}"
@@ -188,7 +214,9 @@ class Session:
 
         def undo() -> None:
             try:
-                self.guest.route("delete", a.dest.family, a.dest.packed, plen, oif=link.index, what=what)
+                self.guest.route(
+                    "delete", a.dest.family, a.dest.packed, plen, oif=link.index, what=what
+                )
             except KernelError as exc:
                 if exc.errno != errno.ESRCH:
                     raise
@@ -204,15 +232,30 @@ class Session:
             [gw.family, g.hex() if g else None, oif] for g, oif in before
         )
         for old_gw, oif in before:
-            self.guest.route("delete", gw.family, None, 0, gateway=old_gw, oif=oif, what="cannot replace default route")
+            self.guest.route(
+                "delete",
+                gw.family,
+                None,
+                0,
+                gateway=old_gw,
+                oif=oif,
+                what="cannot replace default route",
+            )
         self.guest.route(
-            "replace", gw.family, None, 0, gateway=gw.packed, oif=link.index,
+            "replace",
+            gw.family,
+            None,
+            0,
+            gateway=gw.packed,
+            oif=link.index,
             what=f'cannot set default route via {gw} on "{a.ifname}"',
         )
 
         def undo() -> None:
             try:
-                self.guest.route("delete", gw.family, None, 0, gateway=gw.packed, what="undo default route")
+                self.guest.route(
+                    "delete", gw.family, None, 0, gateway=gw.packed, what="undo default route"
+                )
             except KernelError as exc:
                 if exc.errno not in (errno.ESRCH, errno.ENODEV):
                     raise
@@ -224,9 +267,16 @@ class Session:
         """Put back default routes that an attach replaced, where their interface still exists."""
         for family, gw_hex, oif in routes:
             gw = bytes.fromhex(gw_hex) if isinstance(gw_hex, str) else None
+            if not isinstance(family, int):
+                continue
             try:
                 self.guest.route(
-                    "replace", int(family), None, 0, gateway=gw, oif=oif if isinstance(oif, int) else None,  # type: ignore[call-overload]
+                    "replace",
+                    family,
+                    None,
+                    0,
+                    gateway=gw,
+                    oif=oif if isinstance(oif, int) else None,
                     what="cannot restore the previous default route",
                 )
             except KernelError as exc:

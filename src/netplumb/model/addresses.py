@@ -61,11 +61,18 @@ def parse_address_spec(text: str, family: int | None = None) -> AddressSpec:
     ip = iface.ip
     if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
         raise InvalidValue(f"invalid address {addr_text}: not a unicast host address")
-    if iface.version == 4 and iface.prefixlen < 31 and ip.as_int in (
-        iface.network_int,
-        iface.broadcast_int,
+    if (
+        iface.version == 4
+        and iface.prefixlen < 31
+        and ip.as_int
+        in (
+            iface.network_int,
+            iface.broadcast_int,
+        )
     ):
-        raise InvalidValue(f"invalid address {addr_text}: the subnet's network or broadcast address")
+        raise InvalidValue(
+            f"invalid address {addr_text}: the subnet's network or broadcast address"
+        )
     if gateway is not None and gateway == ip:
         raise InvalidValue(f"invalid gateway {gateway}: it is the interface's own address")
     return AddressSpec(iface, gateway)

@@ -37,9 +37,13 @@ class Mac(Value):
         except ValueError:
             raise InvalidValue(f"invalid MAC address: {text}") from None
         if octets[0] & 0x01:
-            raise InvalidValue(f"invalid MAC address: {text}: a multicast address cannot be assigned")
+            raise InvalidValue(
+                f"invalid MAC address: {text}: a multicast address cannot be assigned"
+            )
         if octets == b"\0" * 6:
-            raise InvalidValue(f"invalid MAC address: {text}: the all-zero address cannot be assigned")
+            raise InvalidValue(
+                f"invalid MAC address: {text}: the all-zero address cannot be assigned"
+            )
         return cls(octets)
 
     @classmethod

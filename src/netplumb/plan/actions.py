@@ -68,7 +68,9 @@ class CreateMacvlan(Action):
     mac: bytes | None
     owner: str
 
-    def __init__(self, parent: str, guest_name: str, mtu: int, mac: bytes | None, owner: str) -> None:
+    def __init__(
+        self, parent: str, guest_name: str, mtu: int, mac: bytes | None, owner: str
+    ) -> None:
         self.parent = parent
         self.guest_name = guest_name
         self.mtu = mtu
@@ -143,7 +145,8 @@ class AddHostRoute(Action):
         self._freeze()
 
     def __str__(self) -> str:
-        return f"GUEST: ip route add {self.dest}/{32 if self.dest.version == 4 else 128} dev {self.ifname}"
+        plen = 32 if self.dest.version == 4 else 128
+        return f"GUEST: ip route add {self.dest}/{plen} dev {self.ifname}"
 
 
 class ReplaceDefault(Action):
@@ -174,7 +177,8 @@ class Announce(Action):
         self._freeze()
 
     def __str__(self) -> str:
-        return f"GUEST: sysctl net.ipv4.conf.{self.ifname}.arp_notify=1  # announce {self.ip} on link-up"
+        sysctl = f"net.ipv4.conf.{self.ifname}.arp_notify=1"
+        return f"GUEST: sysctl {sysctl}  # announce {self.ip} on link-up"
 
 
 class StartDhcp(Action):

@@ -41,7 +41,13 @@ class HostLink(Value):
 class Observed(Value):
     """The state an attach plan depends on, read from the kernel just before planning."""
 
-    __slots__ = ("dhcp_client", "guest_has_ifname", "host_link", "host_name_taken", "vlan_supported")
+    __slots__ = (
+        "dhcp_client",
+        "guest_has_ifname",
+        "host_link",
+        "host_name_taken",
+        "vlan_supported",
+    )
     host_link: HostLink | None
     guest_has_ifname: bool
     host_name_taken: bool
@@ -128,7 +134,11 @@ def plan_attach(
     for spec in req.addresses:
         if spec.interface is not None:
             actions.append(AddAddress(req.guest_ifname, spec.interface))
-    v4 = [s.interface.ip for s in req.addresses if s.interface is not None and s.interface.version == 4]
+    v4 = [
+        s.interface.ip
+        for s in req.addresses
+        if s.interface is not None and s.interface.version == 4
+    ]
     if v4:
         actions.append(Announce(req.guest_ifname, v4[0]))
     actions.append(GuestLinkUp(req.guest_ifname))

@@ -24,7 +24,9 @@ class Guest:
 
     __slots__ = ("fd", "key", "kind", "name", "pid", "short")
 
-    def __init__(self, key: str, kind: str, name: str, fd: int, pid: int | None, short: str) -> None:
+    def __init__(
+        self, key: str, kind: str, name: str, fd: int, pid: int | None, short: str
+    ) -> None:
         self.key = key
         self.kind = kind
         self.name = name
@@ -82,7 +84,9 @@ def from_host(name: str) -> Guest | None:
     try:
         fd = _open_netns(record["netns"])
     except FileNotFoundError:
-        raise GuestNotFound(f"host {name} has lost its namespaces (its holder process is gone)") from None
+        raise GuestNotFound(
+            f"host {name} has lost its namespaces (its holder process is gone)"
+        ) from None
     return Guest(f"host:{name}", "host", name, fd, record.get("pid"), str(record.get("pid", "")))
 
 
@@ -107,7 +111,9 @@ def resolve(ref: str) -> Guest:
         path = f"{NETNS_RUN_DIR}/{ref}"
         if os.path.exists(path):
             fd = _open_netns(path)
-            return Guest(f"netns:{ref}:{_netns_key(fd)}", "netns", ref, fd, None, _netns_key(fd)[-6:])
+            return Guest(
+                f"netns:{ref}:{_netns_key(fd)}", "netns", ref, fd, None, _netns_key(fd)[-6:]
+            )
         if ref.isdigit():
             try:
                 return from_pid(int(ref), ref)
@@ -149,8 +155,9 @@ def alive(key: str) -> bool:
     kind, _, rest = key.partition(":")
     if kind == "host":
         record = state.read("hosts", rest)
-        holder = record.get("holder") if record else None
-        return bool(holder) and pid_start_time(holder) == record.get("holder_start")  # type: ignore[union-attr]
+        if record is None or not isinstance(record.get("holder"), int):
+            return False
+        return pid_start_time(record["holder"]) == record.get("holder_start")
     if kind == "pid":
         pid, _, start = rest.partition(":")
         return str(pid_start_time(int(pid))) == start
