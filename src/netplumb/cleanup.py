@@ -103,7 +103,10 @@ def gc() -> list[str]:
                 continue
             if link.alias == BRIDGE_MARK:
                 if link.index not in ports:
+                    from netplumb.kernel import dockeruser
+
                     host.delete_link(link.index, f'cannot delete bridge "{link.name}"')
+                    dockeruser.forget_bridge(link.name)
                     removed.append(f"bridge {link.name}")
             elif not alive(marked):
                 host.delete_link(link.index, f'cannot delete "{link.name}"')

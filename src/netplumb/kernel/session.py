@@ -80,9 +80,23 @@ class Session:
             raise
         link = self.host.get_link(a.name)
         assert link is not None
-        self.host.set_link(link.index, alias=BRIDGE_MARK, what=f'cannot mark bridge "{a.name}"')
+
+        def undo() -> None:
+            from netplumb.kernel import dockeruser
+
+            dockeruser.forget_bridge(a.name)
+            self._delete_host(link.index, f'bridge "{a.name}"')
+
+        try:
+            self.host.set_link(link.index, alias=BRIDGE_MARK, what=f'cannot mark bridge "{a.name}"')
+            from netplumb.kernel import dockeruser  # subprocess: only bridge creation pays
+
+            dockeruser.allow_bridge(a.name)
+        except BaseException:
+            undo()
+            raise
         self.results["bridge_created"] = True
-        return lambda: self._delete_host(link.index, f'bridge "{a.name}"')
+        return undo
 
     def create_veth(self, a: CreateVeth) -> Undo:
         bridge = self.host.get_link(a.bridge)
