@@ -45,9 +45,13 @@ def _release_dead(name: str, record: Record, host: Netlink) -> None:
 
 def release_owner(owner: str) -> int:
     """Detach every interface netplumb attached to ``owner``; returns how many."""
+    from netplumb import networks, ports
     from netplumb.engine import _undo_from_results
 
+    ports.release(owner)
     records = _records_of(owner)
+    for net, _ip in networks.leases_of(owner):
+        networks.release(net, owner)
     if not records:
         return 0
     kind, _, ref = owner.partition(":")
@@ -86,6 +90,17 @@ def gc() -> list[str]:
             state.remove("hosts", name)
             runtime._remove_files(name)
             removed.append(f"host {name}")
+    from netplumb import networks, ports
+
+    for owner in state.names("ports"):
+        if not alive(owner):
+            ports.release(owner)
+            removed.append(f"published ports of {owner}")
+    for net in networks.names():
+        for ip, owner in networks._leases(net).items():
+            if not alive(owner):
+                networks.release(net, owner)
+                removed.append(f"address {ip} of {owner}")
     with Netlink() as host:
         for name in state.names("attach"):
             record = state.read("attach", name)
@@ -96,13 +111,13 @@ def gc() -> list[str]:
                 _release_dead(name, record, host)
                 removed.append(f"attachment {name}")
         links = host.links()
-        ports = {ln.master for ln in links if ln.master}
+        masters = {ln.master for ln in links if ln.master}
         for link in links:
             marked = mark_owner(link.alias)
             if marked is None:
                 continue
             if link.alias == BRIDGE_MARK:
-                if link.index not in ports:
+                if link.index not in masters:
                     from netplumb.kernel import dockeruser
 
                     host.delete_link(link.index, f'cannot delete bridge "{link.name}"')

@@ -95,6 +95,8 @@ def _wait(cond: object, timeout: float = 5.0) -> bool:
 def test_run_gives_own_namespaces_files_and_environment(machine: Machine) -> None:
     machine.np(
         "run",
+        "--network",
+        "none",
         "--name",
         "web",
         "--hostname",
@@ -129,9 +131,20 @@ def test_run_gives_own_namespaces_files_and_environment(machine: Machine) -> Non
 
 def test_hosts_talk_over_an_attached_bridge(machine: Machine) -> None:
     machine.np(
-        "run", "--name", "srv", "--", "python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "srv",
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+        "--bind",
+        "0.0.0.0",
     )
-    machine.np("run", "--name", "cli", "--", "sleep", "1000")
+    machine.np("run", "--network", "none", "--name", "cli", "--", "sleep", "1000")
     machine.run(PIPEWORK, "br0", "srv", "10.31.0.2/24")
     machine.run(PIPEWORK, "br0", "cli", "10.31.0.3/24")
     rows = {str(r["name"]): r for r in machine.ps()}
@@ -167,7 +180,7 @@ def test_hosts_talk_over_an_attached_bridge(machine: Machine) -> None:
 
 
 def test_exited_host_keeps_its_network_until_removed(machine: Machine) -> None:
-    machine.np("run", "--name", "once", "--", "sh", "-c", "echo bye")
+    machine.np("run", "--network", "none", "--name", "once", "--", "sh", "-c", "echo bye")
     assert _wait(lambda: machine.ps()[0]["state"] == "exited")
     machine.run(PIPEWORK, "br0", "once", "10.32.0.2/24")
     addrs = json.loads(machine.np("exec", "once", "--", "ip", "-j", "addr", "show", "eth1").stdout)
@@ -180,7 +193,17 @@ def test_exited_host_keeps_its_network_until_removed(machine: Machine) -> None:
 
 
 def test_rm_stops_the_whole_process_group_and_the_holder(machine: Machine) -> None:
-    machine.np("run", "--name", "tree", "--", "sh", "-c", "sleep 1000 & sleep 1000 & wait")
+    machine.np(
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "tree",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 1000 & wait",
+    )
     [row] = machine.ps()
     pid = int(str(row["pid"]))
 
@@ -261,7 +284,7 @@ def test_a_name_in_use_is_refused(machine: Machine) -> None:
 
 
 def test_gc_removes_a_host_whose_namespaces_are_lost(machine: Machine) -> None:
-    machine.np("run", "--name", "lost", "--", "sleep", "1000")
+    machine.np("run", "--network", "none", "--name", "lost", "--", "sleep", "1000")
     machine.run(PIPEWORK, "br0", "lost", "10.33.0.2/24")
     pid = int(str(machine.ps()[0]["pid"]))
     holders = subprocess.run(
@@ -277,3 +300,34 @@ def test_gc_removes_a_host_whose_namespaces_are_lost(machine: Machine) -> None:
     assert machine.ps() == []
     links = [ln["ifname"] for ln in json.loads(machine.run("ip", "-j", "link").stdout)]
     assert "br0" not in links  # netplumb made it, it has no ports left
+
+
+def test_run_joins_the_default_network_like_docker0(machine: Machine) -> None:
+    machine.np("run", "--name", "a", "--", "sleep", "1000")
+    machine.np("run", "--name", "b", "--hostname", "bee", "--", "sleep", "1000")
+    rows = {str(r["name"]): r for r in machine.ps()}
+    assert rows["a"]["addresses"] == ["10.89.0.2/16"]
+    assert rows["b"]["addresses"] == ["10.89.0.3/16"]
+    bridge = json.loads(machine.run("ip", "-j", "addr", "show", "np0").stdout)[0]
+    assert [(a["local"], a["prefixlen"]) for a in bridge["addr_info"] if a["family"] == "inet"] == [
+        ("10.89.0.1", 16)
+    ]
+    link = json.loads(machine.run("ip", "-j", "link", "show", "np0").stdout)[0]
+    assert link["ifalias"] == "netplumb:network:netplumb"
+    routes = json.loads(machine.np("exec", "b", "--", "ip", "-j", "route").stdout)
+    assert {"dst": "default", "gateway": "10.89.0.1"}.items() <= routes[0].items()
+    assert (
+        machine.np("exec", "b", "--", "cat", "/etc/hosts")
+        .stdout.rstrip()
+        .endswith("10.89.0.3\tbee")
+    )
+    ping = machine.np("exec", "a", "--", "ping", "-c1", "-W2", "10.89.0.3", check=False)
+    assert ping.returncode == 0, ping.stdout
+    local = machine.run("cat", "/proc/sys/net/ipv4/conf/np0/route_localnet").stdout.strip()
+    assert local == "1"
+    assert machine.run("cat", "/proc/sys/net/ipv4/conf/all/route_localnet").stdout.strip() == "0"
+    machine.np("rm", "a")
+    # the address goes back to the pool: the next host gets it again
+    machine.np("run", "--name", "c", "--", "sleep", "1000")
+    rows = {str(r["name"]): r for r in machine.ps()}
+    assert rows["c"]["addresses"] == ["10.89.0.2/16"]

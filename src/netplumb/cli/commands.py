@@ -19,6 +19,12 @@ EXAMPLES = {
     "detach": "netplumb detach db eth1",
     "pipework": "netplumb pipework br1 -i eth1 db 10.2.0.11/16@10.2.0.1",
     "gc": "netplumb gc",
+    "publish": "netplumb publish web 127.0.0.1:8081:80 8080:8080/tcp",
+    "unpublish": "netplumb unpublish web 8080",
+    "port": "netplumb port web 80/tcp",
+    "link": "netplumb link env db mongo --from webserver1 > mongo.env",
+    "network": "netplumb network create demo --subnet 10.2.0.0/16 --isolation",
+    "reconcile": "netplumb reconcile",
 }
 
 
@@ -74,6 +80,33 @@ def build_parser() -> _Parser:
         metavar="PORT[/PROTO]",
         help="a port the host serves, for links",
     )
+    p.add_argument(
+        "--network",
+        default="netplumb",
+        help="network to join: netplumb (the default bridge np0), a name, or none",
+    )
+    p.add_argument("--ip", help="a fixed address on that network")
+    p.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="NAME[:ALIAS]",
+        help="link to another host or Docker container (Docker's variables, /etc/hosts)",
+    )
+    p.add_argument(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[IP:][HOSTPORT:]PORT[/PROTO]",
+        help="publish a port on the machine (Docker's -p grammar)",
+    )
+    p.add_argument(
+        "-P",
+        "--publish-all",
+        action="store_true",
+        help="publish every exposed port on an ephemeral host port",
+    )
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command")
 
     p = _sub(subs, "ps", "list hosts: name, pid, state, addresses")
@@ -117,6 +150,51 @@ def build_parser() -> _Parser:
     _sub(subs, "pipework", "pipework's command line, unchanged (see `pipework --help`)")
 
     _sub(subs, "gc", "remove what belongs to dead guests, and nothing else")
+
+    p = _sub(subs, "publish", "publish ports of a guest on this machine (Docker's -p grammar)")
+    p.add_argument("guest")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+
+    p = _sub(subs, "unpublish", "remove published ports of a guest")
+    p.add_argument("guest")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+
+    p = _sub(subs, "port", "list a guest's published ports, as docker port does")
+    p.add_argument("guest")
+    p.add_argument("port", nargs="?", metavar="PORT[/PROTO]")
+
+    p = _sub(subs, "link", "Docker link variables for containers started by other tools")
+    lsubs = p.add_subparsers(
+        dest="link_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    le = lsubs.add_parser("env", help="print TARGET's link variables as ALIAS (one K=V a line)")
+    le.add_argument("target")
+    le.add_argument("alias")
+    le.add_argument(
+        "--from", dest="linking", default="netplumb", help="the linking container's name"
+    )
+    le.add_argument("--json", action="store_true", help="print a JSON object")
+
+    p = _sub(subs, "network", "create, list and remove networks (a bridge with a subnet)")
+    nsubs = p.add_subparsers(
+        dest="network_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    nc = nsubs.add_parser("create", help="create a network")
+    nc.add_argument("name")
+    nc.add_argument("--subnet", required=True, help="e.g. 10.2.0.0/16")
+    nc.add_argument("--gateway", help="the bridge's address (default: the first of the subnet)")
+    nc.add_argument("--bridge", help="bridge name (default: np-NAME)")
+    nc.add_argument(
+        "--isolation",
+        action="store_true",
+        help="guests reach each other only on linked, exposed ports (Docker's --icc=false)",
+    )
+    nc.add_argument("--mtu", type=int, default=1500)
+    nsubs.add_parser("ls", help="list networks")
+    nr = nsubs.add_parser("rm", help="remove a network without endpoints")
+    nr.add_argument("name")
+
+    _sub(subs, "reconcile", "restore netplumb's nftables tables from its records")
     return parser
 
 
@@ -125,14 +203,19 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from netplumb.hosts import runtime
+    from netplumb import containers
 
-    record = runtime.run(
+    record = containers.run(
         args.name,
         _strip_dashdash(args.argv),
         hostname=args.hostname,
         env=args.env,
         expose=args.expose,
+        network=args.network,
+        link_specs=args.link,
+        publish=args.publish,
+        publish_all=args.publish_all,
+        ip=args.ip,
     )
     print(record["name"])
     return 0
@@ -215,9 +298,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
     argv = _strip_dashdash(args.argv)
     if not argv:
         raise UsageError("netplumb exec: no command given: netplumb exec NAME -- CMD [ARGS...]")
+    from netplumb import containers
+
     record = runtime.get(args.name)
+    env = containers.exec_env(record)
     runtime.enter(record)
-    env = dict(record.get("env", {}))
     sys.stdout.flush()
     try:
         os.execvpe(argv[0], argv, env)
@@ -226,12 +311,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    from netplumb import links
     from netplumb.hosts import runtime
 
     failed = 0
     for name in args.names:
         try:
             runtime.remove(name, force=args.force)
+            links.refresh_hosts_files(name)
             print(name)
         except NetplumbError as exc:
             print(f"netplumb rm: {exc}", file=sys.stderr)
@@ -282,6 +369,95 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owner(guest: str) -> tuple[str, str]:
+    """(owner key, display name) of a guest reference."""
+    from netplumb import state
+    from netplumb.runtimes.guests import resolve
+
+    if state.read("hosts", guest) is not None:
+        return f"host:{guest}", guest
+    with resolve(guest) as g:
+        return g.key, guest
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from netplumb import ports
+
+    owner, name = _owner(args.guest)
+    ports.publish(owner, name, args.specs)
+    for line in ports.port_lines(owner, name, None):
+        print(line)
+    return 0
+
+
+def cmd_unpublish(args: argparse.Namespace) -> int:
+    from netplumb import ports
+
+    owner, name = _owner(args.guest)
+    if ports.unpublish(owner, args.specs) == 0:
+        raise NetplumbError(f"Error: No public port '{' '.join(args.specs)}' published for {name}")
+    return 0
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    from netplumb import ports
+
+    owner, name = _owner(args.guest)
+    for line in ports.port_lines(owner, name, args.port):
+        print(line)
+    return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    from netplumb import links
+
+    lines = links.env_for(args.target, args.alias, args.linking)
+    if args.json:
+        import json
+
+        print(json.dumps(dict(v.partition("=")[::2] for v in lines), indent=2))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def cmd_network(args: argparse.Namespace) -> int:
+    from netplumb import networks, ports
+    from netplumb.model.network import make_network
+
+    if args.network_command == "create":
+        net = make_network(
+            args.name,
+            args.bridge or f"np-{args.name}"[:15],
+            args.subnet,
+            args.gateway,
+            args.isolation,
+            args.mtu,
+        )
+        networks.create(net)
+        ports.sync()
+        print(net.name)
+    elif args.network_command == "rm":
+        networks.remove(args.name)
+        ports.sync()
+    else:
+        for name in networks.names():
+            found = networks.get(name)
+            if found is not None:
+                iso = " isolation" if found.isolation else ""
+                print(
+                    f"{found.name}\t{found.bridge}\t{found.subnet}\tgateway {found.gateway.ip}{iso}"
+                )
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from netplumb import ports
+
+    ports.sync()
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "ps": cmd_ps,
@@ -291,6 +467,12 @@ COMMANDS = {
     "attach": cmd_attach,
     "detach": cmd_detach,
     "gc": cmd_gc,
+    "publish": cmd_publish,
+    "unpublish": cmd_unpublish,
+    "port": cmd_port,
+    "link": cmd_link,
+    "network": cmd_network,
+    "reconcile": cmd_reconcile,
 }
 
 
@@ -303,12 +485,19 @@ def main(argv: list[str]) -> int:
         if not args.command:
             parser.print_help()
             return 2
+        if args.command not in ("reconcile", "ps", "logs"):
+            from netplumb import ports
+
+            ports.reconcile_if_drifted()  # someone flushed the ruleset: put netplumb's back
         return COMMANDS[args.command](args)
     except NetplumbError as exc:
         if debug:
             raise
         text = str(exc)
-        print(text if text.startswith("netplumb") else f"netplumb: {text}", file=sys.stderr)
+        print(
+            text if text.startswith(("netplumb", "Error:")) else f"netplumb: {text}",
+            file=sys.stderr,
+        )
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -26,6 +26,8 @@ from netplumb.runtimes.guests import pid_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from netplumb.state import Record
 
 HOLDER_NAME = "netplumb-hold"
@@ -44,7 +46,8 @@ def check_name(name: str) -> str:
     return name
 
 
-def hosts_file(hostname: str, extra: list[str]) -> str:
+def hosts_file(hostname: str, extra: list[str], own: list[str] | None = None) -> str:
+    """Docker's layout: localhost lines, one line per link, then the host's own line."""
     lines = [
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
@@ -53,7 +56,7 @@ def hosts_file(hostname: str, extra: list[str]) -> str:
         "ff02::1\tip6-allnodes",
         "ff02::2\tip6-allrouters",
         *extra,
-        f"127.0.1.1\t{hostname}",
+        *(own or [f"127.0.1.1\t{hostname}"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -99,10 +102,9 @@ def _files_dir(name: str) -> str:
     return state.ensure_dir("hosts.d", name)
 
 
-def _child(
-    name: str, hostname: str, files: str, log: str, argv: list[str], env: dict[str, str], wfd: int
-) -> None:
-    """In the forked child: make the namespaces, start the holder, exec the command."""
+def _child(hostname: str, files: str, log: str, argv: list[str], wfd: int, go: int) -> None:
+    """In the forked child: make the namespaces, start the holder, wait for the parent to
+    finish the network, then exec the command with the environment the parent sends."""
     try:
         os.setsid()
         netns.unshare(netns.CLONE_NEWNET | netns.CLONE_NEWUTS | netns.CLONE_NEWNS)
@@ -127,6 +129,14 @@ def _child(
             os.closerange(3, 65536)
             os.execv("/bin/sleep", [HOLDER_NAME, "infinity"])
         os.write(wfd, f"holder {holder}\n".encode())
+        data = b""
+        while chunk := os.read(go, 65536):
+            data += chunk
+        if not data:  # the parent gave up (network set-up failed): leave quietly
+            os._exit(1)
+        import marshal
+
+        env = marshal.loads(data)
         devnull = os.open("/dev/null", os.O_RDONLY)
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         os.dup2(devnull, 0)
@@ -142,6 +152,26 @@ def _child(
             os._exit(127)
 
 
+def _read_report(rfd: int) -> tuple[int, str]:
+    """(holder pid, error) from the child's report lines, up to the next blocking point."""
+    holder, error, buf = 0, "", b""
+    while True:
+        chunk = os.read(rfd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        lines = buf.decode(errors="replace").splitlines()
+        for line in lines:
+            word, _, rest = line.partition(" ")
+            if word == "holder":
+                holder = int(rest)
+            elif word == "error":
+                error = rest
+        if holder or error:
+            break
+    return holder, error
+
+
 def run(
     name: str,
     argv: list[str],
@@ -149,10 +179,15 @@ def run(
     hostname: str | None = None,
     env: list[str] = [],  # noqa: B006 -- never mutated
     expose: list[str] = [],  # noqa: B006 -- never mutated
-    hosts_lines: list[str] = [],  # noqa: B006 -- never mutated
     extra: dict[str, object] | None = None,
+    prepare: Callable[[Record], tuple[dict[str, str], list[str]]] | None = None,
 ) -> Record:
-    """Start a host; returns its record. Atomic: on failure nothing is left."""
+    """Start a host; returns its record. Atomic: on failure nothing is left.
+
+    ``prepare`` runs once the namespaces exist and the host can be named as a guest, before
+    the command starts: it sets up the network and returns the variables to add to the
+    command's environment (link variables; the host's own win) and extra ``/etc/hosts`` lines.
+    """
     check_name(name)
     if not argv:
         raise InvalidValue("no command given: netplumb run --name NAME -- CMD [ARGS...]")
@@ -166,57 +201,111 @@ def run(
             )
         files = _files_dir(name)
         for fname, text in (
-            ("hosts", hosts_file(hostname, hosts_lines)),
+            ("hosts", hosts_file(hostname, [])),
             ("hostname", hostname + "\n"),
             ("resolv.conf", resolv_conf()),
         ):
             with open(f"{files}/{fname}", "w") as f:
                 f.write(text)
         log = os.path.join(state.ensure_dir("logs"), f"{name}.log")
-        full_env = build_env(hostname, env, dict(os.environ))
+        own_env = build_env(hostname, env, dict(os.environ))
         rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             os.close(rfd)
-            _child(name, hostname, files, log, argv, full_env, wfd)
+            os.close(go_w)
+            _child(hostname, files, log, argv, wfd, go_r)
         os.close(wfd)
-        report = b""
-        while chunk := os.read(rfd, 4096):
-            report += chunk
-        os.close(rfd)
-        holder = 0
-        error = ""
-        for line in report.decode(errors="replace").splitlines():
-            word, _, rest = line.partition(" ")
-            if word == "holder":
-                holder = int(rest)
-            elif word == "error":
-                error = rest
-        if error or not holder:
-            if holder:
-                _kill(holder, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            _remove_files(name)
-            raise NetplumbError(f"cannot start host {name}: {argv[0]}: {error or 'failed'}")
+        os.close(go_r)
+        holder, error = _read_report(rfd)
         record: Record = {
             "name": name,
             "hostname": hostname,
             "pid": pid,
             "start": pid_start_time(pid),
             "holder": holder,
-            "holder_start": pid_start_time(holder),
+            "holder_start": pid_start_time(holder) if holder else None,
             "netns": f"/proc/{holder}/ns/net",
             "argv": list(argv),
-            "env": full_env,
+            "env": own_env,
+            "user_env": [
+                f"{k}={v}" for k, v in own_env.items() if k not in _BASE_KEYS or k in _given(env)
+            ],
             "expose": list(expose),
             "log": log,
             "created": time.time(),
             **(extra or {}),
         }
-        state.write(record, "hosts", name)
-        return record
+        try:
+            if error or not holder:
+                raise NetplumbError(f"cannot start host {name}: {argv[0]}: {error or 'failed'}")
+            state.write(record, "hosts", name)
+            final_env, lines = prepare(record) if prepare else ({}, [])
+            record = state.read("hosts", name) or record
+            write_hosts_file(record, lines)
+            import marshal
+
+            merged = {**final_env, **own_env}
+            os.write(go_w, marshal.dumps(merged))
+            os.close(go_w)
+            go_w = -1
+            _, error = _read_report(rfd)  # EOF (exec succeeded: close-on-exec) or an error
+            if error:
+                raise NetplumbError(f"cannot start host {name}: {argv[0]}: {error}")
+            record["env"] = merged
+            record["start"] = pid_start_time(pid)
+            state.write(record, "hosts", name)
+            return record
+        except BaseException:
+            if go_w >= 0:
+                os.close(go_w)
+                go_w = -1
+            _abort(name, record, pid)
+            raise
+        finally:
+            os.close(rfd)
+            if go_w >= 0:
+                os.close(go_w)
     finally:
         os.close(lock)
+
+
+_BASE_KEYS = ("PATH", "HOSTNAME", "HOME")
+
+
+def _given(env: list[str]) -> set[str]:
+    return {item.partition("=")[0] for item in env}
+
+
+def _abort(name: str, record: Record, pid: int) -> None:
+    """Undo a half-made host: its network, its processes, its records and files."""
+    from netplumb import cleanup
+
+    if state.read("hosts", name) is not None:
+        cleanup.release_owner(f"host:{name}")
+    holder = record.get("holder")
+    if holder:
+        _kill(int(holder), signal.SIGKILL)
+    _kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    state.remove("hosts", name)
+    _remove_files(name)
+
+
+def write_hosts_file(record: Record, lines: list[str]) -> None:
+    """Rewrite the host's /etc/hosts in place (it is bind-mounted by inode): link lines, then
+    its own address line."""
+    hostname = str(record.get("hostname", record["name"]))
+    own = [f"{n['ip']}\t{hostname}" for n in record.get("networks", [])][:1]
+    text = hosts_file(hostname, lines, own)
+    path = os.path.join(state.path("hosts.d", str(record["name"])), "hosts")
+    with open(path, "r+") as f:
+        f.truncate(0)
+        f.write(text)
 
 
 def _lock() -> int:

@@ -60,3 +60,28 @@ def forget_bridge(bridge: str) -> None:
     while _iptables("-C", *_rule(bridge)) == 0:
         if _iptables("-D", *_rule(bridge)) != 0:
             break
+
+
+def _network_rules(bridge: str) -> list[list[str]]:
+    tag = ["-m", "comment", "--comment", f"netplumb:network:{bridge}", "-j", "ACCEPT"]
+    return [[CHAIN, "-i", bridge, *tag], [CHAIN, "-o", bridge, *tag]]
+
+
+def allow_network(bridge: str) -> None:
+    """A network's guests are routed too (published ports, egress): accept both directions.
+
+    Direct access to guests from outside stays impossible: netplumb's own raw-prerouting rule
+    drops packets to a network's subnet that do not come from its bridge.
+    """
+    if not docker_chain_present():
+        return
+    for rule in _network_rules(bridge):
+        if _iptables("-C", *rule) != 0:
+            _iptables("-I", *rule)
+
+
+def forget_network(bridge: str) -> None:
+    for rule in _network_rules(bridge):
+        while _iptables("-C", *rule) == 0:
+            if _iptables("-D", *rule) != 0:
+                break

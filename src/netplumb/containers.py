@@ -1,0 +1,101 @@
+"""``netplumb run`` as Docker users know it: a lightweight host on a network, with links and
+published ports, set up before its command starts and torn down as a whole on any failure."""
+
+from __future__ import annotations
+
+from netplumb import engine, links, networks, ports
+from netplumb.errors import NetplumbError
+from netplumb.hosts import runtime
+from netplumb.model.addresses import AddressSpec
+from netplumb.model.attach import AttachRequest
+from netplumb.model.ip import Interface
+from netplumb.model.links import parse_link
+from netplumb.model.network import DEFAULT_NETWORK
+from netplumb.model.ports import parse_expose, parse_port_spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplumb.state import Record
+
+
+def run(
+    name: str,
+    argv: list[str],
+    *,
+    hostname: str | None = None,
+    env: list[str] = [],  # noqa: B006 -- never mutated
+    expose: list[str] = [],  # noqa: B006 -- never mutated
+    network: str = DEFAULT_NETWORK,
+    link_specs: list[str] = [],  # noqa: B006 -- never mutated
+    publish: list[str] = [],  # noqa: B006 -- never mutated
+    publish_all: bool = False,
+    ip: str | None = None,
+) -> Record:
+    # Everything that can be checked before anything exists is checked first.
+    for spec in expose:
+        parse_expose(spec)
+    for spec in publish:
+        parse_port_spec(spec)
+    pairs = [parse_link(s) for s in link_specs]
+    for target, alias in pairs:
+        links.env_for(target, alias, name)  # missing or stopped targets: Docker's errors
+    if (publish or publish_all) and network == "none":
+        raise NetplumbError("cannot publish ports of a host with --network none")
+    from netplumb.model.ip import IP
+
+    wanted = IP.parse(ip) if ip else None
+
+    def prepare(record: Record) -> tuple[dict[str, str], list[str]]:
+        owner = f"host:{name}"
+        if network != "none":
+            net = networks.default() if network == DEFAULT_NETWORK else networks.get(network)
+            if net is None:
+                raise NetplumbError(f"network {network} not found")
+            addr = networks.lease(net.name, owner, wanted)
+            spec = AddressSpec(Interface(addr, net.gateway.prefixlen), net.gateway.ip)
+            engine.attach(
+                AttachRequest(
+                    guest=name, host_if=net.bridge, guest_ifname="eth0", addresses=(spec,)
+                )
+            )
+            record["networks"] = [{"network": net.name, "ip": str(addr), "ifname": "eth0"}]
+        record["links"] = [list(p) for p in pairs]
+        from netplumb import state
+
+        state.write(record, "hosts", name)
+        if publish or publish_all:
+            ports.publish(owner, name, publish, list(expose) if publish_all else None)
+        link_vars: list[str] = []
+        for target, alias in pairs:
+            link_vars += links.env_for(target, alias, name)
+        if any(net_is_isolated(n["network"]) for n in record.get("networks", [])) and pairs:
+            ports.sync()  # open the link flows on an isolated network
+        env_vars = dict(v.partition("=")[::2] for v in link_vars)
+        return env_vars, links.hosts_lines(pairs)
+
+    record = runtime.run(name, argv, hostname=hostname, env=env, expose=expose, prepare=prepare)
+    links.refresh_hosts_files(name)
+    return record
+
+
+def net_is_isolated(name: str) -> bool:
+    net = networks.get(name)
+    return bool(net and net.isolation)
+
+
+def exec_env(record: Record) -> dict[str, str]:
+    """The environment for ``netplumb exec``: fresh link variables, then the host's own."""
+    link_vars: list[str] = []
+    for target, alias in links.record_links(record):
+        try:
+            link_vars += links.env_for(target, alias, str(record["name"]))
+        except NetplumbError:
+            continue  # a target that is gone gives no variables, as after a Docker restart
+    own = {k: v for k, v in record.get("env", {}).items() if k in _own_keys(record)}
+    return {**dict(v.partition("=")[::2] for v in link_vars), **own}
+
+
+def _own_keys(record: Record) -> set[str]:
+    keys = {"PATH", "HOSTNAME", "HOME"}
+    keys |= {str(e).partition("=")[0] for e in record.get("user_env", [])}
+    return keys

@@ -1,0 +1,1 @@
+"""nftables rules rendered as text from netplumb's records (pure)."""
