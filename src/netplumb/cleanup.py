@@ -75,6 +75,8 @@ def release_owner(owner: str) -> int:
                 session.close()
     if guest is not None:
         guest.close()
+    if ports.isolation_in_use():
+        ports.sync()  # the guest's ports leave the isolated networks' port sets
     return len(records)
 
 

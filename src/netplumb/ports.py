@@ -50,8 +50,9 @@ def _desired() -> str:
     for name in networks.names():
         net = networks.get(name)
         if net is not None:
+            ports = _bridge_ports(net.bridge) if net.isolation else ()
             nets.append(
-                NetSpec(net.name, net.bridge, net.subnet, net.gateway.version, net.isolation)
+                NetSpec(net.name, net.bridge, net.subnet, net.gateway.version, net.isolation, ports)
             )
     pubs = [
         Publication(
@@ -66,6 +67,20 @@ def _desired() -> str:
         for b in _all_bindings()
     ]
     return render(nets, pubs, _allows())
+
+
+def _bridge_ports(bridge: str) -> tuple[str, ...]:
+    """The host ends of the veths netplumb attached to ``bridge``, from its records."""
+    out = []
+    for name in state.names("attach"):
+        rec = state.read("attach", name)
+        if rec and rec.get("kind") == "veth" and rec.get("bridge") == bridge:
+            out.append(str(rec["host_name"]))
+    return tuple(sorted(out))
+
+
+def isolation_in_use() -> bool:
+    return any((n := networks.get(name)) is not None and n.isolation for name in networks.names())
 
 
 def _allows() -> list[Allow]:

@@ -485,7 +485,7 @@ def main(argv: list[str]) -> int:
         if not args.command:
             parser.print_help()
             return 2
-        if args.command not in ("reconcile", "ps", "logs"):
+        if args.command != "reconcile":
             from netplumb import ports
 
             ports.reconcile_if_drifted()  # someone flushed the ruleset: put netplumb's back

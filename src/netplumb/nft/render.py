@@ -17,19 +17,29 @@ TABLE = "netplumb"
 class NetSpec(Value):
     """A network as the ruleset sees it."""
 
-    __slots__ = ("bridge", "family", "isolation", "name", "subnet")
+    __slots__ = ("bridge", "family", "isolation", "name", "ports", "subnet")
     name: str
     bridge: str
     subnet: str
     family: int
     isolation: bool
+    ports: tuple[str, ...]
 
-    def __init__(self, name: str, bridge: str, subnet: str, family: int, isolation: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        bridge: str,
+        subnet: str,
+        family: int,
+        isolation: bool,
+        ports: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
         self.bridge = bridge
         self.subnet = subnet
         self.family = family
         self.isolation = isolation
+        self.ports = ports  # the bridge ports netplumb made (for isolation)
         self._freeze()
 
 
@@ -180,9 +190,13 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
             "\t\ttype filter hook forward priority filter; policy accept;",
         ]
         for n in sorted(isolated, key=lambda n: n.name):
-            out.append(
-                f'\t\tibrname "{n.bridge}" obrname "{n.bridge}" jump iso_{n.name.replace("-", "_")}'
-            )
+            # Frames between two of the network's ports (``meta ibrname`` would be simpler, but
+            # kernels without CONFIG_NFT_BRIDGE_META, as here, refuse it).
+            if n.ports:
+                ports = "{ " + ", ".join(f'"{p}"' for p in sorted(n.ports)) + " }"
+                out.append(
+                    f"\t\tiifname {ports} oifname {ports} jump iso_{n.name.replace('-', '_')}"
+                )
         out.append("\t}")
         for n in sorted(isolated, key=lambda n: n.name):
             out += [f"\tchain iso_{n.name.replace('-', '_')} {{", "\t\tether type arp accept"]
