@@ -28,7 +28,7 @@ from netplumb.plan.actions import (
     ReplaceDefault,
     StartDhcp,
 )
-from netplumb.plan.attach import HostLink, Observed, plan_attach, veth_host_name
+from netplumb.plan.attach import HostLink, Observed, plan_attach
 from netplumb.runtimes.guests import Guest, resolve
 
 TYPE_CHECKING = False
@@ -61,13 +61,14 @@ def observe(session: Session, req: AttachRequest, guest: Guest) -> Observed:
         wanted = req.host_if_mac.octets
         link = next((ln for ln in session.host.links() if ln.mac == wanted), None)
     host_link = HostLink(link.name, link.kind == "bridge", link.mtu) if link else None
-    taken = False
-    if not req.direct_phys and (host_link is None or host_link.is_bridge):
-        taken = session.host.get_link(veth_host_name(req, guest.short)) is not None
+    if link is not None and link.kind == "bridge":
+        session.bridge_index[link.name] = link.index
+    # Whether the host end's name is taken is not asked here (one request fewer on the hot
+    # path): creating it then fails with EEXIST, which create_veth reports as such.
     return Observed(
         host_link=host_link,
         guest_has_ifname=session.guest.get_link(req.guest_ifname) is not None,
-        host_name_taken=taken,
+        host_name_taken=False,
         dhcp_client=_find_dhcp_client(req.dhcp.client) if req.dhcp else None,
         vlan_supported=_vlan_supported() if req.vlan is not None else False,
     )

@@ -37,5 +37,12 @@ def launch() -> None:
     if name == "pipework":
         from netplumb.cli.pipework import main as pipework_main
 
-        sys.exit(pipework_main(args))
+        rc = pipework_main(args)
+        # A one-shot command has nothing left to clean up: every file it wrote is closed, and
+        # the kernel closes its sockets. Skipping the interpreter's teardown saves ~2 ms here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        import posix
+
+        posix._exit(rc)
     sys.exit(main(args))

