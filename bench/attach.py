@@ -55,7 +55,8 @@ ip netns exec {guest} ip link set {peer} name eth1
 ip netns exec {guest} ip addr add {addr} dev eth1
 ip netns exec {guest} ip route delete default >/dev/null 2>&1 || true
 ip netns exec {guest} ip link set eth1 up
-ip netns exec {guest} ip route get {gw} >/dev/null 2>&1 || ip netns exec {guest} ip route add {gw}/32 dev eth1
+ip netns exec {guest} ip route get {gw} >/dev/null 2>&1 || \
+    ip netns exec {guest} ip route add {gw}/32 dev eth1
 ip netns exec {guest} ip route replace default via {gw}
 """
 
@@ -72,7 +73,7 @@ def summary(samples: list[float]) -> dict[str, float]:
     return {
         "n": len(s),
         "median_ms": statistics.median(s),
-        "p95_ms": s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))],
+        "p95_ms": s[min(len(s) - 1, round(0.95 * (len(s) - 1)))],
         "mean_ms": statistics.fmean(s),
         "min_ms": s[0],
     }
@@ -232,9 +233,8 @@ def main() -> int:
     print(
         f"(`ip netns exec` start-up, {netns_exec:.1f} ms, subtracted from the process-based sides)"
     )
-    print(
-        f"{'side':34} {'median ms':>10} {'p95 ms':>8} {'target':>8} {'x one-shot':>11} {'x in-proc':>10}"
-    )
+    header = f"{'side':34} {'median ms':>10} {'p95 ms':>8} {'target':>8}"
+    print(f"{header} {'x one-shot':>11} {'x in-proc':>10}")
     for name, st in stats.items():
         target = f"<= {targets[name]:g}" if name in targets else ""
         print(

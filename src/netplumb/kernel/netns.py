@@ -125,6 +125,7 @@ class entered:
 
 def socket_in(fd: int) -> Netlink:
     """A netlink socket bound to the namespace ``fd`` (it stays there after we switch back)."""
+    home = self_netns_fd()  # before leaving: opened inside the guest, "home" would be the guest
     try:
         setns(fd, CLONE_NEWNET, "enter the guest's network namespace")
     except KernelError as exc:
@@ -134,7 +135,7 @@ def socket_in(fd: int) -> Netlink:
     try:
         return Netlink()
     finally:
-        setns(self_netns_fd(), CLONE_NEWNET, "return to the host's network namespace")
+        setns(home, CLONE_NEWNET, "return to the host's network namespace")
 
 
 def pin(fd_path: str, target: str) -> None:
