@@ -1,28 +1,48 @@
 # The README's two commands: `make demo` and `make test`. Both set up what they need first.
-.PHONY: setup demo test unit lint typecheck bench services
+# Run as root on Debian 12: setup installs system packages, the tests make namespaces.
+.PHONY: setup services demo test unit lint typecheck bench
+
+# ip, nft, dockerd live in sbin, which a non-login root shell may not have on its PATH.
+export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
+
+VENV := .venv/bin
+# bench/ and the like may not exist yet in every checkout: ruff fails on a missing path.
+PY_DIRS := $(wildcard src tests bench)
 
 setup:
 	@bash scripts/setup.sh
 
+# What the Docker tests need: a running engine and the locally built busybox image.
 services: setup
 	@bash scripts/start-dockerd.sh
 	@bash scripts/busybox-image.sh
 
 demo: services
-	.venv/bin/netplumb demo
+	$(VENV)/netplumb demo
 
 lint: setup
-	.venv/bin/ruff check src tests bench
-	.venv/bin/ruff format --check src tests bench
+	$(VENV)/ruff check $(PY_DIRS)
+	$(VENV)/ruff format --check $(PY_DIRS)
 
 typecheck: setup
-	.venv/bin/mypy
+	$(VENV)/mypy
 
 unit: setup
-	.venv/bin/pytest -q tests/unit
+	$(VENV)/pytest -q -p no:cacheprovider tests/unit
 
-test: services lint typecheck
-	.venv/bin/pytest -q -p no:cacheprovider
+# Lint, type checks and tests all run even when one fails (one CI run shows every problem);
+# the target fails if any did. pytest runs last so its summary closes the output.
+test: services
+	@rc=0; \
+	echo "== ruff"; \
+	$(VENV)/ruff check $(PY_DIRS) || rc=1; \
+	$(VENV)/ruff format --check $(PY_DIRS) || rc=1; \
+	echo "== mypy"; \
+	$(VENV)/mypy || rc=1; \
+	echo "== pytest"; \
+	$(VENV)/pytest -q -p no:cacheprovider || rc=1; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)"; fi; \
+	exit $$rc
 
 bench: services
-	.venv/bin/python bench/attach.py $(if $(QUICK),--quick,)
+	$(VENV)/python bench/attach.py $(if $(QUICK),--quick,)

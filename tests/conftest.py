@@ -1,51 +1,178 @@
-"""Test-run rules: under CI a skipped test fails the run, and a leak check closes the session.
+"""Test-run rules: kernel tests need root, under CI nothing may skip, a leak check closes the run.
 
-Kernel and Docker tests need root and a Docker Engine; here they must run, not skip. The leak
-check fails the run if anything of netplumb's is left after the tests: a test namespace
-(``npt-*``), a link marked ``netplumb:`` in this namespace, a netplumb nftables table here, or a
-netplumb holder process.
+- Tests marked ``kernel`` skip unless run as root, tests marked ``docker`` unless a Docker Engine
+  answers. Under CI (``CI`` set, as ``.ci/run`` runs) a skipped test is turned into a failure
+  ("skipped under CI: <reason>") and so is an ``xfail``: kernel and Docker tests must run here.
+- After a run as root that ran kernel or Docker tests, a leak check lists what netplumb or the
+  tests left behind and fails the run: test namespaces (``npt-*``), netplumb host records in
+  ``/run/netplumb/*/hosts``, links marked ``netplumb:`` in this namespace, netplumb nftables
+  tables, holder processes, test containers. What was there before the run is left out (it is
+  not this run's leak), and nothing is deleted: the check only reports.
+- Fixtures (``netns``, ``docker_client``, ``busybox_container``) and helpers (``run``,
+  ``ip_json``, ``need_root``) live in ``netns_helpers.py``.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
+import sys
+from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
-    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+pytest_plugins = ["netns_helpers"]
+pytest.register_assert_rewrite("netns_helpers")  # imported below, before pytest_plugins is read
+
+from netns_helpers import docker_reachable, is_root  # noqa: E402
+
+_LEAKS_BEFORE = pytest.StashKey[set[str]]()
+_LEAKS = pytest.StashKey[list[str]]()
+_CI_SKIPS = pytest.StashKey[list[str]]()
+_RAN_KERNEL = pytest.StashKey[bool]()
+_DOCKER_UP = pytest.StashKey[bool]()
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def _skip_reason(longrepr: object) -> str:
+    # A skip's longrepr is (path, lineno, "Skipped: reason").
+    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr
+    return str(text).removeprefix("Skipped: ")
+
+
+def _needs_kernel(item: pytest.Item) -> bool:
+    return any(m.name in ("kernel", "docker") for m in item.iter_markers())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_CI_SKIPS] = []
+    config.stash[_RAN_KERNEL] = False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marks = {m.name for m in item.iter_markers()}
+    if _needs_kernel(item):
+        item.config.stash[_RAN_KERNEL] = True
+    if "kernel" in marks and not is_root():
+        pytest.skip("needs root (kernel test)")
+    if "docker" in marks:
+        if _DOCKER_UP not in item.config.stash:
+            item.config.stash[_DOCKER_UP] = docker_reachable()
+        if not item.config.stash[_DOCKER_UP]:
+            pytest.skip("Docker Engine not reachable (make test starts it)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if not _under_ci():
+        return report
+    wasxfail = getattr(report, "wasxfail", None)
+    if wasxfail is not None:
+        # xfail (and xpass) would be a way round the rule below: not allowed either.
         report.outcome = "failed"
-        report.longrepr = f"skipped under CI (kernel and Docker tests must run): {reason}"
+        report.longrepr = f"xfail under CI (not allowed): {wasxfail}"
+        delattr(report, "wasxfail")
+    elif report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI: {_skip_reason(report.longrepr)}"
+    return report
 
 
-def _leaks() -> list[str]:
-    found: list[str] = []
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("npt-")]
-    links = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout
-    for link in json.loads(links or "[]"):
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    # A module-level skip (pytest.skip(allow_module_level=True), importorskip) happens at
+    # collection, where a failed report would abort the whole run: note it, fail at the end.
+    report = yield
+    if _under_ci() and report.skipped:
+        collector.config.stash[_CI_SKIPS].append(
+            f"{report.nodeid}: {_skip_reason(report.longrepr)}"
+        )
+    return report
+
+
+def _out(argv: list[str]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout
+
+
+def find_leaks() -> set[str]:
+    """What netplumb or the tests may have left on this machine, one line per object."""
+    found: set[str] = set()
+    for line in _out(["ip", "netns", "list"]).splitlines():
+        name = line.split(" ")[0]
+        if name.startswith("npt-"):
+            found.add(f"netns {name}")
+    for path in glob.glob("/run/netplumb/*/hosts/*"):
+        found.add(f"netplumb host record {path}")
+    links = _out(["ip", "-j", "link"])
+    for link in json.loads(links) if links.strip() else []:
         if str(link.get("ifalias", "")).startswith("netplumb:"):
-            found.append(f"link {link['ifname']} ({link['ifalias']})")
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    found += [f"nft {line}" for line in tables.splitlines() if "netplumb" in line]
-    holders = subprocess.run(
-        ["pgrep", "-af", "^netplumb-hold"], capture_output=True, text=True
-    ).stdout
-    found += [f"process {line}" for line in holders.splitlines()]
+            found.add(f"link {link['ifname']} ({link['ifalias']})")
+    for line in _out(["nft", "list", "tables"]).splitlines():
+        if "netplumb" in line:
+            found.add(f"nft {line.strip()}")
+    for line in _out(
+        ["pgrep", "-af", "netplumb-hold|netplumb-host|netplumb-test-marker"]
+    ).splitlines():
+        found.add(f"process {line}")
+    docker = _out(["docker", "ps", "-a", "--filter", "name=^npt-", "--format", "{{.Names}}"])
+    for name in docker.split():
+        found.add(f"docker container {name}")
     return found
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What is there before the tests run is not this run's leak (another run's, or a
+    # developer's demo): the check reports only what is new.
+    if is_root() and any(_needs_kernel(item) for item in session.items):
+        session.config.stash[_LEAKS_BEFORE] = find_leaks()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.geteuid() != 0 or os.environ.get("NETPLUMB_SKIP_LEAK_CHECK"):
-        return
-    leaks = _leaks()
-    if leaks:
-        print("\nleak check: netplumb left these behind:\n  " + "\n  ".join(leaks))
+    config = session.config
+    if config.stash[_CI_SKIPS]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if (
+        not is_root()
+        or not config.stash[_RAN_KERNEL]
+        or _LEAKS_BEFORE not in config.stash
+        or hasattr(config, "workerinput")  # an xdist worker: the controller checks
+    ):
+        return
+    before = config.stash[_LEAKS_BEFORE]
+    leaks = sorted(find_leaks() - before)
+    config.stash[_LEAKS] = leaks
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    config = terminalreporter.config
+    skips = config.stash[_CI_SKIPS]
+    if skips:
+        terminalreporter.section("skipped at collection under CI (fails the run)", red=True)
+        for line in skips:
+            terminalreporter.line(line)
+    leaks = config.stash.get(_LEAKS, [])
+    if leaks:
+        terminalreporter.section("leak check: left behind by this run (fails the run)", red=True)
+        for line in leaks:
+            terminalreporter.line(line)

@@ -30,6 +30,19 @@ def find_client(wanted: str | None) -> str | None:
     return None
 
 
+def script() -> str:
+    """The udhcpc event script, executable: installers may drop the file's mode, and udhcpc
+    silently ignores a script it cannot run (the lease is then never configured)."""
+    if os.access(SCRIPT, os.X_OK):
+        return SCRIPT
+    copy = os.path.join(state.ensure_dir("dhcp"), "udhcpc-script.sh")
+    with open(SCRIPT, "rb") as src, open(copy + ".tmp", "wb") as dst:
+        dst.write(src.read())
+    os.chmod(copy + ".tmp", 0o755)
+    os.replace(copy + ".tmp", copy)
+    return copy
+
+
 def pidfile(owner: str, ifname: str) -> str:
     return os.path.join(state.ensure_dir("dhcp"), f"{owner}@{ifname}.pid")
 
@@ -49,7 +62,7 @@ def start(
             "-i",
             ifname,
             "-s",
-            SCRIPT,
+            script(),
             "-p",
             pf,
             "-n",
@@ -77,7 +90,20 @@ def start(
         raise NetplumbError(f"DHCP client {client} got no lease on {ifname}: {detail}")
     if client == "dhcpcd" and not os.path.exists(pf):
         raise KernelError(f"find the pidfile of dhcpcd for {ifname}", 2)
+    if not _has_ipv4(guest_fd, ifname):
+        stop(pf, ifname)
+        raise NetplumbError(
+            f"DHCP client {client} reported a lease on {ifname}, but no address was set"
+        )
     return pf
+
+
+def _has_ipv4(guest_fd: int, ifname: str) -> bool:
+    from _socket import AF_INET
+
+    with netns.socket_in(guest_fd) as nl:
+        link = nl.get_link(ifname)
+        return link is not None and any(a.index == link.index for a in nl.addresses(AF_INET))
 
 
 def stop(pf: str, ifname: str) -> None:

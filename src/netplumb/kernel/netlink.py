@@ -433,12 +433,11 @@ class Netlink:
         gateway: bytes | None = None,
         oif: int | None = None,
         what: str,
+        protocol: int = RTPROT_STATIC,
     ) -> None:
         """``op`` is "add" (exclusive), "replace" or "delete"; scope follows from the gateway."""
         scope = RT_SCOPE_UNIVERSE if gateway else RT_SCOPE_LINK
-        body = _RTMSG.pack(
-            family, dst_len, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, 0
-        )
+        body = _RTMSG.pack(family, dst_len, 0, 0, RT_TABLE_MAIN, protocol, scope, RTN_UNICAST, 0)
         if dst is not None:
             body += attr(RTA_DST, dst)
         if gateway is not None:
@@ -446,22 +445,22 @@ class Netlink:
         if oif is not None:
             body += attr_u32(RTA_OIF, oif)
         if op == "delete":
-            body = body[:6] + bytes([0]) + body[7:]  # any scope matches on delete
+            body = body[:5] + bytes([0, 0]) + body[7:]  # any protocol and scope match
             self.request(RTM_DELROUTE, 0, body, what)
             return
         flags = NLM_F_CREATE | (NLM_F_REPLACE if op == "replace" else NLM_F_EXCL)
         self.request(RTM_NEWROUTE, flags, body, what)
 
-    def default_routes(self, family: int) -> list[tuple[bytes | None, int | None]]:
-        """(gateway, oif) of each default route in the main table."""
+    def default_routes(self, family: int) -> list[tuple[bytes | None, int | None, int]]:
+        """(gateway, oif, protocol) of each default route in the main table."""
         out = []
         body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
         for msg in self.dump(RTM_GETROUTE, body, "list routes"):
-            _fam, dst_len, _s, _t, table, _p, _sc, rtype, _f = _RTMSG.unpack_from(msg)
+            _fam, dst_len, _s, _t, table, proto, _sc, rtype, _f = _RTMSG.unpack_from(msg)
             attrs = parse_attrs(msg, _RTMSG.size)
             if RTA_TABLE in attrs:
                 table = struct.unpack("=I", attrs[RTA_TABLE])[0]
             if dst_len == 0 and table == RT_TABLE_MAIN and rtype == RTN_UNICAST:
                 oif = struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else None
-                out.append((attrs.get(RTA_GATEWAY), oif))
+                out.append((attrs.get(RTA_GATEWAY), oif, proto))
         return out

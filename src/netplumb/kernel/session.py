@@ -266,9 +266,9 @@ class Session:
         index = self.guest_index(a.ifname)
         before = self.guest.default_routes(gw.family)
         self.results.setdefault("previous_defaults", []).extend(  # type: ignore[attr-defined]
-            [gw.family, g.hex() if g else None, oif] for g, oif in before
+            [gw.family, g.hex() if g else None, oif, proto] for g, oif, proto in before
         )
-        for old_gw, oif in before:
+        for old_gw, oif, _proto in before:
             self.guest.route(
                 "delete",
                 gw.family,
@@ -296,13 +296,14 @@ class Session:
             except KernelError as exc:
                 if exc.errno not in (errno.ESRCH, errno.ENODEV):
                     raise
-            self.restore_defaults([[gw.family, g.hex() if g else None, o] for g, o in before])
+            self.restore_defaults([[gw.family, g.hex() if g else None, o, p] for g, o, p in before])
 
         return undo
 
     def restore_defaults(self, routes: list[list[object]]) -> None:
         """Put back default routes that an attach replaced, where their interface still exists."""
-        for family, gw_hex, oif in routes:
+        for family, gw_hex, oif, *rest in routes:
+            proto = rest[0] if rest and isinstance(rest[0], int) else 4
             gw = bytes.fromhex(gw_hex) if isinstance(gw_hex, str) else None
             if not isinstance(family, int):
                 continue
@@ -315,6 +316,7 @@ class Session:
                     gateway=gw,
                     oif=oif if isinstance(oif, int) else None,
                     what="cannot restore the previous default route",
+                    protocol=proto,
                 )
             except KernelError as exc:
                 if exc.errno not in (errno.ENODEV, errno.ENETUNREACH, errno.EINVAL):

@@ -49,9 +49,11 @@ def parse_address_spec(text: str, family: int | None = None) -> AddressSpec:
             raise InvalidValue(f"invalid address {text}: a gateway needs an address")
         return AddressSpec(None, None)
     if "/" not in addr_text:
+        # Only a real address gets the hint: "maybe you meant foo/24" helps nobody.
+        bare = IP.parse(addr_text)
         raise InvalidValue(
             f"invalid address {addr_text}: it needs a prefix length, "
-            f"maybe you meant {addr_text}/{'64' if ':' in addr_text else '24'}"
+            f"maybe you meant {addr_text}/{'64' if bare.version == 6 else '24'}"
         )
     iface = Interface.parse(addr_text)
     if family is not None and iface.version != family:

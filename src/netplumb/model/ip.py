@@ -30,7 +30,7 @@ class IP(Value):
         family = AF_INET6 if ":" in text else AF_INET
         try:
             return cls(inet_pton(family, text))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: an embedded NUL or a lone surrogate
             raise InvalidValue(f"invalid IP address: {text}") from None
 
     @property
@@ -85,7 +85,7 @@ class Interface(Value):
         ip = IP.parse(addr)
         if not slash:
             return cls(ip, 32 if ip.version == 4 else 128)
-        if not plen.isdigit():
+        if not (plen.isascii() and plen.isdigit()):  # str.isdigit() also takes '²' and '٢'
             raise InvalidValue(f"invalid prefix length in {text}")
         return cls(ip, int(plen))
 

@@ -30,12 +30,12 @@ class Mac(Value):
                 raise InvalidValue("invalid MAC address: U: needs a text to derive it from")
             return cls.derived(text[2:])
         parts = text.replace("-", ":").split(":")
-        if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+        # Hex digits only: int(p, 16) alone would also take "+f", " f" and non-ASCII digits.
+        if len(parts) != 6 or not all(
+            1 <= len(p) <= 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts
+        ):
             raise InvalidValue(f"invalid MAC address: {text}")
-        try:
-            octets = bytes(int(p, 16) for p in parts)
-        except ValueError:
-            raise InvalidValue(f"invalid MAC address: {text}") from None
+        octets = bytes(int(p, 16) for p in parts)
         if octets[0] & 0x01:
             raise InvalidValue(
                 f"invalid MAC address: {text}: a multicast address cannot be assigned"
@@ -55,7 +55,8 @@ class Mac(Value):
         """
         from _md5 import md5  # the C module: ``hashlib`` costs ~5 ms to import here
 
-        digest = md5((seed + "\n").encode()).digest()
+        # surrogateescape gives back the very bytes of a non-UTF-8 argument, as echo prints them.
+        digest = md5((seed + "\n").encode(errors="surrogateescape")).digest()
         return cls(b"\x02" + digest[:5])
 
     @property

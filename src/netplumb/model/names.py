@@ -14,12 +14,16 @@ def check_ifname(name: str, what: str = "interface name") -> str:
     pipework fails late (after creating the veth) on names over 15 bytes; here it is the first
     check.
     """
-    raw = name.encode()
+    try:
+        raw = name.encode()
+    except UnicodeEncodeError:  # a non-UTF-8 argument, as sys.argv decodes it
+        raise InvalidValue(f"invalid {what} {name!r}: not valid UTF-8") from None
     if not raw:
         raise InvalidValue(f"invalid {what}: empty")
     if len(raw) >= IFNAMSIZ:
         raise InvalidValue(f"invalid {what} {name!r}: longer than 15 bytes")
-    if name in (".", "..") or any(c in name for c in "/: \t\n") or "\0" in name:
+    # The kernel's dev_valid_name(): no '/', ':' or isspace() character (" \t\n\v\f\r").
+    if name in (".", "..") or any(c in name for c in "/: \t\n\v\f\r") or "\0" in name:
         raise InvalidValue(f"invalid {what} {name!r}: contains '/', ':', NUL or white space")
     return name
 
@@ -41,6 +45,10 @@ def host_ifname(guest_ifname: str, pid_or_id: str) -> str:
     name = f"v{guest_ifname}pl{pid_or_id}"
     if len(name.encode()) < IFNAMSIZ:
         return name
-    # Keep the distinguishing tail (the pid/id) rather than the common prefix.
-    keep = IFNAMSIZ - 1 - len(f"v{guest_ifname[:4]}pl")
-    return f"v{guest_ifname[:4]}pl{pid_or_id[-keep:]}"
+    # Keep the distinguishing tail (the pid/id) rather than the common prefix. Counted in bytes,
+    # not characters: the limit is the kernel's, and a non-ASCII name has more bytes than
+    # characters. A character cut in two at either end is dropped whole.
+    head = "v" + guest_ifname.encode()[:4].decode(errors="ignore") + "pl"
+    keep = IFNAMSIZ - 1 - len(head.encode())
+    tail = pid_or_id.encode()[-keep:].decode(errors="ignore")
+    return head + tail

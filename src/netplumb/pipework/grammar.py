@@ -79,7 +79,7 @@ def _parse_mac_vlan(text: str) -> tuple[Mac | None, int | None]:
     mac = Mac.parse(mac_text) if mac_text else None
     vlan = None
     if at:
-        if not vlan_text.isdigit() or not 1 <= int(vlan_text) <= 4094:
+        if not (vlan_text.isascii() and vlan_text.isdigit()) or not 1 <= int(vlan_text) <= 4094:
             raise _usage(f"invalid VLAN id: {vlan_text or '<empty>'} (1-4094)")
         vlan = int(vlan_text)
     return mac, vlan

@@ -103,7 +103,8 @@ class MoveIntoGuest(Action):
         self._freeze()
 
     def __str__(self) -> str:
-        return f"ip link set {self.host_name} netns GUEST name {self.guest_name}"
+        mac = f" address {self.mac.hex(':')}" if self.mac else ""
+        return f"ip link set {self.host_name} netns GUEST name {self.guest_name}{mac}"
 
 
 class GuestLinkUp(Action):
@@ -198,5 +199,10 @@ class StartDhcp(Action):
         self._freeze()
 
     def __str__(self) -> str:
-        extra = " " + " ".join(self.args) if self.args else ""
-        return f"GUEST: {self.client} -i {self.ifname}{extra} (kept running to renew the lease)"
+        # As each client takes it (kernel/dhcp.py): "-i" is udhcpc's; dhclient's "-i" asks for a
+        # DUID and dhcpcd's sets the vendor class, both take the interface as the last word.
+        if self.client == "udhcpc":
+            argv = [self.client, "-i", self.ifname, *self.args]
+        else:
+            argv = [self.client, *self.args, self.ifname]
+        return f"GUEST: {' '.join(argv)} (kept running to renew the lease)"

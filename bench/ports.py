@@ -1,0 +1,288 @@
+"""Published-port throughput: netplumb's kernel DNAT vs the direct path vs Docker's -p.
+
+Side by side in one run on this machine:
+  direct            client -> guest address (no translation), netplumb's network
+  netplumb -p       client -> 127.0.0.1:PORT, DNAT in netplumb's nftables table
+  docker -p         client -> 127.0.0.1:PORT of `docker run -p` (default userland proxy)
+  loopback          client -> a server on the client's own loopback (the ceiling)
+Each with iperf3 (TCP Gbit/s) and wrk (HTTP requests/s and latency percentiles against
+busybox httpd serving a small file). Also the time to publish and unpublish many ports, one
+nft transaction each and batched.
+
+netplumb's side runs in a throwaway "machine" namespace; Docker's in the machine's own, as
+Docker always does. Usage: .venv/bin/python bench/ports.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv" / "bin"
+RESULTS = ROOT / "bench" / "results"
+IMAGE = "netplumb/busybox:test"
+
+
+def run(
+    *argv: str,
+    ns: str | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> str:
+    cmd = ["ip", "netns", "exec", ns, *argv] if ns else list(argv)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=env, check=check, timeout=timeout
+    ).stdout
+
+
+def iperf(ns: str | None, host: str, port: int, seconds: int) -> float:
+    out = run(
+        "iperf3", "-c", host, "-p", str(port), "-t", str(seconds), "-J", ns=ns, timeout=seconds + 30
+    )
+    bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
+    return float(bps) / 1e9
+
+
+def wrk(ns: str | None, url: str, seconds: int, conns: int) -> dict[str, float]:
+    out = run(
+        "wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", url, ns=ns, timeout=seconds + 30
+    )
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        m = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99")}
+
+
+def wait_port(ns: str | None, host: str, port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        probe = subprocess.run(
+            [*(["ip", "netns", "exec", ns] if ns else []), "nc", "-z", "-w", "1", host, str(port)],
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {host}:{port}")
+
+
+def measure(
+    ns: str | None, host: str, iperf_port: int, http_port: int, seconds: int, conns: int
+) -> dict[str, float]:
+    wait_port(ns, host, iperf_port)
+    wait_port(ns, host, http_port)
+    result = {"iperf_gbps": iperf(ns, host, iperf_port, seconds)}
+    result.update(wrk(ns, f"http://{host}:{http_port}/index.html", seconds, conns))
+    return result
+
+
+def publish_timing(ns: str, env: dict[str, str], count: int) -> dict[str, float]:
+    """Publish and unpublish ``count`` ports of one host: one transaction each, then batched."""
+    code = f"""
+import time, json
+from netplumb import ports
+specs = [f"{{p}}:80" for p in range(20000, 20000 + {count})]
+t = time.perf_counter()
+for s in specs:
+    ports.publish("host:srv", "srv", [s])
+each_pub = time.perf_counter() - t
+t = time.perf_counter()
+for s in specs:
+    ports.unpublish("host:srv", [s])
+each_unpub = time.perf_counter() - t
+t = time.perf_counter()
+ports.publish("host:srv", "srv", specs)
+batch_pub = time.perf_counter() - t
+t = time.perf_counter()
+ports.unpublish("host:srv", specs)
+batch_unpub = time.perf_counter() - t
+print(json.dumps(dict(each_publish_s=each_pub, each_unpublish_s=each_unpub,
+                      batched_publish_s=batch_pub, batched_unpublish_s=batch_unpub)))
+"""
+    timing: dict[str, float] = json.loads(
+        run(str(VENV / "python"), "-c", code, ns=ns, env=env, timeout=1800)
+    )
+    return timing
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, 100 ports")
+    args = parser.parse_args()
+    seconds, count = (3, 100) if args.quick else (8, 1000)
+    for tool in ("iperf3", "wrk", "docker", "busybox"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: run `make setup` (and `make services`)")
+    tag = secrets.token_hex(2)
+    machine = f"npb-{tag}-ports"
+    tmp = Path(tempfile.mkdtemp(prefix="npbports-"))
+    www = tmp / "www"
+    www.mkdir()
+    (www / "index.html").write_text("name = Albert Einstein, birthday = 14.03.1879\n" * 4)
+    os.chmod(tmp, 0o755)
+    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
+    container = f"npb-{tag}"
+    results: dict[str, dict[str, float]] = {}
+    try:
+        run("ip", "netns", "add", machine)
+        run("ip", "link", "set", "lo", "up", ns=machine)
+        np = str(VENV / "netplumb")
+        run(
+            np,
+            "run",
+            "--name",
+            "srv",
+            "-p",
+            "127.0.0.1:15201:5201",
+            "-p",
+            "127.0.0.1:18080:8080",
+            "--",
+            "sh",
+            "-c",
+            f"iperf3 -s -p 5201 & busybox httpd -f -p 8080 -h {www} & wait",
+            ns=machine,
+            env=env,
+        )
+        srv_ip = json.loads(run(np, "ps", "--json", ns=machine, env=env))[0]["addresses"][0]
+        srv_ip = srv_ip.split("/")[0]
+        # Docker: the same servers in a container, host binaries mounted read-only
+        subprocess.run(["bash", str(ROOT / "scripts" / "busybox-image.sh")], check=True)
+        run(
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            container,
+            "-p",
+            "127.0.0.1:25201:5201",
+            "-p",
+            "127.0.0.1:28080:8080",
+            "-v",
+            "/usr:/usr:ro",
+            "-v",
+            "/lib64:/lib64:ro",
+            "-v",
+            f"{www}:/www:ro",
+            IMAGE,
+            "sh",
+            "-c",
+            "/usr/bin/iperf3 -s -p 5201 & httpd -f -p 8080 -h /www & wait",
+        )
+        # the ceiling: both ends on the machine namespace's own loopback
+        loop = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                machine,
+                "sh",
+                "-c",
+                f"iperf3 -s -p 35201 & busybox httpd -f -p 38080 -h {www} & wait",
+            ]
+        )
+        try:
+            for conns in (10, 50):
+                results[f"direct c{conns}"] = measure(machine, srv_ip, 5201, 8080, seconds, conns)
+                results[f"netplumb -p c{conns}"] = measure(
+                    machine, "127.0.0.1", 15201, 18080, seconds, conns
+                )
+                results[f"docker -p c{conns}"] = measure(
+                    None, "127.0.0.1", 25201, 28080, seconds, conns
+                )
+                results[f"loopback c{conns}"] = measure(
+                    machine, "127.0.0.1", 35201, 38080, seconds, conns
+                )
+        finally:
+            loop.kill()
+        timing = publish_timing(machine, env, count)
+    finally:
+        subprocess.run(
+            ["ip", "netns", "exec", machine, str(VENV / "netplumb"), "rm", "-f", "srv"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        subprocess.run(
+            ["ip", "netns", "exec", machine, "pkill", "-f", "iperf3 -s -p 35201"],
+            capture_output=True,
+            check=False,
+        )
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", machine], capture_output=True, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(
+        f"published-port throughput, {seconds} s per figure, {os.cpu_count()} CPUs, "
+        f"kernel {platform.release()}"
+    )
+    print(
+        f"{'path':18} {'iperf3 Gbit/s':>14} {'wrk req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'rps vs direct':>14}"
+    )
+    for conns in (10, 50):
+        direct = results[f"direct c{conns}"]
+        for side in ("direct", "netplumb -p", "docker -p", "loopback"):
+            r = results[f"{side} c{conns}"]
+            print(
+                f"{side + f' c{conns}':18} {r['iperf_gbps']:14.2f} {r['rps']:10.0f} "
+                f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rps'] / direct['rps']:14.2f}"
+            )
+    ratios = {
+        f"c{c}": {
+            "netplumb_vs_direct_gbps": results[f"netplumb -p c{c}"]["iperf_gbps"]
+            / results[f"direct c{c}"]["iperf_gbps"],
+            "netplumb_vs_direct_rps": results[f"netplumb -p c{c}"]["rps"]
+            / results[f"direct c{c}"]["rps"],
+            "netplumb_vs_docker_gbps": results[f"netplumb -p c{c}"]["iperf_gbps"]
+            / results[f"docker -p c{c}"]["iperf_gbps"],
+            "netplumb_vs_docker_rps": results[f"netplumb -p c{c}"]["rps"]
+            / results[f"docker -p c{c}"]["rps"],
+        }
+        for c in (10, 50)
+    }
+    print("ratios:", json.dumps(ratios, indent=1))
+    print(
+        f"publish {count} ports one transaction each: {timing['each_publish_s']:.2f} s, "
+        f"unpublish: {timing['each_unpublish_s']:.2f} s; batched: publish "
+        f"{timing['batched_publish_s']:.3f} s, unpublish {timing['batched_unpublish_s']:.3f} s"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ports.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "ports",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
+                "seconds": seconds,
+                "results": results,
+                "ratios": ratios,
+                "publish_timing": {**timing, "ports": count},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The CI rules of tests/conftest.py, run on a small inner test suite with pytester.
+
+The inner suite gets copies of tests/conftest.py and tests/netns_helpers.py, so what is tested
+is the real thing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+TESTS = Path(__file__).resolve().parents[1]
+
+INNER = """
+import pytest
+
+def test_passes():
+    pass
+
+def test_skips():
+    pytest.skip("no frobnicator here")
+
+@pytest.mark.xfail(reason="known bug 12")
+def test_xfails():
+    assert False
+"""
+
+
+def copy_infra(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeconftest((TESTS / "conftest.py").read_text())
+    pytester.makepyfile(netns_helpers=(TESTS / "netns_helpers.py").read_text())
+    # the inner run imports its own copy, not the module this session already holds
+    monkeypatch.delitem(sys.modules, "netns_helpers", raising=False)
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    copy_infra(pytester, monkeypatch)
+    pytester.makepyfile(test_inner=INNER)
+    return pytester
+
+
+def test_under_ci_a_skip_and_an_xfail_fail_the_run(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    result = inner.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*skipped under CI: no frobnicator here*",
+            "*xfail under CI (not allowed): known bug 12*",
+        ]
+    )
+
+
+def test_without_ci_a_skip_is_a_skip(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    result = inner.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=1, xfailed=1)
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_under_ci_a_module_level_skip_fails_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_infra(pytester, monkeypatch)
+    pytester.makepyfile(
+        test_mod="import pytest\npytest.skip('no kernel', allow_module_level=True)\n",
+        test_ok="def test_ok():\n    pass\n",
+    )
+    monkeypatch.setenv("CI", "1")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*skipped at collection under CI*", "*test_mod.py: no kernel*"])
+
+
+def test_kernel_tests_skip_without_root_and_fail_under_ci(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_infra(pytester, monkeypatch)
+    pytester.makeini("[pytest]\nmarkers =\n    kernel: k\n    docker: d\n")
+    pytester.makepyfile(test_k="import pytest\n\n@pytest.mark.kernel\ndef test_k():\n    pass\n")
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.delenv("CI", raising=False)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(skipped=1)
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)  # the skip happens in setup: a setup failure is an error
+    result.stdout.fnmatch_lines(["*skipped under CI: needs root (kernel test)*"])
