@@ -288,8 +288,10 @@ def summarize(samples: list[float]) -> dict[str, float | int]:
 
 
 def make_launcher(tmp: Path) -> str:
-    """A runnable copy of bin/pipework, pointed at the venv's interpreter."""
-    text = (ROOT / "bin" / "pipework").read_text()
+    """A runnable copy of the pipework command `make setup` installs in .venv/bin (a python -S
+    launcher), or of the portable bin/pipework when setup has not written one."""
+    installed = ROOT / ".venv" / "bin" / "pipework"
+    text = (installed if installed.exists() else ROOT / "bin" / "pipework").read_text()
     first, _, rest = text.partition("\n")
     if "python" in first:  # a `#!python -S` launcher: installers rewrite the line
         text = f"#!{VENV_PY} -S\n{rest}"
@@ -551,7 +553,7 @@ def drive(n: int) -> int:
     changed = src_newer_than(started)
     if changed:
         notes.append(f"src files changed during the run (stale .pyc for one-shot?): {changed}")
-    notes.append(f"bin/pipework copied to a temp dir: {launcher_kind}")
+    notes.append(f"pipework launcher copied to a temp dir: {launcher_kind}")
     labels = {s.key: s.label for s in SIDES} | FLOORS
     stats = {
         key: {

@@ -51,7 +51,11 @@ def iperf(ns: str | None, host: str, port: int, seconds: int) -> float:
     out = run(
         "iperf3", "-c", host, "-p", str(port), "-t", str(seconds), "-J", ns=ns, timeout=seconds + 30
     )
-    bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
+    data = json.loads(out)
+    if "error" in data:
+        raise SystemExit(f"iperf3 to {host}:{port}: {data['error']}")
+    end = data["end"]
+    bps = (end.get("sum_received") or end.get("sum") or {})["bits_per_second"]
     return float(bps) / 1e9
 
 
@@ -172,12 +176,16 @@ def main() -> int:
             "-d",
             "--name",
             container,
+            "--tmpfs",
+            "/tmp",  # iperf3 keeps its stream buffer in a temporary file
             "-p",
             "127.0.0.1:25201:5201",
             "-p",
             "127.0.0.1:28080:8080",
             "-v",
             "/usr:/usr:ro",
+            "-v",
+            "/lib:/lib:ro",  # Debian's /lib and /lib64 are links into /usr: the loader
             "-v",
             "/lib64:/lib64:ro",
             "-v",
@@ -197,7 +205,9 @@ def main() -> int:
                 "sh",
                 "-c",
                 f"iperf3 -s -p 35201 & busybox httpd -f -p 38080 -h {www} & wait",
-            ]
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             for conns in (10, 50):

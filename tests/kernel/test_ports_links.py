@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -457,3 +458,26 @@ def test_isolated_network_allows_only_linked_exposed_ports(lab: Lab) -> None:
     while lab.http_from_host("other2", "http://10.71.0.2:9090/") != "200":
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_published_ports_work_under_dockerds_forward_drop(lab: Lab) -> None:
+    """dockerd's layout in the machine namespace: FORWARD policy DROP, DOCKER-USER first."""
+    lab.sh(lab.m, "iptables", "-P", "FORWARD", "DROP")
+    lab.sh(lab.m, "iptables", "-N", "DOCKER-USER")
+    lab.sh(lab.m, "iptables", "-A", "DOCKER-USER", "-j", "RETURN")
+    lab.sh(lab.m, "iptables", "-I", "FORWARD", "-j", "DOCKER-USER")
+    lab.sh(lab.m, "sh", "-c", "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables")
+    lab.server("web", 8080, "-p", "8080:8080")
+    lab.np("run", "--name", "client", "--", "sleep", "1000")
+    assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8080/") == "200"
+    assert (
+        lab.http_from_host("client", "http://10.89.0.2:8080/") == "200"
+    )  # bridged, guest to guest
+    rules = lab.sh(lab.m, "iptables", "-S", "DOCKER-USER").stdout
+    assert "netplumb:network:np0" in rules
+    # without netplumb's DOCKER-USER rules, Docker's DROP policy stops both (the test can fail)
+    for line in rules.splitlines():
+        if "netplumb" in line:
+            lab.sh(lab.m, "iptables", *shlex.split(line.replace("-A ", "-D ", 1)))
+    assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8080/") == "000"
+    lab.np("rm", "-f", "web", "client")
