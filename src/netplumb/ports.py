@@ -161,9 +161,15 @@ def _taken(proto: str, family: int, host_ip: str | None, port: int, extra: list[
     for b in _all_bindings() + extra:
         if b["proto"] != proto or int(b["family"]) != family or int(b["host_port"]) != port:
             continue
-        if host_ip is None or b.get("host_ip") is None or b.get("host_ip") == host_ip:
+        theirs = b.get("host_ip")
+        if _any(host_ip) or _any(theirs) or theirs == host_ip:
             return True
     return False
+
+
+def _any(host_ip: str | None) -> bool:
+    """Every address of its family: no address at all, 0.0.0.0 or ::, which overlap any other."""
+    return host_ip is None or host_ip in ("0.0.0.0", "::")
 
 
 def _bindable(proto: str, family: int, host_ip: str | None, port: int) -> bool:

@@ -77,8 +77,9 @@ def link_env(
         i = j + 1
     out.append(f"{a}_NAME=/{linking_name}/{alias}")
     for item in target_env:
-        key, _, value = item.partition("=")
-        if key in ("HOME", "PATH") or not key:
+        key, sep, value = item.partition("=")
+        # an entry without '=' is no variable: Docker skips it too
+        if key in ("HOME", "PATH") or not key or not sep:
             continue
         out.append(f"{a}_ENV_{key}={value}")
     return out

@@ -66,7 +66,8 @@ def make_network(
     mtu: int = 1500,
 ) -> Network:
     """Validate a network definition: the gateway defaults to the subnet's first address."""
-    if not name or not all(c.isalnum() or c in "_.-" for c in name):
+    # ASCII only: str.isalnum() also takes letters and digits nft refuses in a chain name
+    if not name or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in name):
         raise InvalidValue(f"invalid network name: {name!r}")
     net = Interface.parse(subnet)
     if net.ip.as_int != net.network_int:

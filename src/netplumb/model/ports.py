@@ -118,7 +118,8 @@ def parse_port_spec(raw: str) -> list[PortMapping]:
         try:
             host_ip = IP.parse(text)
         except InvalidValue:
-            raise InvalidValue(f"invalid IP address: {raw_ip}") from None
+            # Docker strips the brackets before it judges the address, and so names it bare
+            raise InvalidValue(f"invalid IP address: {text}") from None
     if container_port == "":
         raise InvalidValue(f"no port specified: {raw}<empty>")
     try:
@@ -153,11 +154,12 @@ def parse_port_spec(raw: str) -> list[PortMapping]:
 def parse_expose(raw: str) -> list[tuple[int, str]]:
     """``--expose 8080``, ``8080/udp``, ``9000-9002``: the (port, proto) pairs."""
     proto, port = split_proto_port(raw)
-    proto = proto.lower()
-    if proto not in PROTOS:
-        raise InvalidValue(f"invalid proto: {proto}")
     try:
         start, end = parse_port_range(port)
     except ValueError:
         raise InvalidValue(f"invalid range format for --expose: {raw}") from None
+    # after the range: with no port at all, the protocol is empty too and not what is wrong
+    proto = proto.lower()
+    if proto not in PROTOS:
+        raise InvalidValue(f"invalid proto: {proto}")
     return [(p, proto) for p in range(start, end + 1)]

@@ -116,9 +116,21 @@ def _comment(text: str) -> str:
     return 'comment "' + text.replace('"', "'") + '"'
 
 
+def _iso_chain(n: NetSpec) -> str:
+    # The network's name as it is: nft takes '-' and '.' in a chain name, and making '-' a '_'
+    # gave "a-b" and "a_b" one chain (nft merges the two definitions: the first network's final
+    # drop came before the second's link allows). Names are ASCII (model.network).
+    return f"iso_{n.name}"
+
+
 def _publish_rule(p: Publication) -> str:
     kw = _ipkw(p.family)
-    match = f"{kw} daddr {p.host_ip} " if p.host_ip else f"meta nfproto ipv{p.family} "
+    # 0.0.0.0 and :: mean every address of the family, as in Docker ("ip daddr 0.0.0.0" would
+    # match no packet at all)
+    if p.host_ip and p.host_ip not in ("0.0.0.0", "::"):
+        match = f"{kw} daddr {p.host_ip} "
+    else:
+        match = f"meta nfproto ipv{p.family} "
     target = f"{_addr(p.container_ip, p.family)}:{p.container_port}"
     return (
         f"\t\t{match}{p.proto} dport {p.host_port} dnat {kw} to {target} "
@@ -194,12 +206,10 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
             # kernels without CONFIG_NFT_BRIDGE_META, as here, refuse it).
             if n.ports:
                 ports = "{ " + ", ".join(f'"{p}"' for p in sorted(n.ports)) + " }"
-                out.append(
-                    f"\t\tiifname {ports} oifname {ports} jump iso_{n.name.replace('-', '_')}"
-                )
+                out.append(f"\t\tiifname {ports} oifname {ports} jump {_iso_chain(n)}")
         out.append("\t}")
         for n in sorted(isolated, key=lambda n: n.name):
-            out += [f"\tchain iso_{n.name.replace('-', '_')} {{", "\t\tether type arp accept"]
+            out += [f"\tchain {_iso_chain(n)} {{", "\t\tether type arp accept"]
             if n.family == 6:
                 out.append("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
             mine = sorted(
