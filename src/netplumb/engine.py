@@ -141,10 +141,59 @@ def attach(req: AttachRequest, *, dry_run: bool = False) -> list[Action]:
             )
             if dry_run:
                 return actions
-            apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
+            leased = _lease_static(req, guest.key)
+            try:
+                apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
+            except BaseException:
+                _release_static(leased, guest.key)
+                raise
             return actions
         finally:
             session.close()
+
+
+def _lease_static(req: AttachRequest, owner: str) -> list[tuple[str, str]]:
+    """Static addresses on a netplumb network's bridge are leased like automatic ones, so no
+    other guest can be given them (pipework never checked). Bridges outside netplumb's
+    networks have no address table, and cost no lookup beyond a directory listing."""
+    if not req.addresses or req.host_if is None or not state.names("networks"):
+        return []
+    from netplumb import networks
+
+    net = networks.by_bridge(req.host_if)
+    if net is None:
+        return []
+    leased: list[tuple[str, str]] = []
+    try:
+        for spec in req.addresses:
+            if spec.interface is not None and net.gateway.contains(spec.interface.ip):
+                networks.lease(net.name, owner, spec.interface.ip)
+                leased.append((net.name, str(spec.interface.ip)))
+    except BaseException:
+        _release_static(leased, owner)
+        raise
+    return leased
+
+
+def _static_leases(record: Record) -> list[tuple[str, str]]:
+    """The (network, address) pairs an attach record's static addresses may hold."""
+    sig = record.get("signature") or {}
+    host_if = sig.get("host_if")
+    if not host_if or not state.names("networks"):
+        return []
+    from netplumb import networks
+
+    net = networks.by_bridge(str(host_if))
+    if net is None:
+        return []
+    return [(net.name, str(a).split("/")[0]) for a in sig.get("addresses", [])]
+
+
+def _release_static(leased: list[tuple[str, str]], owner: str) -> None:
+    from netplumb import networks
+
+    for name, ip in leased:
+        networks.release_address(name, ip, owner)
 
 
 def _write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) -> None:
@@ -204,6 +253,7 @@ def detach(guest_ref: str, ifname: str) -> None:
                 record = {"kind": link.kind}
             record["owner_mark"] = owner_mark(guest.key)
             _undo_from_results(session, ifname, record)
+            _release_static(_static_leases(record), guest.key)
             state.remove("attach", name)
         finally:
             session.close()

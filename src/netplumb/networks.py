@@ -134,9 +134,34 @@ def create(net: Network) -> Network:
                 raise Conflict(
                     f"network {net.name} clashes with network {o.name} ({o.subnet} on {o.bridge})"
                 )
+        if existing is None:
+            _check_free(net)
         ensure_kernel(net)
         state.write(net.to_record(), "networks", net.name)
     return net
+
+
+def _check_free(net: Network) -> None:
+    """Refuse a subnet that overlaps an address this machine already has: its LAN would
+    become unreachable through the new bridge's route."""
+    from netplumb.model.ip import Interface
+
+    mine = net.gateway
+    with Netlink() as nl:
+        names = {ln.index: ln.name for ln in nl.links()}
+        for a in nl.addresses():
+            if len(a.address) != (4 if mine.version == 4 else 16):
+                continue
+            other = Interface(IP(a.address), a.prefixlen)
+            if names.get(a.index) == net.bridge or other.ip.is_loopback:
+                continue
+            lo = max(other.network_int, mine.network_int)
+            hi = min(other.broadcast_int, mine.broadcast_int)
+            if lo <= hi and not other.ip.packed.startswith(b"\xfe\x80"):
+                raise Conflict(
+                    f"cannot create network {net.name}: {net.subnet} overlaps {other} "
+                    f"on {names.get(a.index, a.index)} (choose another subnet)"
+                )
 
 
 def _overlap(a: Network, b: Network) -> bool:
@@ -215,6 +240,23 @@ def release(name: str, owner: str) -> None:
         kept = {ip: o for ip, o in leases.items() if o != owner}
         if kept != leases:
             state.write(dict(kept), "leases", name)
+
+
+def release_address(name: str, ip: str, owner: str) -> None:
+    """Release one address, if ``owner`` holds it."""
+    with _Lock("leases", f"{name}.lock"):
+        leases = _leases(name)
+        if leases.get(ip) == owner:
+            del leases[ip]
+            state.write(dict(leases), "leases", name)
+
+
+def by_bridge(bridge: str) -> Network | None:
+    for name in names():
+        net = get(name)
+        if net is not None and net.bridge == bridge:
+            return net
+    return None
 
 
 def leases_of(owner: str) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ EXAMPLES = {
     "link": "netplumb link env db mongo --from webserver1 > mongo.env",
     "network": "netplumb network create demo --subnet 10.2.0.0/16 --isolation",
     "reconcile": "netplumb reconcile",
+    "demo": "netplumb demo",
 }
 
 
@@ -195,6 +196,14 @@ def build_parser() -> _Parser:
     nr.add_argument("name")
 
     _sub(subs, "reconcile", "restore netplumb's nftables tables from its records")
+
+    p = _sub(subs, "demo", "bring up the article's system and run its curl calls")
+    p.add_argument("--down", action="store_true", help="take the demo down")
+    p.add_argument(
+        "--data",
+        default="/var/lib/netplumb-demo/db",
+        help="the demo database's directory (default /var/lib/netplumb-demo/db)",
+    )
     return parser
 
 
@@ -458,6 +467,17 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from netplumb import demo
+
+    if args.down:
+        demo.down()
+    else:
+        demo.down()  # a demo left from an earlier run: start from scratch
+        demo.up(args.data)
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "ps": cmd_ps,
@@ -473,6 +493,7 @@ COMMANDS = {
     "link": cmd_link,
     "network": cmd_network,
     "reconcile": cmd_reconcile,
+    "demo": cmd_demo,
 }
 
 

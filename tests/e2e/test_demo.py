@@ -1,0 +1,61 @@
+"""`netplumb demo` end to end: the article's system in a throwaway "machine" namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+NETPLUMB = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "netplumb")
+
+
+def test_demo_brings_up_the_article_and_down_again(tmp_path: Path) -> None:
+    ns = f"npt-{secrets.token_hex(3)}-demo"
+    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")}
+
+    def np(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, NETPLUMB, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    try:
+        up = np("demo", "--data", str(tmp_path / "db"))
+        assert up.returncode == 0, up.stdout + up.stderr
+        out = up.stdout
+        # the article's output, byte for byte, after the GET
+        assert (
+            out.split("> curl -s http://", 1)[1]
+            .split("\n", 1)[1]
+            .startswith(
+                "name = James Clerk Maxwell, birthday = 13.06.1831\n"
+                "name = Albert Einstein, birthday = 14.03.1879\n"
+                "name = Werner Heisenberg, birthday = 05.12.1901\n"
+            )
+        )
+        assert "MONGO_PORT_27017_TCP_ADDR=10.89.0.2" in out
+        assert "> netplumb port webserver2 8080\n0.0.0.0:8081\n" in out
+        rows = {r["name"]: r for r in json.loads(np("ps", "--json").stdout)}
+        assert sorted(rows) == ["mongodb", "webserver1", "webserver2", "webserver3"]
+        assert all(r["state"] == "running" for r in rows.values())
+        assert "10.2.0.11/16" in rows["webserver3"]["addresses"]
+        down = np("demo", "--down")
+        assert down.returncode == 0, down.stderr
+        assert json.loads(np("ps", "--json").stdout) == []
+        holders = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+        assert holders.strip() == ""
+    finally:
+        for row in json.loads(np("ps", "--json").stdout or "[]"):
+            np("rm", "-f", row["name"])
+        subprocess.run(["ip", "netns", "del", ns], check=False)
