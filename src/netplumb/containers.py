@@ -52,13 +52,18 @@ def run(
             if net is None:
                 raise NetplumbError(f"network {network} not found")
             addr = networks.lease(net.name, owner, wanted)
-            spec = AddressSpec(Interface(addr, net.gateway.prefixlen), net.gateway.ip)
+            specs = [AddressSpec(Interface(addr, net.gateway.prefixlen), net.gateway.ip)]
+            entry = {"network": net.name, "ip": str(addr), "ifname": "eth0"}
+            if net.gateway6 is not None:  # dual stack: an IPv6 address and default route too
+                addr6 = networks.lease(net.name, owner, family=6)
+                specs.append(AddressSpec(Interface(addr6, net.gateway6.prefixlen), net.gateway6.ip))
+                entry["ip6"] = str(addr6)
             engine.attach(
                 AttachRequest(
-                    guest=name, host_if=net.bridge, guest_ifname="eth0", addresses=(spec,)
+                    guest=name, host_if=net.bridge, guest_ifname="eth0", addresses=tuple(specs)
                 )
             )
-            record["networks"] = [{"network": net.name, "ip": str(addr), "ifname": "eth0"}]
+            record["networks"] = [entry]
         record["links"] = [list(p) for p in pairs]
         from netplumb import state
 

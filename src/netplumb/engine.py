@@ -166,7 +166,9 @@ def _lease_static(req: AttachRequest, owner: str) -> list[tuple[str, str]]:
     leased: list[tuple[str, str]] = []
     try:
         for spec in req.addresses:
-            if spec.interface is not None and net.gateway.contains(spec.interface.ip):
+            if spec.interface is not None and any(
+                g.contains(spec.interface.ip) for g in net.gateways
+            ):
                 networks.lease(net.name, owner, spec.interface.ip)
                 leased.append((net.name, str(spec.interface.ip)))
     except BaseException:

@@ -20,6 +20,7 @@ from netplumb.model.network import (
     DEFAULT_BRIDGE,
     DEFAULT_NETWORK,
     DEFAULT_SUBNET,
+    DEFAULT_SUBNET6,
     Network,
     allocate,
     make_network,
@@ -96,23 +97,24 @@ def ensure_kernel(net: Network) -> None:
                 f'cannot use bridge "{net.bridge}" for network {net.name}: '
                 f"it is not netplumb's ({link.alias or 'no mark'})"
             )
-        gw = net.gateway
         have = {(a.address, a.prefixlen) for a in nl.addresses() if a.index == link.index}
-        if (gw.ip.packed, gw.prefixlen) not in have:
-            nl.add_address(
-                link.index,
-                gw.ip.family,
-                gw.ip.packed,
-                gw.prefixlen,
-                what=f"cannot add {gw} to {net.bridge}",
-            )
+        for gw in net.gateways:
+            if (gw.ip.packed, gw.prefixlen) not in have:
+                nl.add_address(
+                    link.index,
+                    gw.ip.family,
+                    gw.ip.packed,
+                    gw.prefixlen,
+                    what=f"cannot add {gw} to {net.bridge}",
+                )
         if not link.up:
             nl.set_link(link.index, up=True, what=f"cannot set {net.bridge} up")
-    if gw.version == 4:
-        _write_sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet", "1")
-        _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-    else:
-        _write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+    for gw in net.gateways:
+        if gw.version == 4:
+            _write_sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet", "1")
+            _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+        else:
+            _write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
     dockeruser.allow_network(net.bridge)
 
 
@@ -146,10 +148,11 @@ def _check_free(net: Network) -> None:
     become unreachable through the new bridge's route."""
     from netplumb.model.ip import Interface
 
-    mine = net.gateway
     with Netlink() as nl:
         names = {ln.index: ln.name for ln in nl.links()}
-        for a in nl.addresses():
+        addrs = nl.addresses()
+    for mine in net.gateways:
+        for a in addrs:
             if len(a.address) != (4 if mine.version == 4 else 16):
                 continue
             other = Interface(IP(a.address), a.prefixlen)
@@ -159,17 +162,19 @@ def _check_free(net: Network) -> None:
             hi = min(other.broadcast_int, mine.broadcast_int)
             if lo <= hi and not other.ip.packed.startswith(b"\xfe\x80"):
                 raise Conflict(
-                    f"cannot create network {net.name}: {net.subnet} overlaps {other} "
-                    f"on {names.get(a.index, a.index)} (choose another subnet)"
+                    f"cannot create network {net.name}: {mine.ip}/{mine.prefixlen} overlaps "
+                    f"{other} on {names.get(a.index, a.index)} (choose another subnet)"
                 )
 
 
 def _overlap(a: Network, b: Network) -> bool:
-    if a.gateway.version != b.gateway.version:
-        return False
-    lo_a, hi_a = a.gateway.network_int, a.gateway.broadcast_int
-    lo_b, hi_b = b.gateway.network_int, b.gateway.broadcast_int
-    return lo_a <= hi_b and lo_b <= hi_a
+    for ga in a.gateways:
+        for gb in b.gateways:
+            if ga.version == gb.version and (
+                ga.network_int <= gb.broadcast_int and gb.network_int <= ga.broadcast_int
+            ):
+                return True
+    return False
 
 
 def default() -> Network:
@@ -179,7 +184,10 @@ def default() -> Network:
         ensure_kernel(net)
         return net
     subnet = os.environ.get("NETPLUMB_DEFAULT_SUBNET", DEFAULT_SUBNET)
-    return create(make_network(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet))
+    subnet6: str | None = os.environ.get("NETPLUMB_DEFAULT_SUBNET6", DEFAULT_SUBNET6)
+    if subnet6 in ("", "none"):
+        subnet6 = None
+    return create(make_network(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, subnet6=subnet6))
 
 
 def remove(name: str) -> None:
@@ -208,17 +216,22 @@ def _leases(name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in (rec or {}).items()}
 
 
-def lease(name: str, owner: str, wanted: IP | None = None) -> IP:
-    """Lease an address of network ``name`` to ``owner`` (the wanted one, or the lowest free)."""
+def lease(name: str, owner: str, wanted: IP | None = None, family: int | None = None) -> IP:
+    """Lease an address of network ``name`` to ``owner``: the wanted one, or the lowest free
+    of the family asked for (default: the network's primary family)."""
     net = get(name)
     if net is None:
         raise NetplumbError(f"network {name} not found")
+    version = wanted.version if wanted is not None else family or net.gateway.version
+    gw = next((g for g in net.gateways if g.version == version), None)
+    if gw is None:
+        raise Conflict(f"network {name} has no IPv{version} subnet")
     with _Lock("leases", f"{name}.lock"):
         leases = _leases(name)
         if wanted is not None:
-            if not net.gateway.contains(wanted) or wanted == net.gateway.ip:
+            if not gw.contains(wanted) or wanted == gw.ip:
                 raise Conflict(
-                    f"address {wanted} is not available in network {name} ({net.subnet})"
+                    f"address {wanted} is not available in network {name} ({gw.ip}/{gw.prefixlen})"
                 )
             holder = leases.get(str(wanted))
             if holder is not None and holder != owner:
@@ -227,7 +240,8 @@ def lease(name: str, owner: str, wanted: IP | None = None) -> IP:
                 )
             ip = wanted
         else:
-            ip = allocate(net.gateway, set(leases))
+            same = {a for a in leases if (":" in a) == (version == 6)}
+            ip = allocate(gw, same)
         leases[str(ip)] = owner
         state.write(dict(leases), "leases", name)
     return ip

@@ -52,7 +52,15 @@ def _desired() -> str:
         if net is not None:
             ports = _bridge_ports(net.bridge) if net.isolation else ()
             nets.append(
-                NetSpec(net.name, net.bridge, net.subnet, net.gateway.version, net.isolation, ports)
+                NetSpec(
+                    net.name,
+                    net.bridge,
+                    net.subnet,
+                    net.gateway.version,
+                    net.isolation,
+                    ports,
+                    net.subnet6,
+                )
             )
     pubs = [
         Publication(
@@ -248,8 +256,10 @@ def guest_addresses(guest_ref: str) -> dict[int, str]:
     if rec is not None and rec.get("networks"):
         out: dict[int, str] = {}
         for n in rec["networks"]:
-            ip = IP.parse(str(n["ip"]))
-            out.setdefault(ip.version, str(ip))
+            for key in ("ip", "ip6"):
+                if n.get(key):
+                    ip = IP.parse(str(n[key]))
+                    out.setdefault(ip.version, str(ip))
         return out
     from netplumb.kernel import netns
     from netplumb.kernel.netlink import Netlink
@@ -294,6 +304,14 @@ def publish(
                     mappings.append(PortMapping(None, 0, port, proto))
     if not mappings:
         return []
+    for m in mappings:
+        if m.host_ip is not None and m.host_ip.version == 6 and m.host_ip.is_loopback:
+            # Docker reaches a [::1] binding through its userland proxy; in the kernel an IPv6
+            # packet from ::1 can never be forwarded to another host (no route_localnet).
+            raise InvalidValue(
+                f"cannot publish {m}: IPv6 loopback cannot be forwarded by the kernel "
+                "(publish on 127.0.0.1 or on an address of the machine)"
+            )
     addrs = guest_addresses(guest_name)
     if not addrs:
         raise NetplumbError(

@@ -306,8 +306,9 @@ def test_run_joins_the_default_network_like_docker0(machine: Machine) -> None:
     machine.np("run", "--name", "a", "--", "sleep", "1000")
     machine.np("run", "--name", "b", "--hostname", "bee", "--", "sleep", "1000")
     rows = {str(r["name"]): r for r in machine.ps()}
-    assert rows["a"]["addresses"] == ["10.89.0.2/16"]
-    assert rows["b"]["addresses"] == ["10.89.0.3/16"]
+    # dual stack, as the default network is: the IPv4 subnet and a unique local IPv6 one
+    assert rows["a"]["addresses"] == ["10.89.0.2/16", "fd89:6e70:6c62::2/64"]
+    assert rows["b"]["addresses"] == ["10.89.0.3/16", "fd89:6e70:6c62::3/64"]
     bridge = json.loads(machine.run("ip", "-j", "addr", "show", "np0").stdout)[0]
     assert [(a["local"], a["prefixlen"]) for a in bridge["addr_info"] if a["family"] == "inet"] == [
         ("10.89.0.1", 16)
@@ -330,4 +331,6 @@ def test_run_joins_the_default_network_like_docker0(machine: Machine) -> None:
     # the address goes back to the pool: the next host gets it again
     machine.np("run", "--name", "c", "--", "sleep", "1000")
     rows = {str(r["name"]): r for r in machine.ps()}
-    assert rows["c"]["addresses"] == ["10.89.0.2/16"]
+    assert rows["c"]["addresses"] == ["10.89.0.2/16", "fd89:6e70:6c62::2/64"]
+    ping6 = machine.np("exec", "c", "--", "ping", "-c1", "-W2", "fd89:6e70:6c62::3", check=False)
+    assert ping6.returncode == 0, ping6.stdout

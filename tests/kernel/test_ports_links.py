@@ -117,6 +117,8 @@ class Lab:
             "-m",
             "http.server",
             str(port),
+            "--bind",
+            "::",  # dual stack: IPv4 and IPv6 clients
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -229,8 +231,11 @@ def test_hosts_line_follows_a_readdressed_target(lab: Lab) -> None:
 def test_published_ports_every_path(lab: Lab) -> None:
     lab.server("web", 8080, "-p", "8080:8080", "-p", "127.0.0.1:8081:8080")
     lab.np("run", "--name", "client", "--", "sleep", "1000")
-    assert lab.np("port", "web").stdout == "8080/tcp -> 0.0.0.0:8080\n8080/tcp -> 127.0.0.1:8081\n"
-    assert lab.np("port", "web", "8080/tcp").stdout == "0.0.0.0:8080\n127.0.0.1:8081\n"
+    # an empty host IP binds IPv4 and IPv6 with the same host port, as Docker's -p does
+    assert lab.np("port", "web").stdout == (
+        "8080/tcp -> 0.0.0.0:8080\n8080/tcp -> 127.0.0.1:8081\n8080/tcp -> [::]:8080\n"
+    )
+    assert lab.np("port", "web", "8080/tcp").stdout == "0.0.0.0:8080\n127.0.0.1:8081\n[::]:8080\n"
     # from another machine to the machine's address
     assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8080/") == "200"
     # from the machine itself: loopback and its own addresses
@@ -240,6 +245,9 @@ def test_published_ports_every_path(lab: Lab) -> None:
     # hairpin: a guest through the machine's addresses to another guest's published port
     assert lab.http_from_host("client", f"http://{MACHINE_LAN}:8080/") == "200"
     assert lab.http_from_host("client", "http://10.89.0.1:8080/") == "200"
+    # and over IPv6, through the machine's address on the network (hairpin too)
+    assert lab.http(lab.m, "http://[fd89:6e70:6c62::1]:8080/") == "200"
+    assert lab.http_from_host("client", "http://[fd89:6e70:6c62::1]:8080/") == "200"
     # a port published on 127.0.0.1 only: not from the LAN
     assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8081/") == "000"
     proc = lab.np("port", "web", "84", check=False)
@@ -269,8 +277,10 @@ def test_udp_and_ranges_and_ephemeral(lab: Lab) -> None:
     assert "5353/udp -> 127.0.0.1:5353" in lines
     eph = [line for line in lines if line.startswith("9000/tcp")]
     lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    assert len(eph) == 1 and lo <= int(eph[0].rsplit(":", 1)[1]) <= hi
-    assert len([line for line in lines if line.startswith(("9000/", "9001/", "9002/"))]) == 3
+    assert len(eph) == 2  # IPv4 and IPv6, one host port for both
+    assert eph[0].rsplit(":", 1)[1] == eph[1].rsplit(":", 1)[1]
+    assert lo <= int(eph[0].rsplit(":", 1)[1]) <= hi
+    assert len([line for line in lines if line.startswith(("9000/", "9001/", "9002/"))]) == 6
     reply = lab.sh(
         lab.m,
         "python3",
@@ -326,15 +336,18 @@ def test_conflicts_are_refused_before_anything_changes(lab: Lab) -> None:
     assert [r["name"] for r in json.loads(lab.np("ps", "--json").stdout)] == ["a", "b"]
     bad = lab.np("publish", "b", "abc:80", check=False)
     assert (bad.returncode, bad.stderr) == (2, "netplumb: invalid hostPort: abc\n")
+    loop6 = lab.np("publish", "b", "[::1]:8095:80", check=False)
+    assert loop6.returncode == 2
+    assert "IPv6 loopback cannot be forwarded by the kernel" in loop6.stderr
 
 
 def test_rules_go_with_the_guest_and_come_back_after_a_flush(lab: Lab) -> None:
     lab.server("web", 8080, "-p", "8080:8080")
-    assert lab.publish_rules() == ["netplumb:host:web"]
+    assert lab.publish_rules() == ["netplumb:host:web"] * 2  # IPv4 and IPv6
     lab.sh(lab.m, "nft", "flush", "ruleset")
     assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8080/") == "000"
     lab.np("ps")  # the next netplumb command restores the table
-    assert lab.publish_rules() == ["netplumb:host:web"]
+    assert lab.publish_rules() == ["netplumb:host:web"] * 2  # IPv4 and IPv6
     assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8080/") == "200"
     lab.sh(lab.m, "nft", "delete", "table", "inet", "netplumb")
     lab.np("reconcile")

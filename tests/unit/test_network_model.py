@@ -281,3 +281,16 @@ def test_allocate_v6_avoids_gateway_network_and_used(
     got = ipaddress.ip_address(str(allocate(iface, used)))
     assert got == free[0]
     assert got in net and got != net.network_address and got not in taken
+
+
+def test_dual_stack_network_round_trip_and_refusals() -> None:
+    net = make_network("ds", "np-ds", "10.5.0.0/16", subnet6="fd00:5::/64")
+    assert str(net.gateway) == "10.5.0.1/16"
+    assert net.gateway6 is not None and str(net.gateway6) == "fd00:5::1/64"
+    assert net.subnet6 == "fd00:5::/64"
+    assert [str(g) for g in net.gateways] == ["10.5.0.1/16", "fd00:5::1/64"]
+    assert Network.from_record(net.to_record()) == net
+    with pytest.raises(InvalidValue, match="one IPv4, then one IPv6"):
+        make_network("ds", "np-ds", "fd00:5::/64", subnet6="fd00:6::/64")
+    with pytest.raises(InvalidValue, match="no IPv6 subnet given"):
+        make_network("ds", "np-ds", "10.5.0.0/16", gateway6="fd00:5::1")

@@ -184,6 +184,8 @@ def build_parser() -> _Parser:
     nc.add_argument("name")
     nc.add_argument("--subnet", required=True, help="e.g. 10.2.0.0/16")
     nc.add_argument("--gateway", help="the bridge's address (default: the first of the subnet)")
+    nc.add_argument("--subnet6", help="an IPv6 subnet as well (dual stack), e.g. fd00:2::/64")
+    nc.add_argument("--gateway6", help="the bridge's IPv6 address (default: the subnet's first)")
     nc.add_argument("--bridge", help="bridge name (default: np-NAME)")
     nc.add_argument(
         "--isolation",
@@ -442,6 +444,8 @@ def cmd_network(args: argparse.Namespace) -> int:
             args.gateway,
             args.isolation,
             args.mtu,
+            subnet6=args.subnet6,
+            gateway6=args.gateway6,
         )
         networks.create(net)
         ports.sync()
@@ -454,9 +458,9 @@ def cmd_network(args: argparse.Namespace) -> int:
             found = networks.get(name)
             if found is not None:
                 iso = " isolation" if found.isolation else ""
-                print(
-                    f"{found.name}\t{found.bridge}\t{found.subnet}\tgateway {found.gateway.ip}{iso}"
-                )
+                v6 = f" {found.subnet6}" if found.subnet6 else ""
+                subnets = f"{found.subnet}{v6}"
+                print(f"{found.name}\t{found.bridge}\t{subnets}\tgateway {found.gateway.ip}{iso}")
     return 0
 
 

@@ -10,41 +10,64 @@ from netplumb.model.value import Value
 DEFAULT_NETWORK = "netplumb"
 DEFAULT_BRIDGE = "np0"
 DEFAULT_SUBNET = "10.89.0.0/16"
+# A unique local IPv6 prefix for the default network, so that ports published on every
+# address answer on IPv6 as on IPv4 (as Docker's do). NETPLUMB_DEFAULT_SUBNET6=none: no IPv6.
+DEFAULT_SUBNET6 = "fd89:6e70:6c62::/64"
 
 
 class Network(Value):
-    """``gateway`` is the bridge's own address, with the subnet's prefix length."""
+    """``gateway`` is the bridge's own address, with the subnet's prefix length; a dual-stack
+    network also has ``gateway6``, its IPv6 subnet's gateway."""
 
-    __slots__ = ("bridge", "gateway", "isolation", "mtu", "name")
+    __slots__ = ("bridge", "gateway", "gateway6", "isolation", "mtu", "name")
     name: str
     bridge: str
     gateway: Interface
     isolation: bool
     mtu: int
+    gateway6: Interface | None
 
     def __init__(
-        self, name: str, bridge: str, gateway: Interface, isolation: bool = False, mtu: int = 1500
+        self,
+        name: str,
+        bridge: str,
+        gateway: Interface,
+        isolation: bool = False,
+        mtu: int = 1500,
+        gateway6: Interface | None = None,
     ) -> None:
         self.name = name
         self.bridge = check_ifname(bridge, "bridge name")
         self.gateway = gateway
         self.isolation = isolation
         self.mtu = mtu
+        self.gateway6 = gateway6
         self._freeze()
 
     @property
+    def gateways(self) -> tuple[Interface, ...]:
+        """One gateway per family the network has, the primary first."""
+        return (self.gateway,) if self.gateway6 is None else (self.gateway, self.gateway6)
+
+    @property
+    def subnet6(self) -> str | None:
+        return None if self.gateway6 is None else _subnet_text(self.gateway6)
+
+    @property
     def subnet(self) -> str:
-        net = IP(self.gateway.network_int.to_bytes(4 if self.gateway.version == 4 else 16, "big"))
-        return f"{net}/{self.gateway.prefixlen}"
+        return _subnet_text(self.gateway)
 
     def to_record(self) -> dict[str, object]:
-        return {
+        rec: dict[str, object] = {
             "name": self.name,
             "bridge": self.bridge,
             "gateway": str(self.gateway),
             "isolation": self.isolation,
             "mtu": self.mtu,
         }
+        if self.gateway6 is not None:
+            rec["gateway6"] = str(self.gateway6)
+        return rec
 
     @classmethod
     def from_record(cls, rec: dict[str, object]) -> Network:
@@ -54,7 +77,13 @@ class Network(Value):
             Interface.parse(str(rec["gateway"])),
             bool(rec.get("isolation", False)),
             int(str(rec.get("mtu", 1500))),
+            Interface.parse(str(rec["gateway6"])) if rec.get("gateway6") else None,
         )
+
+
+def _subnet_text(gateway: Interface) -> str:
+    net = IP(gateway.network_int.to_bytes(4 if gateway.version == 4 else 16, "big"))
+    return f"{net}/{gateway.prefixlen}"
 
 
 def make_network(
@@ -64,11 +93,30 @@ def make_network(
     gateway: str | None = None,
     isolation: bool = False,
     mtu: int = 1500,
+    subnet6: str | None = None,
+    gateway6: str | None = None,
 ) -> Network:
-    """Validate a network definition: the gateway defaults to the subnet's first address."""
+    """Validate a network definition: the gateway defaults to the subnet's first address.
+
+    ``subnet6`` adds an IPv6 subnet to an IPv4 network (dual stack)."""
     # ASCII only: str.isalnum() also takes letters and digits nft refuses in a chain name
     if not name or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in name):
         raise InvalidValue(f"invalid network name: {name!r}")
+    primary = _gateway_of(subnet, gateway)
+    second = None
+    if subnet6 is not None:
+        second = _gateway_of(subnet6, gateway6)
+        if primary.version != 4 or second.version != 6:
+            raise InvalidValue(f"invalid subnets {subnet} and {subnet6}: one IPv4, then one IPv6")
+    elif gateway6 is not None:
+        raise InvalidValue(f"invalid gateway {gateway6}: no IPv6 subnet given")
+    if not 68 <= mtu <= 65535:
+        raise InvalidValue(f"invalid MTU: {mtu}")
+    return Network(name, bridge, primary, isolation, mtu, second)
+
+
+def _gateway_of(subnet: str, gateway: str | None) -> Interface:
+    """The subnet's gateway (its first host address unless given), with the subnet's prefix."""
     net = Interface.parse(subnet)
     if net.ip.as_int != net.network_int:
         raise InvalidValue(f"invalid subnet {subnet}: host bits set")
@@ -78,9 +126,7 @@ def make_network(
     gw = IP.parse(gateway) if gateway else IP((net.network_int + 1).to_bytes(width, "big"))
     if not net.contains(gw) or gw.as_int in (net.network_int, net.broadcast_int):
         raise InvalidValue(f"invalid gateway {gw}: not a host address of {subnet}")
-    if not 68 <= mtu <= 65535:
-        raise InvalidValue(f"invalid MTU: {mtu}")
-    return Network(name, bridge, Interface(gw, net.prefixlen), isolation, mtu)
+    return Interface(gw, net.prefixlen)
 
 
 def allocate(gateway: Interface, used: set[str]) -> IP:

@@ -17,13 +17,14 @@ TABLE = "netplumb"
 class NetSpec(Value):
     """A network as the ruleset sees it."""
 
-    __slots__ = ("bridge", "family", "isolation", "name", "ports", "subnet")
+    __slots__ = ("bridge", "family", "isolation", "name", "ports", "subnet", "subnet6")
     name: str
     bridge: str
     subnet: str
     family: int
     isolation: bool
     ports: tuple[str, ...]
+    subnet6: str | None  # the IPv6 subnet of a dual-stack network
 
     def __init__(
         self,
@@ -33,6 +34,7 @@ class NetSpec(Value):
         family: int,
         isolation: bool,
         ports: tuple[str, ...] = (),
+        subnet6: str | None = None,
     ) -> None:
         self.name = name
         self.bridge = bridge
@@ -40,7 +42,15 @@ class NetSpec(Value):
         self.family = family
         self.isolation = isolation
         self.ports = ports  # the bridge ports netplumb made (for isolation)
+        self.subnet6 = subnet6
         self._freeze()
+
+    def subnets(self) -> list[tuple[str, str]]:
+        """(ip keyword, subnet) of each family the network has."""
+        out = [(_ipkw(self.family), self.subnet)]
+        if self.subnet6:
+            out.append(("ip6", self.subnet6))
+        return out
 
 
 class Publication(Value):
@@ -157,11 +167,11 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         # Guests are reached directly only from their own bridge; from anywhere else only
         # through published ports (Docker engine 28's rule; before it, neighbours that routed
         # the container subnet via the host reached every container port).
-        kw = _ipkw(n.family)
-        out.append(
-            f'\t\tiifname != "{n.bridge}" {kw} daddr {n.subnet} fib daddr type != local drop '
-            + _comment(f"netplumb:network:{n.name}")
-        )
+        for kw, subnet in n.subnets():
+            out.append(
+                f'\t\tiifname != "{n.bridge}" {kw} daddr {subnet} fib daddr type != local drop '
+                + _comment(f"netplumb:network:{n.name}")
+            )
     out.append("\t}")
     out += [
         "\tchain nat_prerouting {",
@@ -182,7 +192,6 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
     ]
     for n in sorted(nets, key=lambda n: n.name):
-        kw = _ipkw(n.family)
         c = _comment(f"netplumb:network:{n.name}")
         if n.family == 4:
             # the machine's own 127.0.0.1:PORT, DNATed to a guest: give it a routable source
@@ -192,7 +201,8 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         # hairpin: a guest reaching another guest's published port through a host address
         out.append(f'\t\tiifname "{n.bridge}" oifname "{n.bridge}" ct status dnat masquerade {c}')
         # guests reaching beyond the machine leave with its address, as with Docker
-        out.append(f'\t\t{kw} saddr {n.subnet} oifname != "{n.bridge}" masquerade {c}')
+        for kw, subnet in n.subnets():
+            out.append(f'\t\t{kw} saddr {subnet} oifname != "{n.bridge}" masquerade {c}')
     out += ["\t}", "}"]
     isolated = [n for n in nets if n.isolation]
     if isolated:
@@ -210,7 +220,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         out.append("\t}")
         for n in sorted(isolated, key=lambda n: n.name):
             out += [f"\tchain {_iso_chain(n)} {{", "\t\tether type arp accept"]
-            if n.family == 6:
+            if n.family == 6 or n.subnet6:
                 out.append("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
             mine = sorted(
                 (a for a in allows if a.bridge == n.bridge),
