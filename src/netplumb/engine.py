@@ -11,7 +11,7 @@ import os
 import time
 
 from netplumb import state
-from netplumb.errors import Conflict, NetplumbError
+from netplumb.errors import Conflict, NetplumbError, NotSupported
 from netplumb.kernel.session import Session
 from netplumb.model.attach import AttachRequest
 from netplumb.model.names import mark_owner, owner_mark
@@ -60,6 +60,10 @@ def observe(session: Session, req: AttachRequest, guest: Guest) -> Observed:
     elif req.host_if_mac is not None:
         wanted = req.host_if_mac.octets
         link = next((ln for ln in session.host.links() if ln.mac == wanted), None)
+    if link is not None and link.kind == "openvswitch":
+        raise NotSupported(
+            f'host interface "{link.name}" is an Open vSwitch bridge: not supported by netplumb'
+        )
     host_link = HostLink(link.name, link.kind == "bridge", link.mtu) if link else None
     if link is not None and link.kind == "bridge":
         session.bridge_index[link.name] = link.index

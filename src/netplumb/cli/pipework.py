@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None, prog: str = "pipework") -> int:
     debug = "--debug" in args
     if debug:
         args = [a for a in args if a != "--debug"]
+    if args[:1] in (["-h"], ["--help"]):
+        from netplumb.pipework.grammar import USAGE
+
+        print(USAGE)
+        return 0
     try:
         return run(args)
     except NetplumbError as exc:

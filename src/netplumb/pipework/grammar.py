@@ -100,7 +100,7 @@ def _parse_ip(text: str, family: int | None) -> tuple[tuple[AddressSpec, ...], D
 def parse(argv: list[str]) -> PipeworkRequest:
     """Parse pipework's arguments (without the program name)."""
     if not argv or argv[0] in ("-h", "--help"):
-        raise _usage("missing arguments\n" + USAGE)
+        raise _usage("missing arguments (see pipework --help)")
     first = argv[0]
     if first == "--wait":
         return _parse_wait(argv[1:])
@@ -149,7 +149,7 @@ def parse(argv: list[str]) -> PipeworkRequest:
         i += 2
 
     if not rest:
-        raise _usage("missing <guest>\n" + USAGE)
+        raise _usage("missing <guest> (see pipework --help)")
     if len(rest) < 2:
         raise _usage(f"missing <ipaddr>/<subnet> or dhcp after guest {rest[0]}")
     if len(rest) > 3:
