@@ -26,6 +26,7 @@ EXAMPLES = {
     "network": "netplumb network create demo --subnet 10.2.0.0/16 --isolation",
     "reconcile": "netplumb reconcile",
     "demo": "netplumb demo",
+    "inspect": "netplumb inspect webserver1",
 }
 
 
@@ -198,6 +199,9 @@ def build_parser() -> _Parser:
     nr.add_argument("name")
 
     _sub(subs, "reconcile", "restore netplumb's nftables tables from its records")
+
+    p = _sub(subs, "inspect", "a host as JSON, shaped like docker inspect's NetworkSettings")
+    p.add_argument("names", nargs="+", metavar="NAME")
 
     p = _sub(subs, "demo", "bring up the article's system and run its curl calls")
     p.add_argument("--down", action="store_true", help="take the demo down")
@@ -471,6 +475,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from netplumb.inspect import inspect
+
+    print(json.dumps([inspect(name) for name in args.names], indent=4))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from netplumb import demo
 
@@ -498,6 +511,7 @@ COMMANDS = {
     "network": cmd_network,
     "reconcile": cmd_reconcile,
     "demo": cmd_demo,
+    "inspect": cmd_inspect,
 }
 
 
