@@ -198,6 +198,7 @@ def up(data_dir: str) -> None:
         f"  {np} port webserver1\n"
         f"  {np} link env mongodb mongo --from webserver1\n"
         f"  {np} exec webserver1 -- cat /etc/hosts\n"
+        f"  {np} graph -o demo.svg\n"
         f"  curl http://127.0.0.1:8080\n"
         f"Take it down with: {np} demo --down"
     )

@@ -27,6 +27,7 @@ EXAMPLES = {
     "reconcile": "netplumb reconcile",
     "demo": "netplumb demo",
     "inspect": "netplumb inspect webserver1",
+    "graph": "netplumb graph -o system.svg",
 }
 
 
@@ -202,6 +203,9 @@ def build_parser() -> _Parser:
 
     p = _sub(subs, "inspect", "a host as JSON, shaped like docker inspect's NetworkSettings")
     p.add_argument("names", nargs="+", metavar="NAME")
+
+    p = _sub(subs, "graph", "the system as an SVG picture: hosts, bridges, addresses, links, ports")
+    p.add_argument("-o", "--output", help="write to this file (default: standard output)")
 
     p = _sub(subs, "demo", "bring up the article's system and run its curl calls")
     p.add_argument("--down", action="store_true", help="take the demo down")
@@ -484,6 +488,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from netplumb.graph.snapshot import snapshot
+    from netplumb.graph.svg import render
+
+    svg = render(*snapshot())
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(svg)
+    else:
+        sys.stdout.write(svg)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from netplumb import demo
 
@@ -512,6 +529,7 @@ COMMANDS = {
     "reconcile": cmd_reconcile,
     "demo": cmd_demo,
     "inspect": cmd_inspect,
+    "graph": cmd_graph,
 }
 
 

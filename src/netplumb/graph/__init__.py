@@ -1,0 +1,1 @@
+"""Pictures of the system (pure rendering)."""
