@@ -30,7 +30,10 @@ def run(
     publish: list[str] = [],  # noqa: B006 -- never mutated
     publish_all: bool = False,
     ip: str | None = None,
+    refresh_links: bool = True,
 ) -> Record:
+    """Start a host on a network with its links and ports. ``refresh_links=False`` leaves the
+    other hosts' /etc/hosts alone (``up`` starts targets before the hosts that link to them)."""
     # Everything that can be checked before anything exists is checked first.
     for spec in expose:
         parse_expose(spec)
@@ -79,7 +82,8 @@ def run(
         return env_vars, links.hosts_lines(pairs)
 
     record = runtime.run(name, argv, hostname=hostname, env=env, expose=expose, prepare=prepare)
-    links.refresh_hosts_files(name)
+    if refresh_links:
+        links.refresh_hosts_files(name)
     return record
 
 

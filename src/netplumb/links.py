@@ -124,7 +124,7 @@ def record_links(record: Record) -> list[tuple[str, str]]:
     return [(str(t), str(a)) for t, a in record.get("links", [])]
 
 
-def refresh_hosts_files(changed: str) -> None:
+def refresh_hosts_files(changed: str | set[str]) -> None:
     """Rewrite the hosts file of every host linking to ``changed`` (its address changed).
 
     The file is rewritten in place: the host sees it through a bind mount of that very inode,
@@ -137,5 +137,6 @@ def refresh_hosts_files(changed: str) -> None:
         if record is None:
             continue
         links = record_links(record)
-        if any(t == changed for t, _ in links):
+        names = {changed} if isinstance(changed, str) else changed
+        if any(t in names for t, _ in links):
             runtime.write_hosts_file(record, hosts_lines(links))

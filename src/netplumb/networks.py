@@ -177,11 +177,17 @@ def _overlap(a: Network, b: Network) -> bool:
     return False
 
 
+_ensured: set[str] = set()
+
+
 def default() -> Network:
-    """The default network (like docker0), created on first use."""
+    """The default network (like docker0), created on first use; its kernel objects are
+    checked once per process (a process starting many hosts pays for it once)."""
     net = get(DEFAULT_NETWORK)
     if net is not None:
-        ensure_kernel(net)
+        if net.name not in _ensured:
+            ensure_kernel(net)
+            _ensured.add(net.name)
         return net
     subnet = os.environ.get("NETPLUMB_DEFAULT_SUBNET", DEFAULT_SUBNET)
     subnet6: str | None = os.environ.get("NETPLUMB_DEFAULT_SUBNET6", DEFAULT_SUBNET6)

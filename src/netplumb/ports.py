@@ -35,10 +35,26 @@ def bindings(owner: str) -> list[Record]:
     return list(rec.get("bindings", [])) if rec else []
 
 
+_cache: dict[str, tuple[tuple[int, int, int], list[Record]]] = {}
+
+
 def _all_bindings() -> list[Record]:
+    """Every binding of every owner. Each owner's record is re-read only when its file changed
+    (inode, mtime, size): a process publishing for many guests does not re-read them all."""
+    import os
+
     out: list[Record] = []
     for owner in state.names("ports"):
-        out += bindings(owner)
+        try:
+            st = os.stat(state.path("ports", owner))
+        except FileNotFoundError:
+            continue
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = _cache.get(owner)
+        if hit is None or hit[0] != key:
+            hit = (key, bindings(owner))
+            _cache[owner] = hit
+        out += hit[1]
     return out
 
 
@@ -131,8 +147,32 @@ def _allows() -> list[Allow]:
     return out
 
 
+_batch_depth = 0
+_batch_dirty = False
+
+
+class batch:  # used like a function: ``with ports.batch():``
+    """Within the block, syncs are deferred and done once at its end: bringing up or removing
+    N guests then rewrites the ruleset once, not N times (which would cost O(N^2))."""
+
+    def __enter__(self) -> None:
+        global _batch_depth  # noqa: PLW0603 -- process-wide, nesting allowed
+        _batch_depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _batch_depth, _batch_dirty  # noqa: PLW0603
+        _batch_depth -= 1
+        if _batch_depth == 0 and _batch_dirty:
+            _batch_dirty = False
+            sync()
+
+
 def sync() -> None:
     """Make the kernel's netplumb tables equal to the records (one atomic transaction)."""
+    global _batch_dirty  # noqa: PLW0603
+    if _batch_depth:
+        _batch_dirty = True
+        return
     from netplumb.kernel import nft
 
     nft.apply_text(_desired())

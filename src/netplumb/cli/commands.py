@@ -330,18 +330,22 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from netplumb import links
+    from netplumb import links, ports
     from netplumb.hosts import runtime
 
     failed = 0
-    for name in args.names:
-        try:
-            runtime.remove(name, force=args.force)
-            links.refresh_hosts_files(name)
-            print(name)
-        except NetplumbError as exc:
-            print(f"netplumb rm: {exc}", file=sys.stderr)
-            failed = 1
+    removed: set[str] = set()
+    with ports.batch():  # one ruleset rewrite for all of them
+        for name in args.names:
+            try:
+                runtime.remove(name, force=args.force)
+                removed.add(name)
+                print(name)
+            except NetplumbError as exc:
+                print(f"netplumb rm: {exc}", file=sys.stderr)
+                failed = 1
+    if removed:
+        links.refresh_hosts_files(removed)
     return failed
 
 

@@ -370,8 +370,10 @@ def stop(record: Record, force: bool) -> None:
     if _alive(pid, start):
         _kill(-pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
+        pause = 0.0005  # a killed process is usually gone within a millisecond
         while _alive(pid, start) and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
 
 def remove(name: str, force: bool = False) -> None:
