@@ -64,7 +64,8 @@ def run(
             engine.attach(
                 AttachRequest(
                     guest=name, host_if=net.bridge, guest_ifname="eth0", addresses=tuple(specs)
-                )
+                ),
+                leased=True,
             )
             record["networks"] = [entry]
         record["links"] = [list(p) for p in pairs]

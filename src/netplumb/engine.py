@@ -123,7 +123,7 @@ def apply(
 _fail_after = os.environ.get("NETPLUMB_FAIL_AFTER", "")
 
 
-def attach(req: AttachRequest, *, dry_run: bool = False) -> list[Action]:
+def attach(req: AttachRequest, *, dry_run: bool = False, leased: bool = False) -> list[Action]:
     """Attach as ``req`` asks; returns the actions taken (or that would be, with dry_run).
 
     Attaching again exactly as recorded is a no-op; differently, a clear error.
@@ -145,11 +145,12 @@ def attach(req: AttachRequest, *, dry_run: bool = False) -> list[Action]:
             )
             if dry_run:
                 return actions
-            leased = _lease_static(req, guest.key)
+            # ``leased``: the caller (netplumb run) leased the addresses from the network itself
+            taken = [] if leased else _lease_static(req, guest.key)
             try:
                 apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
             except BaseException:
-                _release_static(leased, guest.key)
+                _release_static(taken, guest.key)
                 raise
             return actions
         finally:

@@ -134,7 +134,17 @@ def allocate(gateway: Interface, used: set[str]) -> IP:
     width = 4 if gateway.version == 4 else 16
     first = gateway.network_int + 1
     last = gateway.broadcast_int - (1 if gateway.version == 4 else 0)
-    taken = {IP.parse(u).as_int for u in used} | {gateway.ip.as_int}
+    from _socket import AF_INET, AF_INET6, inet_pton
+
+    family = AF_INET if gateway.version == 4 else AF_INET6
+    taken = {gateway.ip.as_int}
+    for u in used:  # inet_pton directly: this runs once per address for every lease
+        if (":" in u) != (family == AF_INET6):
+            continue  # an address of the other family
+        try:
+            taken.add(int.from_bytes(inet_pton(family, u), "big"))
+        except OSError:
+            raise InvalidValue(f"invalid IP address: {u}") from None
     candidate = first
     while candidate <= last:
         if candidate not in taken:
