@@ -95,7 +95,11 @@ class Lab:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        for name in self.np_hosts:
+        # every host netplumb knows in this lab, whoever started it (their namespaces are not
+        # the lab's, so deleting the lab's namespaces would leave them and their holders)
+        listed = self.netplumb("ps", "--json", check=False).stdout if self.state.exists() else ""
+        known = {str(r["name"]) for r in json.loads(listed or "[]")}
+        for name in sorted(set(self.np_hosts) | known):
             self.netplumb("rm", "-f", name, check=False)
         for ns in reversed(self.namespaces):
             pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
