@@ -14,7 +14,8 @@ share of every process during the GET runs and a py-spy profile of one instance;
 of one instance streaming 1,000,000 documents (RSS sampled from /proc); and the
 retryable-writes slowdown of a replica-set-mode secantusdb.
 
-Usage: .venv/bin/python bench/service.py [--quick] [--duration S] [--stream-docs N]
+Usage: .venv/bin/python bench/service.py [--quick] [--duration S] [--rounds N]
+       [--stream-docs N] [--only wrk|stream|retry]...
 Prints a table and writes bench/results/service.json.
 """
 
@@ -51,6 +52,7 @@ from service_procs import (
 
 BIRTHDAYS = str(VENV / "birthdays") if (VENV / "birthdays").exists() else "birthdays"
 RESULTS = ROOT / "bench" / "results"
+SECTIONS = ("wrk", "stream", "retry")
 
 
 # -- the database ------------------------------------------------------------------------------
@@ -128,18 +130,20 @@ def service_argv(port: int, db_port: int) -> list[str]:
     ]
 
 
-def stream_memory(port: int, db_port: int, docs: int) -> Json:
+def stream_memory(port: int, db_port: int, db_pid: int, docs: int) -> Json:
     """RSS of one instance while a client reads all ``docs`` documents as text."""
     preload(db_port, docs)
     with processes([service_argv(port, db_port)], [port]) as (pid,):
         before = rss_kib(pid)
         peak = before
+        db_peak = rss_kib(db_pid)
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
+            nonlocal peak, db_peak
             while not stop.is_set():
                 peak = max(peak, rss_kib(pid))
+                db_peak = max(db_peak, rss_kib(db_pid))
                 time.sleep(0.01)
 
         sampler = threading.Thread(target=sample)
@@ -152,10 +156,13 @@ def stream_memory(port: int, db_port: int, docs: int) -> Json:
             while b"\r\n\r\n" not in head:
                 head += s.recv(4096)
             head, _, chunk = head.partition(b"\r\n\r\n")
-            while chunk:
+            first_byte = time.monotonic() - t0
+            while True:
                 received += len(chunk)
                 lines += chunk.count(b"\n")
                 chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
         seconds = time.monotonic() - t0
         stop.set()
         sampler.join()
@@ -164,12 +171,15 @@ def stream_memory(port: int, db_port: int, docs: int) -> Json:
         "documents": docs,
         "status": head.split(b"\r\n")[0].decode(),
         "lines_received": lines,
+        "complete": lines == docs,
+        "first_byte_s": round(first_byte, 2),
         "bytes": received,
         "seconds": round(seconds, 2),
         "docs_per_s": round(docs / seconds),
         "rss_before_mib": round(before / 1024, 1),
         "rss_peak_sampled_mib": round(peak / 1024, 1),
         "rss_hwm_mib": round(hwm / 1024, 1),
+        "database_rss_peak_mib": round(db_peak / 1024, 1),
     }
 
 
@@ -221,13 +231,7 @@ def retry_study(blocks: int) -> Json:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def compare(
-    title: str,
-    run: Callable[[str], Json],
-    rows: list[tuple[str, Json, Json]],
-    result: Json,
-    rounds: int,
-) -> None:
+def compare(title: str, run: Callable[[str], Json], result: Json, rounds: int) -> None:
     """``rounds`` runs per side, alternating which goes first (B S, S B, ...) so that a drift
     of the shared machine's load does not favour one side; the sides' means are compared."""
     runs: dict[str, list[Json]] = {"baseline": [], "service": []}
@@ -237,7 +241,6 @@ def compare(
     base, svc = (mean_run(runs[side]) for side in ("baseline", "service"))
     ratio = round(svc["rps"] / base["rps"], 2) if base["rps"] else float("inf")
     result[title] = {"baseline": base, "service": svc, "ratio_rps": ratio, "runs": runs}
-    rows.append((title, base, svc))
     print(
         f"  {title}: baseline {base['rps']:.1f}/s p99 {base['p99_ms']} ms, service "
         f"{svc['rps']:.1f}/s p99 {svc['p99_ms']} ms, x{ratio}",
@@ -259,13 +262,94 @@ def mean_run(runs: list[Json]) -> Json:
     }
 
 
+def wrk_section(
+    db_port: int, db_pid: int, result: Json, duration: float, rounds: int, quick: bool
+) -> None:
+    """POST and GET through wrk on both sides, the database's own find rate, the profile."""
+    base_ports = [free_port() for _ in range(3)]
+    svc_ports = [free_port() for _ in range(3)]
+    with (
+        processes([baseline_argv(p, db_port) for p in base_ports], base_ports, quiet=True) as bpids,
+        processes([service_argv(p, db_port) for p in svc_ports], svc_ports) as spids,
+    ):
+        sides = {"baseline": (base_ports, bpids), "service": (svc_ports, spids)}
+
+        def run(method: str, conns: int, secs: float) -> Callable[[str], Json]:
+            def go(side: str) -> Json:
+                ports, pids = sides[side]
+                return wrk(ports, conns, secs, method, watch=[db_pid, *pids])
+
+            return go
+
+        print("warm-up", flush=True)
+        for side in sides:
+            run("POST", 10, 1)(side)
+        client(db_port).demo.birthdays.drop()
+        for conns in (10, 50):
+            compare(f"POST c={conns}", run("POST", conns, duration), result, rounds)
+        for docs in (100, 10_000):
+            preload(db_port, docs)
+            for conns in (10, 50):
+                if quick and docs == 10_000 and conns == 50:
+                    continue
+                # Concurrent GETs of 10,000 documents share a database streaming ~40,000
+                # documents/s: at 50 connections each takes ~12 s. wrk counts only completed
+                # requests, so the runs are long enough that the ones cut off at the end
+                # weigh little.
+                secs = duration if docs == 100 else max(duration * 3, conns * 0.9)
+                compare(f"GET {docs} docs c={conns}", run("GET", conns, secs), result, rounds)
+        # Documents/s, back to back: the database's own rate and what 10 clients receive
+        # from each side. wrk's completed requests/s is coarse for responses of seconds (those
+        # cut off at the end of a run are lost; the baseline's close-delimited ones and the
+        # service's interleaved ones unequally).
+        find = {f"{n} clients": db_find_rate(db_port, n, duration) for n in (1, 3)}
+        streamed = stream_rate(svc_ports, 10, duration)
+        settle([db_pid, *spids])
+        base_streamed = stream_rate(base_ports, 10, duration)
+        settle([db_pid, *bpids])
+        result["db_find_10k"] = {
+            "db_docs_per_s": find,
+            "service_docs_per_s_streamed": streamed,
+            "baseline_docs_per_s_streamed": base_streamed,
+            "service_vs_db_3_clients": round(streamed / find["3 clients"], 2),
+            "service_vs_baseline": round(streamed / base_streamed, 2),
+        }
+        print(
+            f"  database find rate: {find}; 10 clients receive {streamed:.0f} docs/s "
+            f"from the service, {base_streamed:.0f} from the baseline"
+        )
+        # The profile: CPU of every process and the hottest frames of the database and of
+        # one instance, while 10 clients stream from the three instances.
+        profiles: Json = {}
+        spies = [
+            threading.Thread(target=lambda k=k, p=p: profiles.__setitem__(k, profile(p, 4)))
+            for k, p in (("database", db_pid), ("instance", spids[0]))
+        ]
+        for spy in spies:
+            spy.start()
+        time.sleep(0.3)
+        cpu = wrk(svc_ports, 10, 5, "GET", watch=[db_pid, *spids])["cpu_percent"]
+        for spy in spies:
+            spy.join()
+        result["profile_get_10k"] = {
+            "cpu_percent": cpu,
+            "pids": {"database": db_pid, "instances": spids},
+            "py-spy": profiles,
+        }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs, 100,000 streamed documents")
     ap.add_argument("--duration", type=float, help="seconds per wrk run (10; quick: 3)")
     ap.add_argument("--stream-docs", type=int, help="documents for the memory run (1,000,000)")
     ap.add_argument("--rounds", type=int, help="runs per side and scenario (2; quick: 1)")
-    ap.add_argument("--no-retry-study", action="store_true")
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable), updating the existing results file",
+    )
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -273,115 +357,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     duration = args.duration or (3.0 if args.quick else 10.0)
     rounds = args.rounds or (1 if args.quick else 2)
     stream_docs = args.stream_docs or (100_000 if args.quick else 1_000_000)
-    result: Json = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "kernel": platform.release(),
-        },
-        "duration_s": duration,
-        "rounds": rounds,
+    sections = args.only or list(SECTIONS)
+    out = RESULTS / "service.json"
+    result: Json = json.loads(out.read_text()) if args.only and out.exists() else {}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
     }
-    rows: list[tuple[str, Json, Json]] = []
+    result["duration_s"], result["rounds"] = duration, rounds
     db_port = free_port()
-    base_ports = [free_port() for _ in range(3)]
-    svc_ports = [free_port() for _ in range(3)]
     with tempfile.TemporaryDirectory(prefix="bench-service-") as data:
         db_argv = [BIRTHDAYS, "mongo", "--port", str(db_port), "--data", data]
         with processes([db_argv], [db_port]) as (db_pid,):
             result["database"] = " ".join(Path(f"/proc/{db_pid}/cmdline").read_text().split("\0"))
-            with (
-                processes(
-                    [baseline_argv(p, db_port) for p in base_ports], base_ports, quiet=True
-                ) as bpids,
-                processes([service_argv(p, db_port) for p in svc_ports], svc_ports) as spids,
-            ):
-                sides = {"baseline": (base_ports, bpids), "service": (svc_ports, spids)}
-
-                def run(method: str, conns: int, secs: float) -> Callable[[str], Json]:
-                    def go(side: str) -> Json:
-                        ports, pids = sides[side]
-                        return wrk(ports, conns, secs, method, watch=[db_pid, *pids])
-
-                    return go
-
-                print("warm-up", flush=True)
-                for side in sides:
-                    run("POST", 10, 1)(side)
-                client(db_port).demo.birthdays.drop()
-                for conns in (10, 50):
-                    compare(f"POST c={conns}", run("POST", conns, duration), rows, result, rounds)
-                for docs in (100, 10_000):
-                    preload(db_port, docs)
-                    for conns in (10, 50):
-                        if args.quick and docs == 10_000 and conns == 50:
-                            continue
-                        # Concurrent GETs of 10,000 documents share a database streaming
-                        # ~40,000 documents/s: at 50 connections each takes ~12 s. wrk counts
-                        # only completed requests, so the runs are long enough that the ones
-                        # cut off at the end weigh little.
-                        secs = duration if docs == 100 else max(duration * 3, conns * 0.9)
-                        title = f"GET {docs} docs c={conns}"
-                        compare(title, run("GET", conns, secs), rows, result, rounds)
-                # The database's own rate and the service's, back to back, in documents/s.
-                find = {f"{n} clients": db_find_rate(db_port, n, duration) for n in (1, 3)}
-                streamed = stream_rate(svc_ports, 10, duration)
-                settle([db_pid, *spids])
-                served = result["GET 10000 docs c=10"]["service"]["rps"] * 10_000
-                result["db_find_10k"] = {
-                    "db_docs_per_s": find,
-                    "service_docs_per_s_streamed": streamed,
-                    "service_docs_per_s_wrk": served,
-                    "service_vs_db_3_clients": round(streamed / find["3 clients"], 2),
-                }
-                print(f"  database find rate: {find}; service streams {streamed:.0f} docs/s")
-                # The profile: CPU of every process and the hottest frames of the database and
-                # of one instance, while 10 clients stream from the three instances.
-                profiles: Json = {}
-                spies = [
-                    threading.Thread(target=lambda k=k, p=p: profiles.__setitem__(k, profile(p, 4)))
-                    for k, p in (("database", db_pid), ("instance", spids[0]))
-                ]
-                for spy in spies:
-                    spy.start()
-                time.sleep(0.3)
-                result["profile_get_10k"] = {
-                    "cpu_percent": wrk(svc_ports, 10, 5, "GET", watch=[db_pid, *spids])[
-                        "cpu_percent"
-                    ],
-                    "pids": {"database": db_pid, "instances": spids},
-                }
-                for spy in spies:
-                    spy.join()
-                result["profile_get_10k"]["py-spy"] = profiles
-            print(f"streaming {stream_docs} documents from one instance", flush=True)
-            result["stream_memory"] = stream_memory(free_port(), db_port, stream_docs)
-    if not args.no_retry_study:
+            if "wrk" in sections:
+                wrk_section(db_port, db_pid, result, duration, rounds, args.quick)
+            if "stream" in sections:
+                print(f"streaming {stream_docs} documents from one instance", flush=True)
+                result["stream_memory"] = stream_memory(free_port(), db_port, db_pid, stream_docs)
+    if "retry" in sections:
         print("retryable writes on secantusdb (replica-set mode)", flush=True)
         result["retryable_writes_s_per_1000"] = retry_study(11 if args.quick else 14)
-    report(rows, result)
+    report(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "service.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'service.json'}")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
     return 0
 
 
-def report(rows: list[tuple[str, Json, Json]], result: Json) -> None:
+def report(result: Json) -> None:
     print()
     head = f"{'':22} {'baseline req/s':>14} {'p50':>8} {'p99':>8}   {'service req/s':>13} {'p50':>8} {'p99':>8}  {'ratio':>6}"  # noqa: E501
     print(head)
     print("-" * len(head))
-    for title, b, s in rows:
+    for title, row in result.items():
+        if not (isinstance(row, dict) and "baseline" in row):
+            continue
+        b, s = row["baseline"], row["service"]
         ratio = s["rps"] / b["rps"] if b["rps"] else float("inf")
         print(
             f"{title:22} {b['rps']:14.1f} {b['p50_ms']:8.2f} {b['p99_ms']:8.2f}   "
             f"{s['rps']:13.1f} {s['p50_ms']:8.2f} {s['p99_ms']:8.2f}  {ratio:5.1f}x"
         )
     print("(latencies in ms; three instances per side, one wrk process per instance)")
+    if "db_find_10k" not in result:
+        return
     find = result["db_find_10k"]
     print(
-        f"\nGET 10,000 docs: the service streams {find['service_docs_per_s_streamed']:.0f} docs/s "
-        f"to 10 clients; the database alone finds {find['db_docs_per_s']} docs/s: "
+        f"\nGET 10,000 docs, 10 clients streaming: the service delivers "
+        f"{find['service_docs_per_s_streamed']:.0f} docs/s, the baseline "
+        f"{find['baseline_docs_per_s_streamed']:.0f}; the database alone finds "
+        f"{find['db_docs_per_s']} docs/s: the service reaches "
         f"{find['service_vs_db_3_clients'] * 100:.0f}% of its 3-client rate"
     )
     prof = result["profile_get_10k"]
@@ -389,11 +416,15 @@ def report(rows: list[tuple[str, Json, Json]], result: Json) -> None:
     for name, frames in prof["py-spy"].items():
         if frames:
             print(f"py-spy, {name}:\n    " + "\n    ".join(frames[:12]))
-    mem = result["stream_memory"]
+    mem = result.get("stream_memory")
+    if not mem:
+        return
     print(
         f"streaming {mem['documents']} docs from one instance: {mem['seconds']} s "
-        f"({mem['docs_per_s']} docs/s), RSS {mem['rss_before_mib']} MiB before, peak "
-        f"{mem['rss_peak_sampled_mib']} MiB sampled, VmHWM {mem['rss_hwm_mib']} MiB"
+        f"({mem['docs_per_s']} docs/s, first byte after {mem['first_byte_s']} s, "
+        f"{'complete' if mem['complete'] else 'INCOMPLETE'}), RSS {mem['rss_before_mib']} MiB "
+        f"before, peak {mem['rss_peak_sampled_mib']} MiB sampled, VmHWM {mem['rss_hwm_mib']} MiB "
+        f"(the database's RSS peaked at {mem['database_rss_peak_mib']} MiB)"
     )
     retry = result.get("retryable_writes_s_per_1000")
     if retry:

@@ -17,6 +17,7 @@ means the first one had stored the document.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
@@ -38,6 +39,8 @@ from birthdays.config import ServeConfig
 from birthdays.documents import Document, IdFactory
 from birthdays.errors import HTTPError, StoreError, StoreUnavailable
 from birthdays.groupcommit import GroupCommit
+
+log = logging.getLogger("birthdays")
 
 DUPLICATE_KEY = 11000
 READ_TIMEOUT_MS = 120_000
@@ -203,6 +206,13 @@ class MongoStore:
         """Commit what is queued, then disconnect."""
         self._closing = True
         await self._group.close()
+        if self._group.batches:
+            log.info(
+                "committed %d documents in %d batches (%.1f per batch)",
+                self._group.items,
+                self._group.batches,
+                self._group.items / self._group.batches,
+            )
         await self._writer.close()
         await self._reader.close()
 
