@@ -3,18 +3,21 @@ published ports, set up before its command starts and torn down as a whole on an
 
 from __future__ import annotations
 
-from netplumb import engine, links, networks, ports
+from netplumb import engine, links, networks, ports, state
 from netplumb.errors import NetplumbError
 from netplumb.hosts import runtime
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.attach import AttachRequest
-from netplumb.model.ip import Interface
+from netplumb.model.ip import IP, Interface
 from netplumb.model.links import parse_link
 from netplumb.model.network import DEFAULT_NETWORK
 from netplumb.model.ports import parse_expose, parse_port_spec
+from netplumb.topofile.model import Attachment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from netplumb.state import Record
 
 
@@ -31,9 +34,17 @@ def run(
     publish_all: bool = False,
     ip: str | None = None,
     refresh_links: bool = True,
+    attachments: Sequence[Attachment] | None = None,
+    interfaces: Sequence[AttachRequest] = (),
+    extra: dict[str, object] | None = None,
 ) -> Record:
     """Start a host on a network with its links and ports. ``refresh_links=False`` leaves the
-    other hosts' /etc/hosts alone (``up`` starts targets before the hosts that link to them)."""
+    other hosts' /etc/hosts alone (``up`` starts targets before the hosts that link to them).
+
+    ``attachments`` (``up``) replaces ``network``/``ip``: one interface per network, the first
+    with the default route; ``interfaces`` are pipework-style extra interfaces, attached before
+    the command starts; ``extra`` goes into the host's record (``up`` marks its project).
+    """
     # Everything that can be checked before anything exists is checked first.
     for spec in expose:
         parse_expose(spec)
@@ -42,35 +53,27 @@ def run(
     pairs = [parse_link(s) for s in link_specs]
     for target, alias in pairs:
         links.env_for(target, alias, name)  # missing or stopped targets: Docker's errors
-    if (publish or publish_all) and network == "none":
+    if attachments is None:
+        wanted = IP.parse(ip) if ip else None
+        v6 = wanted is not None and wanted.version == 6
+        attachments = (
+            []
+            if network == "none"
+            else [Attachment(network, "eth0", None if v6 else wanted, wanted if v6 else None)]
+        )
+    if (publish or publish_all) and not attachments:
         raise NetplumbError("cannot publish ports of a host with --network none")
-    from netplumb.model.ip import IP
-
-    wanted = IP.parse(ip) if ip else None
 
     def prepare(record: Record) -> tuple[dict[str, str], list[str]]:
         owner = f"host:{name}"
-        if network != "none":
-            net = networks.default() if network == DEFAULT_NETWORK else networks.get(network)
-            if net is None:
-                raise NetplumbError(f"network {network} not found")
-            addr = networks.lease(net.name, owner, wanted)
-            specs = [AddressSpec(Interface(addr, net.gateway.prefixlen), net.gateway.ip)]
-            entry = {"network": net.name, "ip": str(addr), "ifname": "eth0"}
-            if net.gateway6 is not None:  # dual stack: an IPv6 address and default route too
-                addr6 = networks.lease(net.name, owner, family=6)
-                specs.append(AddressSpec(Interface(addr6, net.gateway6.prefixlen), net.gateway6.ip))
-                entry["ip6"] = str(addr6)
-            engine.attach(
-                AttachRequest(
-                    guest=name, host_if=net.bridge, guest_ifname="eth0", addresses=tuple(specs)
-                ),
-                leased=True,
-            )
-            record["networks"] = [entry]
+        entries = []
+        for i, att in enumerate(attachments):
+            entries.append(_attach_network(name, owner, att, default_route=i == 0))
+            record["networks"] = entries
+            state.write(record, "hosts", name)
+        for req in interfaces:
+            engine.attach(req)
         record["links"] = [list(p) for p in pairs]
-        from netplumb import state
-
         state.write(record, "hosts", name)
         if publish or publish_all:
             ports.publish(owner, name, publish, list(expose) if publish_all else None)
@@ -82,10 +85,34 @@ def run(
         env_vars = dict(v.partition("=")[::2] for v in link_vars)
         return env_vars, links.hosts_lines(pairs)
 
-    record = runtime.run(name, argv, hostname=hostname, env=env, expose=expose, prepare=prepare)
+    record = runtime.run(
+        name, argv, hostname=hostname, env=env, expose=expose, extra=extra, prepare=prepare
+    )
     if refresh_links:
         links.refresh_hosts_files(name)
     return record
+
+
+def _attach_network(name: str, owner: str, att: Attachment, default_route: bool) -> Record:
+    """Lease the attachment's addresses (the wanted ones, or free ones) and attach the host to
+    the network's bridge; returns the record's entry for it."""
+    net = networks.default() if att.network == DEFAULT_NETWORK else networks.get(att.network)
+    if net is None:
+        raise NetplumbError(f"network {att.network} not found")
+    specs: list[AddressSpec] = []
+    entry: Record = {"network": net.name, "ifname": att.ifname}
+    for gw in net.gateways:
+        wanted = att.ipv4 if gw.version == 4 else att.ipv6
+        addr = networks.lease(net.name, owner, wanted, family=gw.version)
+        specs.append(AddressSpec(Interface(addr, gw.prefixlen), gw.ip if default_route else None))
+        entry["ip" if "ip" not in entry else "ip6"] = str(addr)
+    engine.attach(
+        AttachRequest(
+            guest=name, host_if=net.bridge, guest_ifname=att.ifname, addresses=tuple(specs)
+        ),
+        leased=True,
+    )
+    return entry
 
 
 def net_is_isolated(name: str) -> bool:

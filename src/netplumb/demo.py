@@ -7,6 +7,10 @@ second interface with a static address on a second network (the article's 10.2.0
 the article's three POSTs, each through a different path (a container address, a published
 host port, the pipework address), and its GET. Every command is printed with its output; the
 system is left running, with a word on how to look around and how to take it down.
+
+The system is ``examples/birthdays.yaml`` (netplumb hosts) or ``examples/birthdays-docker.yaml``
+(``--runtime docker``: the same services as Docker containers of the locally built image
+``netplumb/birthdays:local``), brought up with ``netplumb up`` like any topology file.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from netplumb.errors import NetplumbError
 
+PROJECT = "birthdays"
+DEFAULT_DATA = "/var/lib/netplumb-demo/db"
 WEBSERVERS = ("webserver1", "webserver2", "webserver3")
 HOST_PORTS = {"webserver1": 8080, "webserver2": 8081, "webserver3": 8082}
-PIPEWORK_NET = ("demo", "br1", "10.2.0.0/16")
 PIPEWORK_ADDR = "10.2.0.11"
 PHYSICISTS = (
     ("James Clerk Maxwell", "13.06.1831"),
@@ -66,121 +72,81 @@ def _wait_http(url: str, seconds: float = 60) -> None:
     raise NetplumbError(f"demo: {url} did not become ready in {seconds:g} s")
 
 
-def _wait_tcp(host: str, port: int, seconds: float = 60) -> None:
-    import socket
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise NetplumbError(f"demo: nothing listens on {host}:{port} after {seconds:g} s")
-
-
 def _ip_of(name: str) -> str:
-    rows = json.loads(
-        subprocess.run(
-            [_bin("netplumb"), "ps", "--json"], capture_output=True, text=True, check=True
-        ).stdout
-    )
-    for row in rows:
-        if row["name"] == name:
-            for addr in row["addresses"]:
-                if addr.startswith("10.89."):
-                    return str(addr.split("/")[0])
-    raise NetplumbError(f"demo: {name} has no address on the default network")
+    from netplumb import links
+
+    ip = links.find_target(name).ip
+    if not ip:
+        raise NetplumbError(f"demo: {name} has no address")
+    return ip
+
+
+def example(runtime: str) -> str:
+    """The article's topology file for a runtime (in the checkout's ``examples/``)."""
+    here = Path(__file__).resolve().parents[2] / "examples"
+    return str(here / ("birthdays.yaml" if runtime == "host" else "birthdays-docker.yaml"))
+
+
+def _shown_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _topology_file(runtime: str, data_dir: str) -> str:
+    """The example, or for another database directory a copy of it that names that one."""
+    path = example(runtime)
+    if runtime != "host" or data_dir == DEFAULT_DATA:
+        return path
+    from netplumb import state
+
+    with open(path) as f:
+        text = f.read().replace(DEFAULT_DATA, data_dir)
+    out = os.path.join(state.ensure_dir("demo"), os.path.basename(path))
+    with open(out, "w") as f:
+        f.write(text)
+    return out
 
 
 def down() -> None:
     np = _bin("netplumb")
-    names = [*WEBSERVERS, "mongodb"]
-    existing = {r["name"] for r in json.loads(_show([np, "ps", "--json"], quiet=True))}
-    if existing & set(names):
-        _show([np, "rm", "-f", *[n for n in names if n in existing]])
-    nets = _show([np, "network", "ls"], quiet=True)
-    if any(line.split("\t")[0] == PIPEWORK_NET[0] for line in nets.splitlines()):
-        _show([np, "network", "rm", PIPEWORK_NET[0]])
+    _show([np, "down", "-p", PROJECT])
     print("the demo is down.")
 
 
-def up(data_dir: str) -> None:
-    np, pw, bd = _bin("netplumb"), _bin("pipework"), _bin("birthdays")
-    print("# Link: start the database, then three web servers linked to it as 'mongo'\n")
-    os.makedirs(data_dir, exist_ok=True)
-    _show(
-        [
-            np,
-            "run",
-            "--name",
-            "mongodb",
-            "--expose",
-            "27017",
-            "--",
-            bd,
-            "mongo",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "27017",
-            "--data",
-            data_dir,
-        ]
-    )
-    _wait_tcp(_ip_of("mongodb"), 27017)  # depends_on: the database first
-    serve = f"exec {bd} serve 8080 $MONGO_PORT_27017_TCP_ADDR $MONGO_PORT_27017_TCP_PORT"
-    for name in WEBSERVERS:
-        _show(
-            [
-                np,
-                "run",
-                "--name",
-                name,
-                "--link",
-                "mongodb:mongo",
-                "--expose",
-                "8080",
-                "-p",
-                f"{HOST_PORTS[name]}:8080",
-                "--",
-                "sh",
-                "-c",
-                serve,
-            ]
-        )
-    print("\n# The link variables a web server got (as `docker run --link` gives them)\n")
-    _show([np, "exec", "webserver1", "--", "sh", "-c", "env | grep ^MONGO_ | sort"])
+def up(data_dir: str, runtime: str = "host") -> None:
+    np = _bin("netplumb")
+    if runtime == "host":
+        os.makedirs(data_dir, exist_ok=True)
+    path = _topology_file(runtime, data_dir)
+    kind = "netplumb hosts" if runtime == "host" else "Docker containers"
+    print(f"# The article's system as {kind}, from one topology file:")
+    print("# a database, three web servers linked to it as 'mongo', a published port each,")
+    print("# and a pipework-style interface for webserver3 on a second network\n")
+    _show([np, "up", "-f", _shown_path(path)])
+    print("\n# Link: the variables a web server got (as `docker run --link` gives them)\n")
+    _show([np, "link", "env", "mongodb", "mongo", "--from", "webserver1"])
     print("\n# Port: where did webserver2's port 8080 go?\n")
     _show([np, "port", "webserver2", "8080"])
-    print("\n# Pipework: another interface for webserver3, with a static address on 10.2.0.0/16\n")
-    _show(
-        [
-            np,
-            "network",
-            "create",
-            PIPEWORK_NET[0],
-            "--bridge",
-            PIPEWORK_NET[1],
-            "--subnet",
-            PIPEWORK_NET[2],
-        ]
-    )
-    _show([pw, PIPEWORK_NET[1], "-i", "eth1", "webserver3", f"{PIPEWORK_ADDR}/16"])
-    _show([np, "exec", "webserver3", "--", "ip", "-br", "addr"])
+    print(f"\n# Pipework: webserver3's extra interface, {PIPEWORK_ADDR}/16 on bridge br1\n")
+    if runtime == "host":
+        _show([np, "exec", "webserver3", "--", "ip", "-br", "addr"])
+    else:
+        _show(["docker", "exec", "webserver3", "ip", "-br", "addr"], check=False)
+    ip1 = _ip_of("webserver1")
     urls = {
-        "webserver1 (its container address)": f"http://{_ip_of('webserver1')}:8080",
-        "webserver2 (published host port)": f"http://127.0.0.1:{HOST_PORTS['webserver2']}",
-        "webserver3 (pipework address)": f"http://{PIPEWORK_ADDR}:8080",
+        f"webserver1 (its container address {ip1})": f"http://{ip1}:8080",
+        "webserver2 (published host port 8081)": f"http://127.0.0.1:{HOST_PORTS['webserver2']}",
+        f"webserver3 (pipework address {PIPEWORK_ADDR})": f"http://{PIPEWORK_ADDR}:8080",
     }
     for (via, url), name in zip(urls.items(), WEBSERVERS, strict=True):
         try:
             _wait_http(url)
         except NetplumbError:
-            log = subprocess.run([np, "logs", name], capture_output=True, text=True, check=False)
-            tail = " | ".join(log.stdout.strip().splitlines()[-3:])
             raise NetplumbError(
-                f"demo: {name} ({via}) is not ready; its log ends: {tail}"
+                f"demo: {name} ({via}) is not ready; see: netplumb logs {name}"
             ) from None
     print("\n# Post three physicists, each through another path\n")
     for (via, url), (name, birthday) in zip(urls.items(), PHYSICISTS, strict=True):
@@ -188,17 +154,17 @@ def up(data_dir: str) -> None:
         body = json.dumps({"name": name, "birthday": birthday})
         _show(["curl", "-s", "-X", "POST", "-H", "Content-Type: application/json", "-d", body, url])
     print("\n# And read them back\n")
-    got = _show(["curl", "-s", urls["webserver1 (its container address)"]])
+    got = _show(["curl", "-s", f"http://{ip1}:8080"])
     expected = "".join(f"name = {n}, birthday = {b}\n" for n, b in PHYSICISTS)
     if not got.endswith(expected):
         raise NetplumbError(f"demo: the service answered {got!r}, expected the three physicists")
+    look = f"  {np} ps\n" if runtime == "host" else "  docker ps\n"
     print(
         "\nThe article's system is running. Look around:\n"
-        f"  {np} ps\n"
+        f"{look}"
         f"  {np} port webserver1\n"
         f"  {np} link env mongodb mongo --from webserver1\n"
-        f"  {np} exec webserver1 -- cat /etc/hosts\n"
         f"  {np} graph -o demo.svg\n"
         f"  curl http://127.0.0.1:8080\n"
-        f"Take it down with: {np} demo --down"
+        f"Take it down with: {np} demo --down   (or: {np} down -p {PROJECT})"
     )

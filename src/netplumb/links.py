@@ -68,6 +68,11 @@ def _docker_target(ref: str) -> Target | None:
             if net.get("IPAddress"):
                 ip = net["IPAddress"]
                 break
+    if not ip:  # --network none, and netplumb gave it its interfaces (``up``, ``attach``)
+        from netplumb import networks
+
+        mine = [a for _n, a in networks.leases_of(f"docker:{str(attrs['Id'])[:12]}")]
+        ip = next((a for a in mine if ":" not in a), mine[0] if mine else "")
     ports: list[tuple[int, str]] = []
     for key in config.get("ExposedPorts") or {}:
         ports += parse_expose(str(key))

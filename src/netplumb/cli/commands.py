@@ -212,8 +212,17 @@ def build_parser() -> _Parser:
     p.add_argument(
         "--data",
         default="/var/lib/netplumb-demo/db",
-        help="the demo database's directory (default /var/lib/netplumb-demo/db)",
+        help="the demo database's directory (default /var/lib/netplumb-demo/db; hosts only)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("host", "docker"),
+        default="host",
+        help="netplumb hosts (default) or Docker containers of netplumb/birthdays:local",
+    )
+    from netplumb.cli import project
+
+    project.register(subs)  # type: ignore[arg-type]
     return parser
 
 
@@ -512,7 +521,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo.down()
     else:
         demo.down()  # a demo left from an earlier run: start from scratch
-        demo.up(args.data)
+        if args.runtime == "host" and args.data == demo.DEFAULT_DATA:
+            import shutil
+
+            shutil.rmtree(args.data, ignore_errors=True)  # the demo's own data: start empty
+        demo.up(args.data, args.runtime)
     return 0
 
 
@@ -550,7 +563,8 @@ def main(argv: list[str]) -> int:
             from netplumb import ports
 
             ports.reconcile_if_drifted()  # someone flushed the ruleset: put netplumb's back
-        return COMMANDS[args.command](args)
+        func = getattr(args, "func", None) or COMMANDS[args.command]
+        return int(func(args))
     except NetplumbError as exc:
         if debug:
             raise

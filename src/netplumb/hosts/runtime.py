@@ -105,6 +105,7 @@ def _files_dir(name: str) -> str:
 def _child(hostname: str, files: str, log: str, argv: list[str], wfd: int, go: int) -> None:
     """In the forked child: make the namespaces, start the holder, wait for the parent to
     finish the network, then exec the command with the environment the parent sends."""
+    holder = 0
     try:
         os.setsid()
         netns.unshare(netns.CLONE_NEWNET | netns.CLONE_NEWUTS | netns.CLONE_NEWNS)
@@ -132,7 +133,8 @@ def _child(hostname: str, files: str, log: str, argv: list[str], wfd: int, go: i
         data = b""
         while chunk := os.read(go, 65536):
             data += chunk
-        if not data:  # the parent gave up (network set-up failed): leave quietly
+        if not data:  # the parent gave up (or was killed): take the namespaces with us
+            os.kill(holder, signal.SIGKILL)
             os._exit(1)
         import marshal
 
@@ -146,6 +148,8 @@ def _child(hostname: str, files: str, log: str, argv: list[str], wfd: int, go: i
         os.execvpe(argv[0], argv, env)
     except BaseException as exc:  # report to the parent through the pipe, then die
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if holder:  # the parent is gone or failed (EPIPE): no holder may outlive this
+            os.kill(holder, signal.SIGKILL)
         try:
             os.write(wfd, f"error {message}\n".encode())
         finally:

@@ -211,24 +211,32 @@ def summary(topo: Topology) -> str:
         )
     lines.append("order: " + " ".join(topo.order))
     for r in topo.replicas:
-        lines.append(f"{r.name}: service {r.service} replica {r.index}, runtime {r.runtime}")
-        if r.image:
-            lines.append(f"  image: {r.image}")
-        if r.command:
-            lines.append(f"  command: {shlex.join(r.command)}")
-        lines.append(f"  hostname: {r.hostname}")
-        lines += [f"  env: {e}" for e in r.environment]
-        if r.expose:
-            lines.append("  expose: " + " ".join(f"{p}/{proto}" for p, proto in r.expose))
-        lines += [f"  link: {link}" for link in r.links]
-        for m in r.ports:
-            host = m.host_text() + ("ephemeral" if m.host_port == 0 else "")
-            lines.append(f"  port: {m.private} <- {host}")
-        for a in r.networks:
-            addrs = " ".join(str(ip) for ip in (a.ipv4, a.ipv6) if ip is not None)
-            lines.append(f"  network {a.network}: {a.ifname} {addrs or 'address allocated'}")
-        lines += [f"  interface {i}" for i in r.interfaces]
-        for d in r.depends_on:
-            which = "" if d.replicas == (d.name,) else f" ({' '.join(d.replicas)})"
-            lines.append(f"  depends on {d.name}{which}: {d.condition}, {d.condition.timeout:g} s")
+        lines += replica_lines(r)
     return "\n".join(lines) + "\n"
+
+
+def replica_lines(r: Replica) -> list[str]:
+    """Everything resolved about one replica, as text: what ``up`` compares to tell whether a
+    running guest still matches the file."""
+    lines: list[str] = []
+    lines.append(f"{r.name}: service {r.service} replica {r.index}, runtime {r.runtime}")
+    if r.image:
+        lines.append(f"  image: {r.image}")
+    if r.command:
+        lines.append(f"  command: {shlex.join(r.command)}")
+    lines.append(f"  hostname: {r.hostname}")
+    lines += [f"  env: {e}" for e in r.environment]
+    if r.expose:
+        lines.append("  expose: " + " ".join(f"{p}/{proto}" for p, proto in r.expose))
+    lines += [f"  link: {link}" for link in r.links]
+    for m in r.ports:
+        host = m.host_text() + ("ephemeral" if m.host_port == 0 else "")
+        lines.append(f"  port: {m.private} <- {host}")
+    for a in r.networks:
+        addrs = " ".join(str(ip) for ip in (a.ipv4, a.ipv6) if ip is not None)
+        lines.append(f"  network {a.network}: {a.ifname} {addrs or 'address allocated'}")
+    lines += [f"  interface {i}" for i in r.interfaces]
+    for d in r.depends_on:
+        which = "" if d.replicas == (d.name,) else f" ({' '.join(d.replicas)})"
+        lines.append(f"  depends on {d.name}{which}: {d.condition}, {d.condition.timeout:g} s")
+    return lines

@@ -1,0 +1,333 @@
+"""Starting, finding and removing a project's guests: netplumb hosts and Docker containers.
+
+Both runtimes go through the same engine: a Docker container is created with Docker's
+``--network none`` and netplumb gives it its interfaces, addresses, published ports and extra
+interfaces, exactly as it does a host, so links, ports and pipework-style interfaces behave
+the same whichever runtime a service uses. Every guest carries its project and the digest of
+its resolved definition: a host in its record, a container in its labels.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+
+from netplumb import containers, engine, links, networks, ports, state
+from netplumb.errors import NetplumbError
+from netplumb.hosts import runtime
+from netplumb.model.addresses import AddressSpec
+from netplumb.model.attach import AttachRequest
+from netplumb.model.ip import Interface
+from netplumb.model.network import DEFAULT_NETWORK
+from netplumb.project.plan import Guest
+from netplumb.topofile.model import Condition, Replica
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from netplumb.state import Record
+
+LABEL_PROJECT = "io.netplumb.project"
+LABEL_DIGEST = "io.netplumb.digest"
+
+# A container's command waits (up to 10 s) for its first interface, which netplumb adds once
+# the container runs, so that it never starts without its network.
+_WAIT_FOR_NETWORK = (
+    "i=0; while [ ! -e /sys/class/net/{ifname} ] && [ $i -lt 200 ]; "
+    'do sleep 0.05; i=$((i+1)); done; exec "$@"'
+)
+
+
+def search_path() -> str:
+    """The PATH a topology's hosts get: this installation's commands first, then the machine's
+    (hosts share the machine's files, so ``birthdays`` or ``python3`` mean the same inside)."""
+    mine = os.path.dirname(sys.executable)
+    rest = os.environ.get("PATH") or runtime.DEFAULT_PATH
+    parts = [mine, *(p for p in rest.split(":") if p and p != mine)]
+    return ":".join(parts)
+
+
+def spec_of(mapping: object) -> str:
+    """A resolved port mapping as a ``-p`` value ``ports.publish`` reads back."""
+    from netplumb.model.ports import PortMapping
+
+    assert isinstance(mapping, PortMapping)
+    m = mapping
+    port = "" if m.host_port == 0 else str(m.host_port)
+    if m.host_ip is None:
+        head = f"{port}:" if port else ""
+    else:
+        ip = f"[{m.host_ip}]" if m.host_ip.version == 6 else str(m.host_ip)
+        head = f"{ip}:{port}:"
+    return f"{head}{m.container_port}/{m.proto}"
+
+
+# -- observing ------------------------------------------------------------------------------------
+
+
+def observe(names: list[str], docker_wanted: bool) -> dict[str, Guest]:
+    """The guests that exist under these names: hosts from netplumb's records, containers
+    from Docker (asked only when the project has Docker services or records)."""
+    found: dict[str, Guest] = {}
+    for name in names:
+        record = state.read("hosts", name)
+        if record is not None:
+            found[name] = Guest(
+                name,
+                "host",
+                _str_or_none(record.get("project")),
+                _str_or_none(record.get("digest")),
+                runtime.status(record) == "running",
+            )
+    if docker_wanted:
+        for name in names:
+            if name in found:
+                continue
+            attrs = _docker_inspect(name)
+            if attrs is not None:
+                labels = (attrs.get("Config") or {}).get("Labels") or {}
+                found[name] = Guest(
+                    name,
+                    "docker",
+                    labels.get(LABEL_PROJECT),
+                    labels.get(LABEL_DIGEST),
+                    bool(attrs["State"].get("Running")),
+                )
+    return found
+
+
+def docker_of_project(project: str) -> list[str]:
+    """Names of the Docker containers labelled with the project (also those ``up`` created
+    but had not yet recorded when it was killed)."""
+    from netplumb.runtimes import docker
+
+    rows = docker.client().api.containers(all=True, filters={"label": f"{LABEL_PROJECT}={project}"})
+    return [str(r["Names"][0]).lstrip("/") for r in rows if r.get("Names")]
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _docker_inspect(name: str) -> dict[str, Any] | None:
+    from netplumb.errors import RuntimeUnavailable
+    from netplumb.runtimes import docker
+
+    try:
+        return docker.inspect(name)
+    except RuntimeUnavailable:
+        return None
+
+
+# -- starting -------------------------------------------------------------------------------------
+
+
+def start(r: Replica, project: str, digest: str) -> None:
+    if r.runtime == "docker":
+        _start_docker(r, project, digest)
+    else:
+        _start_host(r, project, digest)
+
+
+def _start_host(r: Replica, project: str, digest: str) -> None:
+    containers.run(
+        r.name,
+        list(r.command),
+        hostname=r.hostname,
+        env=[f"PATH={search_path()}", *r.environment],
+        expose=[f"{p}/{proto}" for p, proto in r.expose],
+        link_specs=[f"{link.target}:{link.alias}" for link in r.links],
+        publish=[spec_of(m) for m in r.ports],
+        refresh_links=False,
+        attachments=r.networks,
+        interfaces=[i.attach_request(r.name) for i in r.interfaces],
+        extra={"project": project, "digest": digest},
+    )
+
+
+def _start_docker(r: Replica, project: str, digest: str) -> None:
+    """``docker create --network none``, then netplumb's interfaces, ports and extra
+    interfaces; on any failure the container and everything given to it are removed."""
+    import docker.errors
+
+    from netplumb.runtimes import docker as rt
+
+    api = rt.client().api
+    assert r.image is not None
+    env = list(r.environment)
+    extra_hosts: dict[str, str] = {}
+    for link in r.links:
+        env += links.env_for(link.target, link.alias, r.name)
+        target = links.find_target(link.target)
+        extra_hosts[link.alias] = target.ip
+        if link.target != link.alias:
+            extra_hosts[link.target] = target.ip
+    command, entrypoint = _docker_argv(api, r)
+    try:
+        created = api.create_container(
+            r.image,
+            command=command,
+            entrypoint=entrypoint,
+            name=r.name,
+            hostname=r.hostname,
+            environment=env,
+            labels={LABEL_PROJECT: project, LABEL_DIGEST: digest},
+            ports=[(p, proto) for p, proto in r.expose],
+            host_config=api.create_host_config(
+                network_mode="none",
+                extra_hosts=extra_hosts,
+                # Docker turns IPv6 off in a container it gives no IPv6 network; netplumb's
+                # networks are dual stack, so the container keeps it.
+                sysctls={"net.ipv6.conf.all.disable_ipv6": "0"},
+            ),
+        )
+    except docker.errors.APIError as exc:
+        raise NetplumbError(f"cannot create container {r.name}: {exc.explanation or exc}") from None
+    owner = f"docker:{created['Id'][:12]}"
+    try:
+        api.start(created["Id"])
+        for i, att in enumerate(r.networks):
+            _docker_network(r.name, owner, att.network, att.ifname, (att.ipv4, att.ipv6), i == 0)
+        for iface in r.interfaces:
+            engine.attach(iface.attach_request(r.name))
+        if r.ports:
+            ports.publish(owner, r.name, [spec_of(m) for m in r.ports])
+    except BaseException as exc:
+        _remove_docker(r.name)
+        if isinstance(exc, docker.errors.APIError):
+            raise NetplumbError(
+                f"cannot start container {r.name}: {exc.explanation or exc}"
+            ) from None
+        raise
+
+
+def _docker_argv(api: Any, r: Replica) -> tuple[list[str], list[str]]:
+    """The container's entrypoint and command, wrapped so it waits for its network."""
+    argv = list(r.command)
+    entry: list[str] = []
+    if not argv:
+        config = api.inspect_image(r.image).get("Config") or {}
+        entry = list(config.get("Entrypoint") or [])
+        argv = list(config.get("Cmd") or [])
+    else:
+        config = api.inspect_image(r.image).get("Config") or {}
+        entry = list(config.get("Entrypoint") or [])
+    if not r.networks:
+        return argv, entry
+    script = _WAIT_FOR_NETWORK.format(ifname=shlex.quote(r.networks[0].ifname))
+    return [script, "netplumb-wait", *entry, *argv], ["/bin/sh", "-c"]
+
+
+def _docker_network(
+    name: str, owner: str, net_name: str, ifname: str, wanted: tuple[Any, Any], first: bool
+) -> None:
+    net = networks.default() if net_name == DEFAULT_NETWORK else networks.get(net_name)
+    if net is None:
+        raise NetplumbError(f"network {net_name} not found")
+    specs = []
+    for gw in net.gateways:
+        want = wanted[0] if gw.version == 4 else wanted[1]
+        addr = networks.lease(net.name, owner, want, family=gw.version)
+        specs.append(AddressSpec(Interface(addr, gw.prefixlen), gw.ip if first else None))
+    engine.attach(
+        AttachRequest(guest=name, host_if=net.bridge, guest_ifname=ifname, addresses=tuple(specs)),
+        leased=True,
+    )
+
+
+# -- removing -------------------------------------------------------------------------------------
+
+
+def remove(name: str, runtime_kind: str) -> None:
+    """Remove a guest and everything netplumb gave it; a guest already gone is fine."""
+    if runtime_kind == "docker":
+        _remove_docker(name)
+        return
+    if state.read("hosts", name) is not None:
+        runtime.remove(name, force=False)
+
+
+def _remove_docker(name: str) -> None:
+    import docker.errors
+
+    from netplumb import cleanup
+    from netplumb.runtimes import docker as rt
+
+    attrs = _docker_inspect(name)
+    if attrs is None:
+        return
+    owner = f"docker:{attrs['Id'][:12]}"
+    cleanup.release_owner(owner)
+    try:
+        rt.client().api.remove_container(attrs["Id"], force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise NetplumbError(f"cannot remove container {name}: {exc.explanation or exc}") from None
+
+
+# -- readiness ------------------------------------------------------------------------------------
+
+
+def address_of(name: str) -> str:
+    """The guest's first address on its first network (what a link to it would give)."""
+    return links.find_target(name).ip
+
+
+def wait_ready(name: str, runtime_kind: str, cond: Condition) -> None:
+    """Wait until ``cond`` holds for guest ``name``, or fail after its timeout."""
+    deadline = time.monotonic() + cond.timeout
+    pause = 0.02
+    while True:
+        if _ready(name, runtime_kind, cond):
+            return
+        if time.monotonic() >= deadline:
+            raise NetplumbError(f"{name} did not become ready ({cond}) in {cond.timeout:g} s")
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
+
+
+def _ready(name: str, runtime_kind: str, cond: Condition) -> bool:
+    if cond.kind == "tcp":
+        assert cond.port is not None
+        ip = address_of(name)
+        try:
+            with socket.create_connection((ip, cond.port), timeout=1):
+                return True
+        except OSError:
+            return False
+    if cond.kind == "command":
+        assert cond.command is not None
+        if runtime_kind == "docker":
+            argv = ["docker", "exec", name, "sh", "-c", cond.command]
+        else:
+            np = os.path.join(os.path.dirname(sys.executable), "netplumb")
+            argv = [np, "exec", name, "--", "sh", "-c", cond.command]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+    return True
+
+
+def describe(name: str) -> str:
+    """A short line for the progress output: the guest's addresses and published ports."""
+    try:
+        target = links.find_target(name)
+    except NetplumbError:
+        return ""
+    return target.ip
+
+
+def record_of(name: str) -> Record | None:
+    return state.read("hosts", name)
+
+
+def command_text(r: Replica) -> str:
+    return shlex.join(r.command)

@@ -1,0 +1,198 @@
+"""Plans for ``netplumb up`` and ``down`` (pure: no kernel, no Docker, no files).
+
+``plan_up`` compares the resolved topology with what is observed (the project's record, the
+guests and networks that exist) and returns the ordered actions that make the system match
+the file: create missing networks, remove guests that left the file or no longer match it,
+start what is missing, and remove the networks the project made and no longer needs. A guest
+matches when the text of everything resolved about it (``replica_lines``) is unchanged and it
+runs; a guest whose link target is replaced is replaced too, since the link variables it was
+started with name the old target. ``plan_down`` removes what the project's record names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from netplumb.errors import Conflict
+from netplumb.model.network import DEFAULT_NETWORK, Network
+from netplumb.topofile.model import Condition, Replica, Topology, replica_lines
+
+
+def digest(replica: Replica) -> str:
+    """A short fingerprint of everything resolved about a replica."""
+    text = "\n".join(replica_lines(replica)).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A guest that exists under a replica's name: who owns it and whether it still matches."""
+
+    name: str
+    runtime: str
+    project: str | None  # the project that started it; None: started by something else
+    digest: str | None
+    running: bool
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What exists now. ``recorded`` and ``owned_networks`` come from the project's record."""
+
+    networks: dict[str, Network] = field(default_factory=dict)
+    guests: dict[str, Guest] = field(default_factory=dict)
+    recorded: tuple[str, ...] = ()  # replica names the project's record holds, in start order
+    recorded_runtimes: dict[str, str] = field(default_factory=dict)
+    owned_networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CreateNetwork:
+    network: Network
+
+    def __str__(self) -> str:
+        subnets = " ".join(filter(None, (self.network.subnet, self.network.subnet6)))
+        return f"create network {self.network.name} (bridge {self.network.bridge}, {subnets})"
+
+
+@dataclass(frozen=True)
+class RemoveGuest:
+    name: str
+    runtime: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"remove {self.name} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class WaitReady:
+    """Before starting ``before``: wait until dependency replica ``name`` is ready."""
+
+    name: str
+    before: str
+    condition: Condition
+
+    def __str__(self) -> str:
+        return f"wait for {self.name}: {self.condition} (up to {self.condition.timeout:g} s)"
+
+
+@dataclass(frozen=True)
+class StartGuest:
+    replica: Replica
+    digest: str
+
+    def __str__(self) -> str:
+        r = self.replica
+        what = r.image if r.runtime == "docker" else "host"
+        return f"start {r.name} ({what})"
+
+
+@dataclass(frozen=True)
+class Keep:
+    name: str
+
+    def __str__(self) -> str:
+        return f"keep {self.name} (up to date)"
+
+
+@dataclass(frozen=True)
+class RemoveNetwork:
+    name: str
+
+    def __str__(self) -> str:
+        return f"remove network {self.name}"
+
+
+Action = CreateNetwork | RemoveGuest | WaitReady | StartGuest | Keep | RemoveNetwork
+
+
+def plan_up(topo: Topology, obs: Observed) -> list[Action]:
+    """The actions that bring the system to the file; raises Conflict when a name the file
+    needs is held by something that is not this project's."""
+    actions: list[Action] = []
+    for net in topo.networks:
+        have = obs.networks.get(net.name)
+        if have is None:
+            actions.append(CreateNetwork(net))
+        elif have != net:
+            raise Conflict(
+                f"network {net.name} exists with another definition ({have.subnet} on "
+                f"{have.bridge}); take down what uses it, or rename the network in the file"
+            )
+    by_name = {r.name: r for r in topo.replicas}
+    for name in topo.order:
+        g = obs.guests.get(name)
+        if g is not None and g.project != topo.name:
+            owner = f"project {g.project}" if g.project else "another command"
+            raise Conflict(
+                f'Conflict. The name "{name}" is already in use by {owner} '
+                f"({g.runtime}): remove it first or rename the service"
+            )
+    stale: dict[str, str] = {}
+    for name in topo.order:
+        g = obs.guests.get(name)
+        r = by_name[name]
+        if g is None:
+            stale[name] = "missing"
+        elif g.runtime != r.runtime:
+            stale[name] = f"runtime changed to {r.runtime}"
+        elif not g.running:
+            stale[name] = "not running"
+        elif g.digest != digest(r):
+            stale[name] = "changed"
+        else:
+            moved = [t.target for t in r.links if t.target in stale]
+            if moved:
+                stale[name] = f"its link target {moved[0]} is replaced"
+    gone = [n for n in obs.recorded if n not in by_name]
+    for name in reversed(gone):
+        runtime = obs.recorded_runtimes.get(name, "host")
+        actions.append(RemoveGuest(name, runtime, "not in the file any more"))
+    for name in reversed(topo.order):
+        g = obs.guests.get(name)
+        if name in stale and g is not None:
+            actions.append(RemoveGuest(name, g.runtime, stale[name]))
+    waited: set[tuple[str, Condition]] = set()
+    for name in topo.order:
+        r = by_name[name]
+        if name not in stale:
+            actions.append(Keep(name))
+            continue
+        for dep in r.depends_on:
+            for target in dep.replicas:
+                if dep.condition.kind != "started" and (target, dep.condition) not in waited:
+                    waited.add((target, dep.condition))  # once ready, ready for the rest
+                    actions.append(WaitReady(target, name, dep.condition))
+        actions.append(StartGuest(r, digest(r)))
+    wanted = {n.name for n in topo.networks}
+    for name in reversed(obs.owned_networks):
+        if name not in wanted and name != DEFAULT_NETWORK and name in obs.networks:
+            actions.append(RemoveNetwork(name))
+    return actions
+
+
+def plan_down(obs: Observed) -> list[Action]:
+    """Remove every guest and network the project's record names, guests in reverse order."""
+    actions: list[Action] = []
+    for name in reversed(obs.recorded):
+        g = obs.guests.get(name)
+        if g is not None:
+            actions.append(RemoveGuest(name, g.runtime, "down"))
+    for name in reversed(obs.owned_networks):
+        if name in obs.networks and name != DEFAULT_NETWORK:
+            actions.append(RemoveNetwork(name))
+    return actions
+
+
+def changes(actions: list[Action]) -> list[Action]:
+    """The actions that change something (``Keep`` says nothing changes)."""
+    return [a for a in actions if not isinstance(a, Keep)]
+
+
+def render(actions: list[Action]) -> str:
+    """The plan as ``--dry-run`` prints it, one numbered step a line."""
+    if not changes(actions):
+        return "nothing to do: everything is up to date\n"
+    return "".join(f"{i:>3}. {a}\n" for i, a in enumerate(actions, 1))
