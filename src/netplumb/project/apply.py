@@ -16,7 +16,7 @@ import sys
 from netplumb import networks, ports, state
 from netplumb.errors import NetplumbError
 from netplumb.model.network import DEFAULT_NETWORK, Network
-from netplumb.project import guests
+from netplumb.project import guests, shared
 from netplumb.project.plan import (
     Action,
     CreateNetwork,
@@ -89,6 +89,11 @@ class _Record:
         self.runtimes[name] = runtime
         self.save()
 
+    def drop_network(self, name: str) -> None:
+        if name in self.networks:
+            self.networks.remove(name)
+            self.save()
+
     def drop_guest(self, name: str) -> None:
         if name in self.replicas:
             self.replicas.remove(name)
@@ -135,6 +140,7 @@ def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[
         rec = _Record(topo.name, file)
         rec.file = file
         net_names = [n.name for n in topo.networks]
+        fresh = [n for n in net_names if n not in rec.networks]
         names = list(dict.fromkeys([*topo.order, *rec.replicas]))
         obs = _observe(net_names + names, rec, _uses_docker(topo, rec))
         actions = plan_up(topo, obs)
@@ -143,10 +149,15 @@ def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[
             return actions
         runtimes = {r.name: r.runtime for r in topo.replicas}
         made: list[tuple[str, str]] = []  # ("network" | runtime, name), in order
+        made += [("uses", n) for n in fresh]  # undone by releasing them
         total = len(changes(actions))
         done = 0
         current: Action | None = None
         try:
+            if fresh:  # the project uses these networks from now on (shared.py)
+                with shared.Lock():
+                    rec.networks += fresh
+                    rec.save()
             with ports.batch():  # the nft ruleset is written once, at the end
                 if any(a.network == DEFAULT_NETWORK for r in topo.replicas for a in r.networks):
                     networks.default()
@@ -179,11 +190,15 @@ def _apply_up(
     made: list[tuple[str, str]],
 ) -> None:
     if isinstance(action, CreateNetwork):
-        if action.network.name not in rec.networks:
-            rec.networks.append(action.network.name)
-            rec.save()
-        made.append(("network", action.network.name))
-        networks.create(action.network)
+        with shared.Lock():  # another project's up may have made it meanwhile: then share it
+            if action.network.name not in rec.networks:
+                rec.networks.append(action.network.name)
+                rec.save()
+            have = networks.get(action.network.name)
+            if have is None:
+                shared.create(action.network)
+            elif have != action.network:
+                raise NetplumbError(f"network {action.network.name} was made meanwhile, otherwise")
     elif isinstance(action, RemoveGuest):
         guests.remove(action.name, action.runtime)
         rec.drop_guest(action.name)
@@ -195,10 +210,7 @@ def _apply_up(
         made.append((r.runtime, r.name))
         guests.start(r, topo.name, action.digest)
     elif isinstance(action, RemoveNetwork):
-        networks.remove(action.name)
-        if action.name in rec.networks:
-            rec.networks.remove(action.name)
-            rec.save()
+        shared.release(action.name, rec.name, rec.drop_network)
 
 
 def _done_text(action: Action) -> str:
@@ -220,12 +232,8 @@ def _rollback(made: list[tuple[str, str]], rec: _Record) -> None:
     """Remove, newest first, what this ``up`` made; keep going past errors."""
     for kind, name in reversed(made):
         try:
-            if kind == "network":
-                if networks.get(name) is not None:
-                    networks.remove(name)
-                if name in rec.networks:
-                    rec.networks.remove(name)
-                    rec.save()
+            if kind == "uses":
+                shared.release(name, rec.name, rec.drop_network)
             else:
                 guests.remove(name, kind)
                 rec.drop_guest(name)
@@ -261,18 +269,8 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
                     report(f"removed {action.name}")
             rec.replicas, rec.runtimes = [], {}
             rec.save()
-            for action in actions:
-                if isinstance(action, RemoveNetwork):
-                    try:
-                        networks.remove(action.name)
-                    except NetplumbError as exc:
-                        report(f"kept network {action.name}: {exc}")
-                        continue
-                    rec.networks.remove(action.name)
-                    rec.save()
-                    report(f"removed network {action.name}")
-        rec.networks = [n for n in rec.networks if networks.get(n) is not None]
-        rec.save()
+            for name in list(reversed(rec.networks)):
+                report(shared.release(name, project, rec.drop_network))
         if not actions:
             report(f"nothing to do: project {project} has nothing up")
         return actions
