@@ -422,6 +422,11 @@ def test_docker_services_get_links_ports_and_extra_interfaces(machine: Machine) 
         ).stdout
         assert "10.73.0.20/24" in inside
         assert machine.np("port", web).stdout.splitlines()[0] == "80/tcp -> 0.0.0.0:18200"
+        rows = machine.hosts()
+        assert rows[web]["state"] == "running"
+        assert "10.73.0.20/24" in rows[web]["addresses"]
+        assert rows[web]["command"] == f"[docker {BUSYBOX}] httpd -f -p 80 -h /etc"
+        assert machine.np("logs", web).returncode == 0
         second = machine.np("up", "-f", path).stdout
         assert "nothing to do" in second
     finally:

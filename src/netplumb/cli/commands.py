@@ -289,6 +289,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 "command": " ".join(record.get("argv", [])),
             }
         )
+    from netplumb.project import guests
+
+    for row in guests.docker_rows():  # the Docker services of projects (netplumb up)
+        pid = row.pop("netns_pid")
+        addresses = _addresses({"netns": f"/proc/{pid}/ns/net"}) if pid else []
+        rows.append({**row, "addresses": addresses, "command": row["command"]})
     if args.json:
         import json
 
@@ -308,8 +314,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from netplumb import state
     from netplumb.hosts import runtime
 
+    if state.read("hosts", args.name) is None:
+        from netplumb.project import guests
+
+        if args.name in guests.docker_names():  # a project's Docker service: Docker's log
+            sys.stdout.flush()
+            os.execvp("docker", ["docker", "logs", args.name])
     record = runtime.get(args.name)
     try:
         with open(record["log"], "rb") as f:

@@ -325,9 +325,36 @@ def describe(name: str) -> str:
     return target.ip
 
 
-def record_of(name: str) -> Record | None:
-    return state.read("hosts", name)
+def docker_names() -> list[str]:
+    """The Docker services of every project, from the projects' records (no Docker call)."""
+    out = []
+    for project in state.names("projects"):
+        rec = state.read("projects", project) or {}
+        out += [str(n) for n, kind in dict(rec.get("runtimes", {})).items() if kind == "docker"]
+    return out
 
 
-def command_text(r: Replica) -> str:
-    return shlex.join(r.command)
+def docker_rows() -> list[Record]:
+    """``netplumb ps`` rows of the projects' Docker services (``netns_pid``: whose namespace
+    to read the addresses from)."""
+    rows: list[Record] = []
+    for name in docker_names():
+        attrs = _docker_inspect(name)
+        if attrs is None:
+            continue
+        st = attrs.get("State") or {}
+        config = attrs.get("Config") or {}
+        pid = int(st.get("Pid") or 0)
+        cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+        if cmd[:2] == ["/bin/sh", "-c"] and len(cmd) > 3 and cmd[3] == "netplumb-wait":
+            cmd = cmd[4:]  # the wait-for-network wrapper netplumb added
+        rows.append(
+            {
+                "name": name,
+                "pid": pid or None,
+                "state": str(st.get("Status", "")),
+                "netns_pid": pid if st.get("Running") else 0,
+                "command": f"[docker {config.get('Image', '')}] " + shlex.join(cmd),
+            }
+        )
+    return rows
