@@ -439,3 +439,22 @@ def test_docker_services_get_links_ports_and_extra_interfaces(machine: Machine) 
     ).stdout
     assert gone.strip() == ""
     machine.assert_empty()
+
+
+def test_a_name_taken_by_another_host_is_refused_and_that_host_kept(machine: Machine) -> None:
+    machine.np("run", "--name", "db", "--", "sleep", "infinity")
+    before = machine.hosts()["db"]["pid"]
+    path = small(machine)
+    failed = machine.np("up", "-f", path, check=False)
+    assert failed.returncode != 0
+    assert failed.stderr.strip() == (
+        'netplumb: Conflict. The name "db" is already in use by another command (host): '
+        "remove it first or rename the service"
+    )
+    assert machine.hosts()["db"]["pid"] == before
+    assert sorted(machine.hosts()) == ["db"]
+    down = machine.np("down", "-f", path).stdout  # nothing of the project: db is not its own
+    assert "nothing to do" in down
+    assert machine.hosts()["db"]["state"] == "running"
+    machine.np("rm", "-f", "db")
+    machine.assert_empty()

@@ -200,7 +200,7 @@ def _apply_up(
             elif have != action.network:
                 raise NetplumbError(f"network {action.network.name} was made meanwhile, otherwise")
     elif isinstance(action, RemoveGuest):
-        guests.remove(action.name, action.runtime)
+        guests.remove(action.name, action.runtime, rec.name)
         rec.drop_guest(action.name)
     elif isinstance(action, WaitReady):
         guests.wait_ready(action.name, runtimes.get(action.name, "host"), action.condition)
@@ -235,7 +235,7 @@ def _rollback(made: list[tuple[str, str]], rec: _Record) -> None:
             if kind == "uses":
                 shared.release(name, rec.name, rec.drop_network)
             else:
-                guests.remove(name, kind)
+                guests.remove(name, kind, rec.name)
                 rec.drop_guest(name)
         except NetplumbError as exc:
             print(f"netplumb: while undoing: {exc}", file=sys.stderr)
@@ -254,7 +254,7 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
         obs = _observe(names, rec, _uses_docker(topo, rec))
         obs = Observed(
             obs.networks,
-            {n: g for n, g in obs.guests.items() if g.project in (project, None)},
+            {n: g for n, g in obs.guests.items() if g.project == project},
             obs.recorded,
             obs.recorded_runtimes,
             obs.owned_networks,
@@ -262,10 +262,10 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
         actions = plan_down(obs)
         hosts = [a.name for a in actions if isinstance(a, RemoveGuest) and a.runtime == "host"]
         with ports.batch():
-            _remove_hosts(hosts, report)
+            _remove_hosts(hosts, project, report)
             for action in actions:
                 if isinstance(action, RemoveGuest) and action.runtime != "host":
-                    guests.remove(action.name, action.runtime)
+                    guests.remove(action.name, action.runtime, project)
                     report(f"removed {action.name}")
             rec.replicas, rec.runtimes = [], {}
             rec.save()
@@ -276,7 +276,7 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
         return actions
 
 
-def _remove_hosts(names: list[str], report: Callable[[str], None]) -> None:
+def _remove_hosts(names: list[str], project: str, report: Callable[[str], None]) -> None:
     from netplumb.hosts import runtime
 
     remove_many = getattr(runtime, "remove_many", None)
@@ -286,7 +286,7 @@ def _remove_hosts(names: list[str], report: Callable[[str], None]) -> None:
             report(f"removed {name}")
         return
     for name in names:
-        guests.remove(name, "host")
+        guests.remove(name, "host", project)
         report(f"removed {name}")
 
 

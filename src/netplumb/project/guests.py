@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 LABEL_PROJECT = "io.netplumb.project"
 LABEL_DIGEST = "io.netplumb.digest"
+# Docker is one for the whole machine, netplumb's records are per network namespace (state.py):
+# a container also names the state directory whose project it belongs to.
+LABEL_STATE = "io.netplumb.state"
 
 # A container's command waits (up to 10 s) for its first interface, which netplumb adds once
 # the container runs, so that it never starts without its network.
@@ -91,10 +94,11 @@ def observe(names: list[str], docker_wanted: bool) -> dict[str, Guest]:
             attrs = _docker_inspect(name)
             if attrs is not None:
                 labels = (attrs.get("Config") or {}).get("Labels") or {}
+                ours = labels.get(LABEL_STATE) == state.state_dir()
                 found[name] = Guest(
                     name,
                     "docker",
-                    labels.get(LABEL_PROJECT),
+                    labels.get(LABEL_PROJECT) if ours else None,
                     labels.get(LABEL_DIGEST),
                     bool(attrs["State"].get("Running")),
                 )
@@ -106,7 +110,8 @@ def docker_of_project(project: str) -> list[str]:
     but had not yet recorded when it was killed)."""
     from netplumb.runtimes import docker
 
-    rows = docker.client().api.containers(all=True, filters={"label": f"{LABEL_PROJECT}={project}"})
+    labels = [f"{LABEL_PROJECT}={project}", f"{LABEL_STATE}={state.state_dir()}"]
+    rows = docker.client().api.containers(all=True, filters={"label": labels})
     return [str(r["Names"][0]).lstrip("/") for r in rows if r.get("Names")]
 
 
@@ -176,7 +181,7 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
             name=r.name,
             hostname=r.hostname,
             environment=env,
-            labels={LABEL_PROJECT: project, LABEL_DIGEST: digest},
+            labels={LABEL_PROJECT: project, LABEL_DIGEST: digest, LABEL_STATE: state.state_dir()},
             ports=[(p, proto) for p, proto in r.expose],
             host_config=api.create_host_config(
                 network_mode="none",
@@ -198,7 +203,7 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
         if r.ports:
             ports.publish(owner, r.name, [spec_of(m) for m in r.ports])
     except BaseException as exc:
-        _remove_docker(r.name)
+        _remove_docker(r.name, project)
         if isinstance(exc, docker.errors.APIError):
             raise NetplumbError(
                 f"cannot start container {r.name}: {exc.explanation or exc}"
@@ -243,16 +248,18 @@ def _docker_network(
 # -- removing -------------------------------------------------------------------------------------
 
 
-def remove(name: str, runtime_kind: str) -> None:
-    """Remove a guest and everything netplumb gave it; a guest already gone is fine."""
+def remove(name: str, runtime_kind: str, project: str) -> None:
+    """Remove the project's guest ``name`` and everything netplumb gave it; a guest already
+    gone, or one under that name that is not the project's, is left alone."""
     if runtime_kind == "docker":
-        _remove_docker(name)
+        _remove_docker(name, project)
         return
-    if state.read("hosts", name) is not None:
+    record = state.read("hosts", name)
+    if record is not None and record.get("project") == project:
         runtime.remove(name, force=False)
 
 
-def _remove_docker(name: str) -> None:
+def _remove_docker(name: str, project: str) -> None:
     import docker.errors
 
     from netplumb import cleanup
@@ -261,6 +268,9 @@ def _remove_docker(name: str) -> None:
     attrs = _docker_inspect(name)
     if attrs is None:
         return
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    if labels.get(LABEL_PROJECT) != project or labels.get(LABEL_STATE) != state.state_dir():
+        return  # not this project's container: never touched
     owner = f"docker:{attrs['Id'][:12]}"
     cleanup.release_owner(owner)
     try:
