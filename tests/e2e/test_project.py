@@ -17,6 +17,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,7 +74,7 @@ class Machine:
         path.write_text(textwrap.dedent(text))
         return str(path)
 
-    def hosts(self) -> dict[str, dict[str, object]]:
+    def hosts(self) -> dict[str, dict[str, Any]]:
         return {r["name"]: r for r in json.loads(self.np("ps", "--json").stdout)}
 
     # -- the oracle ---------------------------------------------------------------------------
