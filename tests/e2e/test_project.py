@@ -154,6 +154,7 @@ class Machine:
         assert self.records("projects") == []
         assert self.records("attach") == []
         assert self.records("ports") == []
+        assert self.records("docker") == []
 
     def close(self) -> None:
         for name in self.records("projects"):
@@ -428,6 +429,8 @@ def test_docker_services_get_links_ports_and_extra_interfaces(machine: Machine) 
         assert "10.73.0.20/24" in rows[web]["addresses"]
         assert rows[web]["command"] == f"[docker {BUSYBOX}] httpd -f -p 80 -h /etc"
         assert machine.np("logs", web).returncode == 0
+        svg = machine.np("graph").stdout
+        assert f">{web}<" in svg and "10.73.0.20" in svg and "80/tcp &lt;- :18200" in svg
         second = machine.np("up", "-f", path).stdout
         assert "nothing to do" in second
     finally:

@@ -25,30 +25,54 @@ def snapshot() -> tuple[list[GNet], list[GHost]]:
             (bridge_of.get(str(e["network"]), str(e["network"])), str(e["ifname"]), str(e["ip"]))
             for e in rec.get("networks", [])
         ]
-        for aname in state.names("attach"):
-            if not aname.startswith(f"host:{name}@"):
-                continue
-            a = state.read("attach", aname) or {}
-            if a.get("ifname") in [i for _, i, _ in ifaces] or not a.get("bridge"):
-                continue
-            addrs = (a.get("signature") or {}).get("addresses", [])
-            addr = (
-                str(addrs[0]).split("@")[0] if addrs else ("dhcp" if a.get("dhcp_pidfile") else "")
-            )
-            ifaces.append((str(a["bridge"]), str(a["ifname"]), addr))
-        published = sorted(
-            {
-                f"{b['container_port']}/{b['proto']} <- :{b['host_port']}"
-                for b in ports.bindings(f"host:{name}")
-            }
-        )
+        ifaces += _attached(f"host:{name}", [i for _, i, _ in ifaces])
         hosts.append(
             GHost(
                 name,
                 runtime.status(rec),
                 tuple(ifaces),
                 tuple((str(t), str(a)) for t, a in rec.get("links", [])),
-                tuple(published),
+                _published(f"host:{name}"),
+            )
+        )
+    for name in state.names("docker"):  # the projects' Docker services
+        rec = state.read("docker", name)
+        if rec is None:
+            continue
+        owner = str(rec["owner"])
+        hosts.append(
+            GHost(
+                name,
+                "docker",
+                tuple(_attached(owner, [])),
+                tuple((str(t), str(a)) for t, a in rec.get("links", [])),
+                _published(owner),
             )
         )
     return nets, hosts
+
+
+def _attached(owner: str, have: list[str]) -> list[tuple[str, str, str]]:
+    """(bridge, ifname, address) of the bridge interfaces attached to ``owner``, but ``have``."""
+    out = []
+    for aname in state.names("attach"):
+        if not aname.startswith(f"{owner}@"):
+            continue
+        a = state.read("attach", aname) or {}
+        if a.get("ifname") in have or not a.get("bridge"):
+            continue
+        addrs = (a.get("signature") or {}).get("addresses", [])
+        addr = str(addrs[0]).split("@")[0] if addrs else ("dhcp" if a.get("dhcp_pidfile") else "")
+        out.append((str(a["bridge"]), str(a["ifname"]), addr))
+    return out
+
+
+def _published(owner: str) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            {
+                f"{b['container_port']}/{b['proto']} <- :{b['host_port']}"
+                for b in ports.bindings(owner)
+            }
+        )
+    )

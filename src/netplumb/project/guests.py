@@ -195,6 +195,17 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
         raise NetplumbError(f"cannot create container {r.name}: {exc.explanation or exc}") from None
     owner = f"docker:{created['Id'][:12]}"
     try:
+        state.write(
+            {
+                "name": r.name,
+                "owner": owner,
+                "project": project,
+                "image": r.image,
+                "links": [[link.target, link.alias] for link in r.links],
+            },
+            "docker",
+            r.name,
+        )
         api.start(created["Id"])
         for i, att in enumerate(r.networks):
             _docker_network(r.name, owner, att.network, att.ifname, (att.ipv4, att.ipv6), i == 0)
@@ -273,6 +284,7 @@ def _remove_docker(name: str, project: str) -> None:
         return  # not this project's container: never touched
     owner = f"docker:{attrs['Id'][:12]}"
     cleanup.release_owner(owner)
+    state.remove("docker", name)
     try:
         rt.client().api.remove_container(attrs["Id"], force=True)
     except docker.errors.NotFound:
@@ -336,12 +348,8 @@ def describe(name: str) -> str:
 
 
 def docker_names() -> list[str]:
-    """The Docker services of every project, from the projects' records (no Docker call)."""
-    out = []
-    for project in state.names("projects"):
-        rec = state.read("projects", project) or {}
-        out += [str(n) for n, kind in dict(rec.get("runtimes", {})).items() if kind == "docker"]
-    return out
+    """The Docker services of every project, from netplumb's records (no Docker call)."""
+    return state.names("docker")
 
 
 def docker_rows() -> list[Record]:
