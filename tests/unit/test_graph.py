@@ -54,3 +54,30 @@ def test_names_are_escaped() -> None:
     svg = render([], [GHost("a<b", "running", (), (), ('x"&y',))])
     ET.fromstring(svg)
     assert "a&lt;b" in svg and "x&quot;&amp;y" in svg
+
+
+def test_graph_as_png_is_a_picture_of_the_svg(tmp_path: Path) -> None:
+    from netplumb.graph.svg import to_png
+
+    out = tmp_path / "system.png"
+    to_png(render(NETS, HOSTS), str(out))
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    root = ET.fromstring(render(NETS, HOSTS))
+    assert (width, height) == (
+        int(float(root.get("width", "0"))),
+        int(float(root.get("height", "0"))),
+    )
+
+
+def test_graph_png_to_a_place_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from netplumb.errors import NetplumbError
+    from netplumb.graph.svg import to_png
+
+    with pytest.raises(NetplumbError) as info:
+        to_png(render(NETS, HOSTS), str(tmp_path / "missing" / "x.png"))
+    assert str(info.value).startswith(f"cannot write PNG {tmp_path}/missing/x.png: ")
+    assert "\n" not in str(info.value)

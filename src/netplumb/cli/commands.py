@@ -204,8 +204,13 @@ def build_parser() -> _Parser:
     p = _sub(subs, "inspect", "a host as JSON, shaped like docker inspect's NetworkSettings")
     p.add_argument("names", nargs="+", metavar="NAME")
 
-    p = _sub(subs, "graph", "the system as an SVG picture: hosts, bridges, addresses, links, ports")
-    p.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    p = _sub(subs, "graph", "the system as a picture: hosts, bridges, addresses, links, ports")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="write to this file, SVG or, for a name ending in .png, PNG (default: SVG to "
+        "standard output)",
+    )
 
     p = _sub(subs, "demo", "bring up the article's system and run its curl calls")
     p.add_argument("--down", action="store_true", help="take the demo down")
@@ -516,10 +521,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from netplumb.graph.snapshot import snapshot
-    from netplumb.graph.svg import render
+    from netplumb.graph.svg import render, to_png
 
     svg = render(*snapshot())
-    if args.output:
+    if args.output and args.output.endswith(".png"):
+        to_png(svg, args.output)
+    elif args.output:
         with open(args.output, "w") as f:
             f.write(svg)
     else:

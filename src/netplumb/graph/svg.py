@@ -128,3 +128,24 @@ def render(nets: list[GNet], hosts: list[GHost]) -> str:
             out.append(_text(mid, top - 22, alias, 10, anchor="middle"))
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def to_png(svg: str, path: str) -> None:
+    """Write the picture as PNG, rendered by librsvg's ``rsvg-convert`` (Debian librsvg2-bin)."""
+    import shutil
+    import subprocess
+
+    from netplumb.errors import NetplumbError
+
+    tool = shutil.which("rsvg-convert")
+    if tool is None:
+        raise NetplumbError("cannot write PNG: rsvg-convert not found (apt install librsvg2-bin)")
+    done = subprocess.run(
+        [tool, "--format", "png", "--output", path],
+        input=svg.encode(),
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["failed"]
+        raise NetplumbError(f"cannot write PNG {path}: {reason[0]}")
