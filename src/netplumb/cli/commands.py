@@ -225,9 +225,10 @@ def build_parser() -> _Parser:
         default="host",
         help="netplumb hosts (default) or Docker containers of netplumb/birthdays:local",
     )
-    from netplumb.cli import project
+    from netplumb.cli import lan, project
 
     project.register(subs)  # type: ignore[arg-type]
+    lan.register(subs)
     return parser
 
 
