@@ -12,10 +12,12 @@ PY_DIRS := $(wildcard src tests bench)
 setup:
 	@bash scripts/setup.sh
 
-# What the Docker tests need: a running engine and the locally built busybox image.
+# What the Docker tests need: a running engine and the locally built busybox and birthday-service
+# images (the second is rebuilt only when src/birthdays or its requirements change).
 services: setup
 	@bash scripts/start-dockerd.sh
 	@bash scripts/busybox-image.sh
+	@bash scripts/python-image.sh
 
 demo: services
 	$(VENV)/netplumb demo

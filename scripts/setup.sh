@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # iptables: dockerd's own rules (--iptables=true); util-linux: nsenter, unshare, setsid;
-# python3-venv: Debian's python3 has no ensurepip without it.
+# python3-venv: Debian's python3 has no ensurepip without it; debootstrap: scripts/python-image.sh.
 PACKAGES=(iproute2 nftables iptables docker.io busybox-static dnsmasq-base iputils-ping
           containernetworking-plugins curl netcat-openbsd iperf3 wrk procps psmisc util-linux
-          python3 python3-venv)
+          python3 python3-venv debootstrap librsvg2-bin)
 apt_stamp=.venv/.netplumb-apt
 wanted="${PACKAGES[*]}"
 

@@ -59,3 +59,63 @@ def test_demo_brings_up_the_article_and_down_again(tmp_path: Path) -> None:
         for row in json.loads(np("ps", "--json").stdout or "[]"):
             np("rm", "-f", row["name"])
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_demo_on_docker_brings_up_the_same_system_as_containers(tmp_path: Path) -> None:
+    """``netplumb demo --runtime docker``: the article's system as containers of the birthday
+    service's image, wired by netplumb in a throwaway machine namespace."""
+    names = ["mongodb", "webserver1", "webserver2", "webserver3"]
+    taken = subprocess.run(
+        ["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not set(names) & set(taken), f"containers named {names} exist: remove them first"
+    ns = f"npt-{secrets.token_hex(3)}-demo"
+    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")}
+
+    def np(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, NETPLUMB, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    try:
+        up = np("demo", "--runtime", "docker")
+        assert up.returncode == 0, up.stdout + up.stderr
+        out = up.stdout
+        assert "> netplumb up -f " in out and "birthdays-docker.yaml\n" in out
+        assert (
+            out.split("> curl -s http://", 1)[1]
+            .split("\n", 1)[1]
+            .startswith(
+                "name = James Clerk Maxwell, birthday = 13.06.1831\n"
+                "name = Albert Einstein, birthday = 14.03.1879\n"
+                "name = Werner Heisenberg, birthday = 05.12.1901\n"
+            )
+        )
+        assert "MONGO_PORT_27017_TCP_ADDR=10.89.0.2" in out
+        assert "> netplumb port webserver2 8080\n0.0.0.0:8081\n" in out
+        assert "10.2.0.11/16" in out  # webserver3's pipework-style interface, from inside it
+        rows = {r["name"]: r for r in json.loads(np("ps", "--json").stdout)}
+        assert sorted(rows) == names
+        assert all(r["state"] == "running" for r in rows.values())
+        assert all(
+            r["command"].startswith("[docker netplumb/birthdays:local]") for r in rows.values()
+        )
+        down = np("demo", "--down")
+        assert down.returncode == 0, down.stderr
+        assert json.loads(np("ps", "--json").stdout) == []
+        left = subprocess.run(
+            ["docker", "ps", "-a", "--format", "{{.Names}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert not set(names) & set(left)
+    finally:
+        np("down", "-p", "birthdays")
+        subprocess.run(["ip", "netns", "del", ns], check=False)
