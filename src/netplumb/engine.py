@@ -123,10 +123,14 @@ def apply(
 _fail_after = os.environ.get("NETPLUMB_FAIL_AFTER", "")
 
 
-def attach(req: AttachRequest, *, dry_run: bool = False, leased: bool = False) -> list[Action]:
+def attach(
+    req: AttachRequest, *, dry_run: bool = False, leased: bool = False, lan_checked: bool = False
+) -> list[Action]:
     """Attach as ``req`` asks; returns the actions taken (or that would be, with dry_run).
 
-    Attaching again exactly as recorded is a no-op; differently, a clear error.
+    Attaching again exactly as recorded is a no-op; differently, a clear error. A static
+    address on the host's LAN (``netplumb lan``) is probed with ARP first, and leased when it
+    lies in the LAN's pool, unless the caller did that already (``lan_checked``).
     """
     with resolve(req.guest) as guest:
         existing = state.read("attach", record_name(guest.key, req.guest_ifname))
@@ -147,10 +151,17 @@ def attach(req: AttachRequest, *, dry_run: bool = False, leased: bool = False) -
                 return actions
             # ``leased``: the caller (netplumb run) leased the addresses from the network itself
             taken = [] if leased else _lease_static(req, guest.key)
+            holder = record_name(guest.key, req.guest_ifname)
+            try:
+                lan = [] if lan_checked else _claim_lan(req, holder)
+            except BaseException:
+                _release_static(taken, guest.key)
+                raise
             try:
                 apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
             except BaseException:
                 _release_static(taken, guest.key)
+                _release_lan(lan, holder)
                 raise
             return actions
         finally:
@@ -180,6 +191,53 @@ def _lease_static(req: AttachRequest, owner: str) -> list[tuple[str, str]]:
         _release_static(leased, owner)
         raise
     return leased
+
+
+def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
+    """Static addresses on the LAN's bridge (or macvlan parent) are probed (RFC 5227): one that
+    answers is refused; one in the LAN pool is leased. Returns the leased ones. Costs one
+    ``stat`` when no LAN is set up."""
+    if not req.addresses or req.host_if is None or not os.path.isdir(state.path("lan")):
+        return []
+    from netplumb import lanpool
+    from netplumb.kernel import arp
+
+    try:
+        host_if, dev = lanpool.lan_target()
+    except NetplumbError:
+        return []
+    if req.host_if != host_if:
+        return []
+    pool = lanpool.get_pool()
+    timing = arp.timing_from_env()
+    leased: list[str] = []
+    try:
+        for spec in req.addresses:
+            if spec.interface is None or spec.interface.version != 4:
+                continue
+            ip = spec.interface.ip
+            if pool is not None and pool.in_range(ip):
+                lanpool.claim(pool, holder, ip, dev, timing)
+                leased.append(str(ip))
+                continue
+            mac = lanpool.probe_free(dev, ip, timing)
+            if mac is not None:
+                raise Conflict(
+                    f"address {ip} is in use on the LAN: {mac} answered an ARP probe for it "
+                    "(nothing was changed)"
+                )
+    except BaseException:
+        _release_lan(leased, holder)
+        raise
+    return leased
+
+
+def _release_lan(leased: list[str], holder: str) -> None:
+    if leased:
+        from netplumb import lanpool
+
+        for ip in leased:
+            lanpool.release(ip, holder)
 
 
 def _static_leases(record: Record) -> list[tuple[str, str]]:
@@ -261,6 +319,10 @@ def detach(guest_ref: str, ifname: str) -> None:
             record["owner_mark"] = owner_mark(guest.key)
             _undo_from_results(session, ifname, record)
             _release_static(_static_leases(record), guest.key)
+            if os.path.isdir(state.path("lan")):
+                from netplumb import lanpool
+
+                lanpool.release_holder(name)
             state.remove("attach", name)
         finally:
             session.close()

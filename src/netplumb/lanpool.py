@@ -215,7 +215,9 @@ def attach(
     addr = claim(pool, holder, ip, dev, timing)
     spec = AddressSpec(pool.interface(addr), pool.gateway)
     try:
-        engine.attach(AttachRequest(guest, host_if, ifname, addresses=(spec,), mac=mac))
+        engine.attach(
+            AttachRequest(guest, host_if, ifname, addresses=(spec,), mac=mac), lan_checked=True
+        )
         with resolve(guest) as g, netns.entered(g.fd):
             arp.announce(ifname, addr, timing)
     except BaseException:

@@ -83,9 +83,8 @@ class LanLab(Lab):
     def lan_cmd(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """``netplumb lan ARGS`` in the host namespace (through ``python -m netplumb.cli.lan``,
-        which runs the very handlers ``netplumb lan`` dispatches to)."""
-        return self.in_host(PYTHON, "-m", "netplumb.cli.lan", *args, check=check, env=env)
+        """``netplumb lan ARGS`` in the host namespace."""
+        return self.netplumb("lan", *args, check=check, env=env)
 
     def raw_layout(self) -> tuple[str, str]:
         """``ip -j addr`` and the routes of every table, as text: compared byte for byte."""

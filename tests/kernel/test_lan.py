@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel.lanlab import NEIGHBOUR_MAC, PYTHON, SUBNET, LanLab, sh, wait_for
+from kernel.attachlab import NETPLUMB
+from kernel.lanlab import NEIGHBOUR_MAC, SUBNET, LanLab, sh, wait_for
 
 pytestmark = pytest.mark.kernel
 
@@ -183,9 +184,8 @@ def test_two_containers_asking_for_one_address_in_parallel(lan: LanLab) -> None:
                 "netns",
                 "exec",
                 lan.host,
-                PYTHON,
-                "-m",
-                "netplumb.cli.lan",
+                NETPLUMB,
+                "lan",
                 "attach",
                 g,
                 "--ip",
@@ -265,8 +265,34 @@ def test_a_multicast_mac_is_refused_and_a_global_one_warned(lan: LanLab) -> None
     assert proc.stderr.startswith("netplumb: warning: MAC 00:16:3e:00:77:51 is not locally")
 
 
-def test_netplumb_lan_through_the_main_cli(lan: LanLab) -> None:
-    """NEEDS WIRING: passes once commands.py registers cli/lan.py (see docs/lan.md)."""
+def test_netplumb_lan_status_through_the_main_cli(lan: LanLab) -> None:
     proc = lan.netplumb("lan", "status", check=False)
     assert proc.returncode == 0, proc.stderr
     assert "mode: -" in proc.stdout
+
+
+def test_pipework_onto_the_lan_is_probed_and_leased_too(lan: LanLab) -> None:
+    """The pipework command line (and netplumb attach) on the LAN's bridge go through the same
+    probe and pool as ``lan attach``: the neighbour's address is refused, a pool address is
+    leased while attached and released by detach."""
+    lan.lan_cmd("bridge", "phys0")
+    lan.lan_cmd("confirm")
+    lan.lan_cmd(*POOL)
+    guest = lan.netns("pw")
+    taken = lan.pipework("br-phys0", guest, f"{SUBNET}.9/24", check=False)
+    assert taken.returncode == 1
+    assert taken.stderr.strip() == (
+        f"pipework: address {SUBNET}.9 is in use on the LAN: {NEIGHBOUR_MAC} answered an ARP "
+        "probe for it (nothing was changed)"
+    )
+    assert [ln["ifname"] for ln in lan.links(guest)] == ["lo"]
+    lan.pipework("br-phys0", guest, f"{SUBNET}.210/24@{SUBNET}.1")
+    assert lan.addrs(guest, "eth1", "4") == [f"{SUBNET}.210/24"]
+    assert lan.ping(lan.router, f"{SUBNET}.210")
+    assert f"{SUBNET}.210=" in lan.lan_cmd("status").stdout
+    other = lan.netns("pw2")
+    refused = lan.lan_cmd("attach", other, "--ip", f"{SUBNET}.210", check=False)
+    assert f"address {SUBNET}.210 is already leased on the LAN" in refused.stderr
+    lan.netplumb("detach", guest, "eth1")
+    assert f"{SUBNET}.210=" not in lan.lan_cmd("status").stdout
+    lan.lan_cmd("unbridge")
