@@ -111,12 +111,17 @@ def _topology_file(runtime: str, data_dir: str) -> str:
 
 
 def down() -> None:
+    from netplumb import demo_lan
+
     np = _bin("netplumb")
+    demo_lan.down(np, _show)
     _show([np, "down", "-p", PROJECT])
     print("the demo is down.")
 
 
-def up(data_dir: str, runtime: str = "host") -> None:
+def up(
+    data_dir: str, runtime: str = "host", lan: str | None = None, lan_pool: str | None = None
+) -> None:
     np = _bin("netplumb")
     if runtime == "host":
         os.makedirs(data_dir, exist_ok=True)
@@ -158,13 +163,17 @@ def up(data_dir: str, runtime: str = "host") -> None:
     expected = "".join(f"name = {n}, birthday = {b}\n" for n, b in PHYSICISTS)
     if not got.endswith(expected):
         raise NetplumbError(f"demo: the service answered {got!r}, expected the three physicists")
-    look = f"  {np} ps\n" if runtime == "host" else "  docker ps\n"
+    from netplumb import demo_lan
+
+    lan_addr = demo_lan.up(np, _show, lan, lan_pool)
+    look = f"  {np} ps\n"
     print(
         "\nThe article's system is running. Look around:\n"
         f"{look}"
         f"  {np} port webserver1\n"
         f"  {np} link env mongodb mongo --from webserver1\n"
         f"  {np} graph -o demo.svg\n"
-        f"  curl http://127.0.0.1:8080\n"
-        f"Take it down with: {np} demo --down   (or: {np} down -p {PROJECT})"
+        f"  {np} lan status\n"
+        f"  curl http://127.0.0.1:8080    (and http://{lan_addr}:8080 from the LAN)\n"
+        f"Take it down with: {np} demo --down"
     )

@@ -46,8 +46,13 @@ def test_demo_brings_up_the_article_and_down_again(tmp_path: Path) -> None:
         )
         assert "MONGO_PORT_27017_TCP_ADDR=10.89.0.2" in out
         assert "> netplumb port webserver2 8080\n0.0.0.0:8081\n" in out
+        # the article's last section: another machine on the (simulated) LAN reaches webserver1
+        lan = out.split("> netplumb exec lan-router -- curl -s http://192.168.77.200:8080\n", 1)
+        assert lan[1].startswith("name = James Clerk Maxwell, birthday = 13.06.1831\n")
+        assert "> netplumb lan confirm\n" in out
         rows = {r["name"]: r for r in json.loads(np("ps", "--json").stdout)}
-        assert sorted(rows) == ["mongodb", "webserver1", "webserver2", "webserver3"]
+        assert sorted(rows) == ["lan-router", "mongodb", "webserver1", "webserver2", "webserver3"]
+        assert "192.168.77.200/24" in rows["webserver1"]["addresses"]
         assert all(r["state"] == "running" for r in rows.values())
         assert "10.2.0.11/16" in rows["webserver3"]["addresses"]
         down = np("demo", "--down")
@@ -100,12 +105,17 @@ def test_demo_on_docker_brings_up_the_same_system_as_containers(tmp_path: Path) 
         assert "MONGO_PORT_27017_TCP_ADDR=10.89.0.2" in out
         assert "> netplumb port webserver2 8080\n0.0.0.0:8081\n" in out
         assert "10.2.0.11/16" in out  # webserver3's pipework-style interface, from inside it
+        # the article's last section: another machine on the (simulated) LAN reaches webserver1
+        lan = out.split("> netplumb exec lan-router -- curl -s http://192.168.77.200:8080\n", 1)
+        assert lan[1].startswith("name = James Clerk Maxwell, birthday = 13.06.1831\n")
+        assert "> netplumb lan confirm\n" in out
         rows = {r["name"]: r for r in json.loads(np("ps", "--json").stdout)}
-        assert sorted(rows) == names
+        assert sorted(rows) == ["lan-router", *names]
         assert all(r["state"] == "running" for r in rows.values())
         assert all(
-            r["command"].startswith("[docker netplumb/birthdays:local]") for r in rows.values()
+            rows[n]["command"].startswith("[docker netplumb/birthdays:local]") for n in names
         )
+        assert "192.168.77.200/24" in rows["webserver1"]["addresses"]
         down = np("demo", "--down")
         assert down.returncode == 0, down.stderr
         assert json.loads(np("ps", "--json").stdout) == []

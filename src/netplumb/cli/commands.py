@@ -225,6 +225,16 @@ def build_parser() -> _Parser:
         default="host",
         help="netplumb hosts (default) or Docker containers of netplumb/birthdays:local",
     )
+    p.add_argument(
+        "--lan",
+        metavar="IF",
+        help="put webserver1 on the LAN of this interface (default: a simulated LAN)",
+    )
+    p.add_argument(
+        "--lan-pool",
+        metavar="FIRST-LAST",
+        help="with --lan: the addresses netplumb may give out, outside the LAN's DHCP range",
+    )
     from netplumb.cli import lan, project
 
     project.register(subs)  # type: ignore[arg-type]
@@ -546,7 +556,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             import shutil
 
             shutil.rmtree(args.data, ignore_errors=True)  # the demo's own data: start empty
-        demo.up(args.data, args.runtime)
+        demo.up(args.data, args.runtime, args.lan, args.lan_pool)
     return 0
 
 
