@@ -462,3 +462,26 @@ def test_a_name_taken_by_another_host_is_refused_and_that_host_kept(machine: Mac
     assert machine.hosts()["db"]["state"] == "running"
     machine.np("rm", "-f", "db")
     machine.assert_empty()
+
+
+def test_bash_completion_offers_the_projects_guests(machine: Machine) -> None:
+    machine.np("up", "-f", small(machine))
+    script = machine.np("completion", "bash").stdout
+    bin_dir = str(Path(NETPLUMB).parent)
+    probe = (
+        f'export PATH="{bin_dir}:$PATH"; {script}\n'
+        'COMP_WORDS=(netplumb logs ap); COMP_CWORD=2; _netplumb; echo "${COMPREPLY[*]}"\n'
+        'COMP_WORDS=(netplumb network rm ""); COMP_CWORD=3; _netplumb; echo "${COMPREPLY[*]}"\n'
+        'COMP_WORDS=(netplumb down -p ""); COMP_CWORD=3; _netplumb; echo "${COMPREPLY[*]}"\n'
+    )
+    out = subprocess.run(
+        ["ip", "netns", "exec", machine.ns, "bash", "-c", probe],
+        env=machine.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert out == ["app1 app2", "back netplumb", "shop"]
+    machine.np("down", "-p", "shop")
+    machine.assert_empty()

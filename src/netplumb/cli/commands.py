@@ -235,10 +235,14 @@ def build_parser() -> _Parser:
         metavar="FIRST-LAST",
         help="with --lan: the addresses netplumb may give out, outside the LAN's DHCP range",
     )
-    from netplumb.cli import lan, project
+    from netplumb.cli import completion, lan, project
 
     project.register(subs)  # type: ignore[arg-type]
     lan.register(subs)
+    completion.register(subs)  # type: ignore[arg-type]
+    from netplumb.cli.examples import attach_examples
+
+    attach_examples(parser)
     return parser
 
 
@@ -590,7 +594,7 @@ def main(argv: list[str]) -> int:
         if not args.command:
             parser.print_help()
             return 2
-        if args.command != "reconcile":
+        if args.command not in ("reconcile", "completion", "__complete"):
             from netplumb import ports
 
             ports.reconcile_if_drifted()  # someone flushed the ruleset: put netplumb's back
