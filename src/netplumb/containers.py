@@ -3,6 +3,8 @@ published ports, set up before its command starts and torn down as a whole on an
 
 from __future__ import annotations
 
+import os
+
 from netplumb import engine, links, networks, ports, state
 from netplumb.errors import NetplumbError
 from netplumb.hosts import runtime
@@ -113,6 +115,17 @@ def _attach_network(name: str, owner: str, att: Attachment, default_route: bool)
         leased=True,
     )
     return entry
+
+
+def search_path() -> str:
+    """The PATH a host's command gets: this installation's commands first, then the caller's
+    (hosts share the machine's files, so ``birthdays`` or ``python3`` mean inside what they
+    mean outside); ``-e PATH=...`` overrides it."""
+    import sys
+
+    mine = os.path.dirname(sys.executable)
+    rest = os.environ.get("PATH") or runtime.DEFAULT_PATH
+    return ":".join([mine, *(p for p in rest.split(":") if p and p != mine)])
 
 
 def net_is_isolated(name: str) -> bool:

@@ -485,3 +485,20 @@ def test_bash_completion_offers_the_projects_guests(machine: Machine) -> None:
     assert out == ["app1 app2", "back netplumb", "shop"]
     machine.np("down", "-p", "shop")
     machine.assert_empty()
+
+
+def test_ps_shows_commands_quoted_and_literal_and_run_finds_netplumbs_commands(
+    machine: Machine,
+) -> None:
+    machine.np(
+        "run", "--name", "odd", "--network", "none", "--", "sh", "-c", "echo [/bold]; sleep 100"
+    )
+    machine.np("run", "--name", "svc", "--network", "none", "--", "birthdays", "--help")
+    table = machine.np("ps").stdout
+    assert "sh -c 'echo [/bold]; sleep 100'" in table  # rich markup is not interpreted
+    assert json.loads(machine.np("ps", "--json").stdout)[0]["command"] == (
+        "sh -c 'echo [/bold]; sleep 100'"
+    )
+    assert "usage: birthdays" in machine.np("logs", "svc").stdout  # found on the host's PATH
+    machine.np("rm", "-f", "odd", "svc")
+    machine.assert_empty()

@@ -253,11 +253,14 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from netplumb import containers
 
+    env = list(args.env)
+    if not any(e.partition("=")[0] == "PATH" for e in env):
+        env.insert(0, f"PATH={containers.search_path()}")
     record = containers.run(
         args.name,
         _strip_dashdash(args.argv),
         hostname=args.hostname,
-        env=args.env,
+        env=env,
         expose=args.expose,
         network=args.network,
         link_specs=args.link,
@@ -291,6 +294,8 @@ def _addresses(record: dict[str, object]) -> list[str]:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    import shlex
+
     from netplumb import state
     from netplumb.hosts import runtime
 
@@ -306,15 +311,22 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 "pid": record.get("pid"),
                 "state": st,
                 "addresses": _addresses(record) if st != "lost" else [],
-                "command": " ".join(record.get("argv", [])),
+                "command": shlex.join(record.get("argv", [])),
             }
         )
     from netplumb.project import guests
 
     for row in guests.docker_rows():  # the Docker services of projects (netplumb up)
-        pid = row.pop("netns_pid")
-        addresses = _addresses({"netns": f"/proc/{pid}/ns/net"}) if pid else []
-        rows.append({**row, "addresses": addresses, "command": row["command"]})
+        pid = row["netns_pid"]
+        rows.append(
+            {
+                "name": row["name"],
+                "pid": row["pid"],
+                "state": row["state"],
+                "addresses": _addresses({"netns": f"/proc/{pid}/ns/net"}) if pid else [],
+                "command": row["command"],
+            }
+        )
     if args.json:
         import json
 
@@ -322,13 +334,16 @@ def cmd_ps(args: argparse.Namespace) -> int:
         return 0
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for col in ("NAME", "PID", "STATE", "ADDRESSES", "COMMAND"):
         table.add_column(col, no_wrap=col != "COMMAND")
     for row in rows:
-        table.add_row(*(" ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
+        table.add_row(
+            *(escape(" ".join(v) if isinstance(v, list) else str(v)) for v in row.values())
+        )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
     return 0
 

@@ -46,15 +46,6 @@ _WAIT_FOR_NETWORK = (
 )
 
 
-def search_path() -> str:
-    """The PATH a topology's hosts get: this installation's commands first, then the machine's
-    (hosts share the machine's files, so ``birthdays`` or ``python3`` mean the same inside)."""
-    mine = os.path.dirname(sys.executable)
-    rest = os.environ.get("PATH") or runtime.DEFAULT_PATH
-    parts = [mine, *(p for p in rest.split(":") if p and p != mine)]
-    return ":".join(parts)
-
-
 def spec_of(mapping: object) -> str:
     """A resolved port mapping as a ``-p`` value ``ports.publish`` reads back."""
     from netplumb.model.ports import PortMapping
@@ -144,7 +135,7 @@ def _start_host(r: Replica, project: str, digest: str) -> None:
         r.name,
         list(r.command),
         hostname=r.hostname,
-        env=[f"PATH={search_path()}", *r.environment],
+        env=[f"PATH={containers.search_path()}", *r.environment],
         expose=[f"{p}/{proto}" for p, proto in r.expose],
         link_specs=[f"{link.target}:{link.alias}" for link in r.links],
         publish=[spec_of(m) for m in r.ports],
