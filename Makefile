@@ -46,5 +46,12 @@ test: services
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)"; fi; \
 	exit $$rc
 
+# Every benchmark side by side with its peers, then bench/REPORT.md with tables and plots.
+# QUICK=1: fewer iterations and shorter runs (a few minutes instead of about twenty).
+BENCHES := attach ports scale service cni
 bench: services
-	$(VENV)/python bench/attach.py $(if $(QUICK),--quick,)
+	@for b in $(BENCHES); do \
+	    echo "== bench/$$b.py"; \
+	    $(VENV)/python bench/$$b.py $(if $(QUICK),--quick,) || exit 1; \
+	done
+	$(VENV)/python bench/report.py

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from netplumb.state import Record
 
 
-def _records_of(owner: str) -> list[tuple[str, Record]]:
+def records_of(owner: str) -> list[tuple[str, Record]]:
+    """The owner's attach records, through the state's per-owner index (not every record)."""
     out = []
-    for name in state.names("attach"):
-        if name.rpartition("@")[0] == owner:
-            record = state.read("attach", name)
-            if record is not None:
-                out.append((name, record))
+    for name in state.group_names("attach", owner):
+        record = state.read("attach", name)
+        if record is not None:  # None: removed since (the list keeps names until the last)
+            out.append((name, record))
     return out
 
 
@@ -49,9 +49,8 @@ def release_owner(owner: str) -> int:
     from netplumb.engine import _undo_from_results
 
     ports.release(owner)
-    records = _records_of(owner)
-    for net, _ip in networks.leases_of(owner):
-        networks.release(net, owner)
+    records = records_of(owner)
+    networks.release_many([owner])
     if not records:
         return 0
     kind, _, ref = owner.partition(":")
@@ -80,11 +79,81 @@ def release_owner(owner: str) -> int:
     return len(records)
 
 
+# Interfaces that go with the guest's network namespace when its last process exits: the
+# kernel deletes them (and a veth's host end with its peer) for many namespaces in one batch.
+# Deleting each veth by hand costs an RCU grace period (~37 ms here) per guest.
+_DIE_WITH_NAMESPACE = ("veth", "macvlan")
+
+
+def release_before_exit(owner: str, records: list[tuple[str, Record]]) -> list[tuple[str, Record]]:
+    """The first half of removing a guest whose namespace is about to go: stop its DHCP
+    clients (they hold the namespace) and undo, while it lives, what would outlive it (a
+    physical interface would fall back to the machine's first namespace); returns the records
+    left, whose interfaces die with the namespace."""
+    from netplumb.engine import _undo_from_results
+    from netplumb.kernel import dhcp
+
+    left: list[tuple[str, Record]] = []
+    undo: list[tuple[str, Record]] = []
+    for name, record in records:
+        pf = record.get("dhcp_pidfile")
+        if isinstance(pf, str):
+            dhcp.stop(pf, str(record.get("ifname", "")))
+            record.pop("dhcp_pidfile")
+        (left if record.get("kind") in _DIE_WITH_NAMESPACE else undo).append((name, record))
+    if undo:
+        kind, _, ref = owner.partition(":")
+        try:
+            guest = resolve(ref) if kind == "host" and alive(owner) else None
+        except NetplumbError:
+            guest = None
+        if guest is None:
+            return left + undo  # nothing to undo in: the host side is cleaned after exit
+        with guest:
+            for name, record in undo:
+                session = Session(guest.fd)
+                try:
+                    record["owner_mark"] = owner_mark(owner)
+                    _undo_from_results(session, str(record["ifname"]), record)
+                    state.remove("attach", name)
+                finally:
+                    session.close()
+    return left
+
+
+def release_after_exit(records: list[tuple[str, Record]], timeout: float = 10.0) -> None:
+    """The second half, once the guests' processes are gone: wait until the kernel has
+    deleted the host ends of their veths with their namespaces, delete (by mark) any still
+    there after ``timeout`` (a process that joined a namespace keeps it), remove the records."""
+    import time
+
+    wanted: dict[str, str] = {}
+    for _name, record in records:
+        host_name = record.get("host_name")
+        if record.get("kind") == "veth" and isinstance(host_name, str):
+            wanted[host_name] = owner_mark(str(record.get("owner")))
+    deadline = time.monotonic() + timeout
+    pause = 0.002
+    with Netlink() as host:
+        while wanted:
+            present = {ln.name for ln in host.links() if wanted.get(ln.name) == ln.alias}
+            wanted = {n: m for n, m in wanted.items() if n in present}
+            if not wanted or time.monotonic() >= deadline:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        for name, record in records:
+            if record.get("host_name") in wanted or isinstance(record.get("dhcp_pidfile"), str):
+                _release_dead(name, record, host)  # deletes what is still there, by its mark
+            else:
+                state.remove("attach", name)
+
+
 def gc() -> list[str]:
     """Remove what belongs to dead guests, and nothing else; returns what was removed."""
     from netplumb.hosts import runtime
 
-    removed: list[str] = []
+    removed: list[str] = [f"interrupted write {f}" for f in state.sweep_stale_tmp()]
     for name in runtime.names():
         record = state.read("hosts", name)
         if record is not None and runtime.status(record) == "lost":
@@ -98,11 +167,13 @@ def gc() -> list[str]:
         if not alive(owner):
             ports.release(owner)
             removed.append(f"published ports of {owner}")
+    ports.drop_stale_index()
     for net in networks.names():
         for ip, owner in networks._leases(net).items():
             if not alive(owner):
-                networks.release(net, owner)
+                networks.release_address(net, ip, owner)
                 removed.append(f"address {ip} of {owner}")
+    networks.release_many([o for o in networks.indexed_owners() if not alive(o)])
     with Netlink() as host:
         for name in state.names("attach"):
             record = state.read("attach", name)

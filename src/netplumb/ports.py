@@ -9,10 +9,11 @@ has it bound (Docker's ``Bind for 0.0.0.0:8080 failed: port is already allocated
 from __future__ import annotations
 
 import errno
+import os
 import random
 import socket
 
-from netplumb import networks, state
+from netplumb import networks, portindex, state
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.model.ip import IP
 from netplumb.model.ports import PortMapping, parse_expose, parse_port_spec
@@ -20,6 +21,8 @@ from netplumb.nft.render import Allow, NetSpec, Publication, render, rule_count
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from netplumb.state import Record
 
 
@@ -41,8 +44,6 @@ _cache: dict[str, tuple[tuple[int, int, int], list[Record]]] = {}
 def _all_bindings() -> list[Record]:
     """Every binding of every owner. Each owner's record is re-read only when its file changed
     (inode, mtime, size): a process publishing for many guests does not re-read them all."""
-    import os
-
     out: list[Record] = []
     for owner in state.names("ports"):
         try:
@@ -149,6 +150,17 @@ def _allows() -> list[Allow]:
 
 _batch_depth = 0
 _batch_dirty = False
+_at_batch_end: list[Callable[[], None]] = []
+
+
+def in_batch() -> bool:
+    return _batch_depth > 0
+
+
+def at_batch_end(callback: Callable[[], None]) -> None:
+    """Call ``callback`` once when the outermost batch ends (after its ruleset rewrite)."""
+    if callback not in _at_batch_end:
+        _at_batch_end.append(callback)
 
 
 class batch:  # used like a function: ``with ports.batch():``
@@ -162,9 +174,15 @@ class batch:  # used like a function: ``with ports.batch():``
     def __exit__(self, *exc: object) -> None:
         global _batch_depth, _batch_dirty  # noqa: PLW0603
         _batch_depth -= 1
-        if _batch_depth == 0 and _batch_dirty:
-            _batch_dirty = False
-            sync()
+        if _batch_depth:
+            return
+        try:
+            if _batch_dirty:
+                _batch_dirty = False
+                sync()
+        finally:
+            while _at_batch_end:
+                _at_batch_end.pop(0)()
 
 
 def sync() -> None:
@@ -206,13 +224,14 @@ def _ip_text(host_ip: str | None, family: int) -> str:
 
 
 def _taken(proto: str, family: int, host_ip: str | None, port: int, extra: list[Record]) -> bool:
-    for b in _all_bindings() + extra:
-        if b["proto"] != proto or int(b["family"]) != family or int(b["host_port"]) != port:
-            continue
-        theirs = b.get("host_ip")
-        if _any(host_ip) or _any(theirs) or theirs == host_ip:
-            return True
-    return False
+    held = portindex.holders(proto, port)
+    for b in extra:
+        if b["proto"] == proto and int(b["host_port"]) == port:
+            held.append((int(b["family"]), b.get("host_ip")))
+    return any(
+        fam == family and (_any(host_ip) or _any(theirs) or theirs == host_ip)
+        for fam, theirs in held
+    )
 
 
 def _any(host_ip: str | None) -> bool:
@@ -329,10 +348,15 @@ def guest_addresses(guest_ref: str) -> dict[int, str]:
 
 
 def publish(
-    owner: str, guest_name: str, specs: list[str], publish_all_of: list[str] | None = None
+    owner: str,
+    guest_name: str,
+    specs: list[str],
+    publish_all_of: list[str] | None = None,
+    addresses: dict[int, str] | None = None,
 ) -> list[Record]:
     """Publish ``specs`` (Docker -p values) and, for -P, every exposed port in
-    ``publish_all_of`` without a binding; returns the new bindings. Atomic."""
+    ``publish_all_of`` without a binding; returns the new bindings. Atomic. ``addresses``
+    (per family) when the caller knows the guest's addresses (the CNI plugin)."""
     mappings: list[PortMapping] = []
     for spec in specs:
         mappings += parse_port_spec(spec)
@@ -352,7 +376,7 @@ def publish(
                 f"cannot publish {m}: IPv6 loopback cannot be forwarded by the kernel "
                 "(publish on 127.0.0.1 or on an address of the machine)"
             )
-    addrs = guest_addresses(guest_name)
+    addrs = addresses if addresses is not None else guest_addresses(guest_name)
     if not addrs:
         raise NetplumbError(
             f"cannot publish ports of {guest_name}: it has no address the machine reaches"
@@ -384,8 +408,10 @@ def publish(
             {"owner": owner, "guest": guest_name, "bindings": bindings(owner) + new}, "ports", owner
         )
         try:
+            portindex.add(new)
             sync()
         except BaseException:
+            portindex.drop(new)
             if old is None:
                 state.remove("ports", owner)
             else:
@@ -401,7 +427,8 @@ def unpublish(owner: str, specs: list[str]) -> int:
         wanted += parse_port_spec(spec)
     with _Lock("ports.lock"):
         current = bindings(owner)
-        kept = []
+        kept: list[Record] = []
+        gone: list[Record] = []
         for b in current:
             hit = any(
                 m.container_port == b["container_port"]
@@ -410,9 +437,8 @@ def unpublish(owner: str, specs: list[str]) -> int:
                 and (m.host_ip is None or str(m.host_ip) == b.get("host_ip"))
                 for m in wanted
             )
-            if not hit:
-                kept.append(b)
-        removed = len(current) - len(kept)
+            (gone if hit else kept).append(b)
+        removed = len(gone)
         if removed:
             if kept:
                 rec = state.read("ports", owner) or {"owner": owner}
@@ -420,18 +446,40 @@ def unpublish(owner: str, specs: list[str]) -> int:
                 state.write(rec, "ports", owner)
             else:
                 state.remove("ports", owner)
+            portindex.drop(gone)
             sync()
     return removed
 
 
 def release(owner: str) -> bool:
     """Remove every binding of ``owner`` (rm, detach, gc); True if there were any."""
-    if state.read("ports", owner) is None:
-        return False
+    return bool(release_many([owner]))
+
+
+def release_many(owners: list[str]) -> list[str]:
+    """Remove every binding of each owner under one lock and one ruleset rewrite; returns the
+    owners that had any."""
+    mine = [o for o in owners if os.path.exists(state.path("ports", o))]
+    if not mine:
+        return []
+    done = []
     with _Lock("ports.lock"):
-        state.remove("ports", owner)
-        sync()
-    return True
+        for owner in mine:
+            rec = state.read("ports", owner)
+            if rec is None:
+                continue
+            state.remove("ports", owner)
+            portindex.drop(list(rec.get("bindings", [])))
+            done.append(owner)
+        if done:
+            sync()
+    return done
+
+
+def drop_stale_index() -> int:
+    """Remove port index entries no record backs (a crash between the two writes); ``gc``."""
+    with _Lock("ports.lock"):
+        return portindex.drop_stale(bindings)
 
 
 def _natural(text: str) -> list[object]:

@@ -124,17 +124,17 @@ class Machine:
             if "rule" in i and i["rule"]["chain"] == "publish"
         ]
 
-    def leases(self) -> dict[str, object]:
-        import marshal
-
-        out: dict[str, object] = {}
-        for path in (self.state / "leases").glob("*"):
-            if path.name.endswith((".lock", ".tmp")):
-                continue
-            data = marshal.loads(path.read_bytes())
-            if data:
-                out[path.name] = data
+    def leases(self) -> dict[str, str]:
+        """Every address lease: ``leases.d/<network>/<address>``, a link naming its owner."""
+        out: dict[str, str] = {}
+        for path in (self.state / "leases.d").glob("*/*"):
+            if not path.name.startswith(".") and not path.name.endswith(".tmp"):
+                out[f"{path.parent.name}/{path.name}"] = os.readlink(path)
         return out
+
+    def stray(self) -> list[str]:
+        """Files a write interrupted (``kill -9``) left behind: ``*.tmp`` anywhere in state."""
+        return sorted(str(p.relative_to(self.state)) for p in self.state.rglob("*.tmp"))
 
     def records(self, kind: str) -> list[str]:
         folder = self.state / kind
@@ -155,6 +155,7 @@ class Machine:
         assert self.records("attach") == []
         assert self.records("ports") == []
         assert self.records("docker") == []
+        assert self.stray() == []
 
     def close(self) -> None:
         for name in self.records("projects"):

@@ -235,10 +235,11 @@ def build_parser() -> _Parser:
         metavar="FIRST-LAST",
         help="with --lan: the addresses netplumb may give out, outside the LAN's DHCP range",
     )
-    from netplumb.cli import completion, lan, project
+    from netplumb.cli import cni, completion, lan, project
 
     project.register(subs)  # type: ignore[arg-type]
     lan.register(subs)
+    cni.register(subs)  # type: ignore[arg-type]
     completion.register(subs)  # type: ignore[arg-type]
     from netplumb.cli.examples import attach_examples
 

@@ -29,6 +29,7 @@ NESTED = {
     "lan detach": "netplumb lan detach webserver1 eth2",
     "lan probe": "netplumb lan probe 192.168.1.77",
     "cni install": "netplumb cni install --dir /opt/cni/bin --conf-dir /etc/cni/net.d",
+    "cni agent": "netplumb cni agent &",
 }
 
 

@@ -30,11 +30,14 @@ def spawn(args: list[str], env: dict[str, str]) -> int:
             os.setsid()
             grandchild = os.fork()
             if grandchild == 0:
-                os.close(write_fd)
+                # write_fd stays open until the exec closes it (close-on-exec): the caller
+                # reads to EOF, so it returns only once the timer runs under its own name,
+                # and a stop() right after spawn() finds it (a race seen under load).
                 null = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                os.closerange(3, 1 << 16)
+                os.closerange(3, write_fd)
+                os.closerange(write_fd + 1, 1 << 16)
                 os.chdir("/")
                 os.execve(sys.executable, argv, env)
             os.write(write_fd, str(grandchild).encode())

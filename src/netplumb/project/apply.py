@@ -271,22 +271,20 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
             rec.save()
             for name in list(reversed(rec.networks)):
                 report(shared.release(name, project, rec.drop_network))
+        state.sweep_stale_tmp()  # records an interrupted up was writing
         if not actions:
             report(f"nothing to do: project {project} has nothing up")
         return actions
 
 
 def _remove_hosts(names: list[str], project: str, report: Callable[[str], None]) -> None:
+    """The project's hosts, all at once (signalled together, waited for together: the cost of
+    a ``down`` grows with the number of hosts, not with its square)."""
     from netplumb.hosts import runtime
 
-    remove_many = getattr(runtime, "remove_many", None)
-    if remove_many is not None and names:
-        remove_many(names, force=False)
-        for name in names:
-            report(f"removed {name}")
+    if not names:
         return
-    for name in names:
-        guests.remove(name, "host", project)
+    for name in runtime.remove_many(names, force=False):
         report(f"removed {name}")
 
 
