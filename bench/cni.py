@@ -1,0 +1,404 @@
+"""CNI ADD and DEL latency: netplumb-cni vs the reference plugins, side by side in one run.
+
+Usage: .venv/bin/python bench/cni.py [--iterations N] [--podman N] [--quick]
+
+Everything runs in a throwaway "host" namespace (``npb-cni-TAG``) with N guest namespaces per
+side; the machine's own interfaces are never touched. One worker process inside that namespace
+(this file, ``--worker``) execs the plugins as a runtime does (env + stdin, stdout read),
+timing each call from spawn to reaped exit, N rounds in rotating order:
+
+  netplumb-cni            bridge mode, netplumb's own IPAM (``netplumb cni install`` launcher)
+  reference               bridge + host-local (Debian containernetworking-plugins 1.1.1)
+  netplumb-cni +port      the same with one runtimeConfig.portMappings entry (nftables)
+  reference +portmap      bridge + host-local, then portmap chained with prevResult; DEL in
+                          reverse order, portmap given the mappings again (it needs them)
+  floor                   ``python3 -S -c pass``
+
+With ``--podman N`` (default 10, 0 to skip): ``podman run -d`` of a busybox container on a
+netplumb-cni network and on a reference bridge network, start to running (the network is
+set up before the command returns), Podman 4.3 with the CNI backend, private storage.
+
+Prints a table with medians, p95 and ratios, writes bench/results/cni.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PY = str(ROOT / ".venv" / "bin" / "python3")
+RESULTS = ROOT / "bench" / "results" / "cni.json"
+REF_DIR = "/usr/lib/cni"
+SIDES = (
+    "netplumb",
+    "netplumb_agent",
+    "reference",
+    "netplumb_port",
+    "netplumb_port_agent",
+    "reference_portmap",
+)
+LABELS = {
+    "netplumb": "netplumb-cni standalone (Python launcher)",
+    "netplumb_agent": "netplumb-cni client + agent",
+    "reference": "reference bridge + host-local",
+    "netplumb_port": "netplumb-cni standalone + 1 port",
+    "netplumb_port_agent": "netplumb-cni client + agent + 1 port",
+    "reference_portmap": "reference bridge + host-local + portmap",
+}
+PAIRS = (
+    ("netplumb", "reference"),
+    ("netplumb_agent", "reference"),
+    ("netplumb_port", "reference_portmap"),
+    ("netplumb_port_agent", "reference_portmap"),
+)
+PORTS = [{"hostPort": 0, "containerPort": 80, "protocol": "tcp"}]  # hostPort set per guest
+
+
+def np_conf(name: str, octet: int) -> dict[str, Any]:
+    return {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "type": "netplumb-cni",
+        "bridge": f"npb-{name}"[:15],
+        "subnet": f"10.{octet}.0.0/16",
+    }
+
+
+def ref_conf(name: str, octet: int, tmp: Path) -> dict[str, Any]:
+    return {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "type": "bridge",
+        "bridge": f"npb-{name}"[:15],
+        "isGateway": True,
+        "ipMasq": False,
+        "ipam": {
+            "type": "host-local",
+            "dataDir": str(tmp / "host-local"),
+            "ranges": [[{"subnet": f"10.{octet}.0.0/16"}]],
+            "routes": [{"dst": "0.0.0.0/0"}],
+        },
+    }
+
+
+# -- the worker, inside the host namespace --------------------------------------------------------
+
+
+def call(
+    plugin: str, command: str, conf: dict[str, Any], cid: str, netns: str, path: str, state: str
+) -> tuple[float, dict[str, Any] | None, str | None]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": "IgnoreUnknown=1",
+        "CNI_PATH": path,
+        "NETPLUMB_STATE_DIR": state,
+    }
+    t0 = time.perf_counter_ns()
+    proc = subprocess.run(
+        [plugin], input=json.dumps(conf).encode(), capture_output=True, env=env, check=False
+    )
+    dt = (time.perf_counter_ns() - t0) / 1e6
+    out = json.loads(proc.stdout) if proc.stdout.strip() else None
+    if proc.returncode != 0:
+        return dt, out, f"{Path(plugin).name} {command} exit {proc.returncode}: {proc.stdout!r}"
+    return dt, out, None
+
+
+def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
+    path = f"{plugin_dir}:{REF_DIR}"
+    npp = str(plugin_dir / "netplumb-cni")
+    client = str(tmp / "client" / "netplumb-cni")
+    state = str(tmp / "state")
+    confs = {
+        "netplumb": np_conf("npbcnia", 131),
+        "netplumb_agent": np_conf("npbcnie", 137),
+        "reference": ref_conf("npbcnib", 132, tmp),
+        "netplumb_port": np_conf("npbcnic", 133),
+        "netplumb_port_agent": np_conf("npbcnif", 138),
+        "reference_portmap": ref_conf("npbcnid", 134, tmp),
+    }
+    add: dict[str, list[float]] = {s: [] for s in SIDES}
+    dele: dict[str, list[float]] = {s: [] for s in SIDES}
+    errors: list[str] = []
+    floor: list[float] = []
+
+    def one(side: str, i: int) -> None:
+        netns = f"/run/netns/npb-{tag}-{SIDES.index(side)}-{i}"
+        cid = f"bench{i}"
+        conf = dict(confs[side])
+        ports = [{**PORTS[0], "hostPort": 20000 + 100 * SIDES.index(side) + i}]
+        if "port" in side:
+            conf["runtimeConfig"] = {"portMappings": ports}
+        plugin = npp if side.startswith("netplumb") else f"{REF_DIR}/bridge"
+        if side.endswith("agent"):
+            plugin = client
+        t_add, result, err = call(plugin, "ADD", conf, cid, netns, path, state)
+        if err is None and side == "reference_portmap":
+            pm = {
+                "cniVersion": "1.0.0",
+                "name": conf["name"],
+                "type": "portmap",
+                "capabilities": {"portMappings": True},
+                "prevResult": result,
+                "runtimeConfig": {"portMappings": ports},
+            }
+            dt, _r, err = call(f"{REF_DIR}/portmap", "ADD", pm, cid, netns, path, state)
+            t_add += dt
+        if err:
+            errors.append(err)
+            return
+        add[side].append(t_add)
+        t_del = 0.0
+        if side == "reference_portmap":
+            pm = {
+                "cniVersion": "1.0.0",
+                "name": conf["name"],
+                "type": "portmap",
+                "capabilities": {"portMappings": True},
+                "prevResult": result,
+                "runtimeConfig": {"portMappings": ports},
+            }
+            dt, _r, err = call(f"{REF_DIR}/portmap", "DEL", pm, cid, netns, path, state)
+            t_del += dt
+        dt, _r, err2 = call(plugin, "DEL", conf, cid, netns, path, state)
+        t_del += dt
+        if err or err2:
+            errors.append(str(err or err2))
+            return
+        dele[side].append(t_del)
+
+    for i in range(n):
+        k = i % len(SIDES)
+        order = SIDES[k:] + SIDES[:k]
+        for side in order:
+            one(side, i)
+        t0 = time.perf_counter_ns()
+        subprocess.run([sys.executable, "-S", "-c", "pass"], check=False)
+        floor.append((time.perf_counter_ns() - t0) / 1e6)
+    return {"add": add, "del": dele, "floor": floor, "errors": errors[:5]}
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+
+def summarize(samples: list[float]) -> dict[str, float | int]:
+    if not samples:
+        return {"n": 0}
+    s = sorted(samples)
+    p95 = s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
+    return {"n": len(s), "median_ms": statistics.median(s), "p95_ms": p95, "min_ms": s[0]}
+
+
+def sh(*argv: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=check, **kw)
+
+
+def podman_bench(tag: str, host: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
+    """``podman run -d`` wall time on each network (container started, network set up)."""
+    base = tmp / "podman"
+    netd = base / "net.d"
+    netd.mkdir(parents=True)
+    conf = base / "containers.conf"
+    conf.write_text(
+        '[network]\nnetwork_backend = "cni"\n'
+        f'cni_plugin_dirs = ["{plugin_dir}", "{REF_DIR}"]\n'
+        f'network_config_dir = "{netd}"\n[containers]\n'
+        'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
+    )
+    nets = {"netplumb": np_conf("npbpodnp", 135), "reference": ref_conf("npbpodref", 136, tmp)}
+    for side, net in nets.items():
+        plugin = {**net, "capabilities": {"portMappings": True}}
+        (netd / f"{side}.conflist").write_text(
+            json.dumps({"cniVersion": "1.0.0", "name": plugin.pop("name"), "plugins": [plugin]})
+        )
+    rootfs = base / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "sleep").symlink_to("busybox")
+    sh("tar", "-C", str(rootfs), "-cf", str(base / "bb.tar"), ".")
+    env = {k: v for k, v in os.environ.items() if k != "NETPLUMB_STATE_DIR"}
+    env["CONTAINERS_CONF"] = str(conf)
+    pm = [
+        "nsenter",
+        f"--net=/run/netns/{host}",
+        "podman",
+        "--root",
+        str(base / "root"),
+        "--runroot",
+        str(base / "runroot"),
+        "--storage-driver",
+        "vfs",
+    ]
+    out: dict[str, Any] = {}
+    try:
+        sh(*pm, "import", str(base / "bb.tar"), "localhost/npb-busybox:bench", env=env)
+        times: dict[str, list[float]] = {"npbpodnp": [], "npbpodref": []}
+        for i in range(n):
+            for network in ("npbpodnp", "npbpodref") if i % 2 == 0 else ("npbpodref", "npbpodnp"):
+                name = f"npb-{tag}-{network}-{i}"
+                t0 = time.perf_counter_ns()
+                proc = sh(
+                    *pm,
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    "--network",
+                    network,
+                    "localhost/npb-busybox:bench",
+                    "sleep",
+                    "600",
+                    env=env,
+                    check=False,
+                )
+                dt = (time.perf_counter_ns() - t0) / 1e6
+                if proc.returncode == 0:
+                    times[network].append(dt)
+                else:
+                    out.setdefault("errors", []).append(proc.stderr[-300:])
+                sh(*pm, "rm", "-f", "-t", "0", name, env=env, check=False)
+        out["netplumb"] = summarize(times["npbpodnp"])
+        out["reference"] = summarize(times["npbpodref"])
+    finally:
+        sh(*pm, "rm", "-af", "-t", "0", env=env, check=False)
+        sh("umount", "-R", str(base / "root"), check=False)
+    return out
+
+
+def drive(n: int, podman_n: int) -> int:
+    tag = secrets.token_hex(3)
+    host = f"npb-cni-{tag}"
+    guests = [f"npb-{tag}-{s}-{i}" for s in range(len(SIDES)) for i in range(n)]
+    tmp = Path(tempfile.mkdtemp(prefix="npb-cni-"))
+    plugin_dir = tmp / "bin"
+    code = "import sys; from netplumb.cni.install import install; "
+    sh(VENV_PY, "-c", code + "install(sys.argv[1], None, client=False)", str(plugin_dir))
+    sh(VENV_PY, "-c", code + "install(sys.argv[1], None, client=True)", str(tmp / "client"))
+    sh(VENV_PY, "-m", "compileall", "-q", str(ROOT / "src"))  # PYTHONDONTWRITEBYTECODE
+    made: list[str] = []
+    try:
+        for ns in [host, *guests]:
+            sh("ip", "netns", "add", ns)
+            made.append(ns)
+        sh("ip", "-n", host, "link", "set", "lo", "up")
+        agent = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                host,
+                VENV_PY,
+                "-c",
+                "from netplumb.cni.agent import serve; serve()",
+            ],
+            env={**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")},
+        )
+        sock = tmp / "state" / "cni-agent.sock"
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc = sh(
+            "ip",
+            "netns",
+            "exec",
+            host,
+            VENV_PY,
+            __file__,
+            "--worker",
+            tag,
+            str(n),
+            str(tmp),
+            str(plugin_dir),
+        )
+        data = json.loads(proc.stdout)
+        pod = podman_bench(tag, host, podman_n, tmp, plugin_dir) if podman_n else {}
+    finally:
+        if "agent" in locals():
+            agent.kill()
+            agent.wait()
+        for ns in reversed(made):
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(f"/run/netplumb/netns-{tag}", ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    result: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "iterations": n,
+        "load": os.getloadavg(),
+        "add": {s: summarize(data["add"][s]) for s in SIDES},
+        "del": {s: summarize(data["del"][s]) for s in SIDES},
+        "floor_python_S": summarize(data["floor"]),
+        "errors": data["errors"],
+        "podman_run": pod,
+    }
+    ratios: dict[str, Any] = {}
+    for op in ("add", "del"):
+        for mine, ref in PAIRS:
+            a, b = result[op][mine].get("median_ms"), result[op][ref].get("median_ms")
+            if a and b:
+                ratios[f"{op} {mine}/{ref}"] = a / b
+    if pod.get("netplumb", {}).get("median_ms") and pod.get("reference", {}).get("median_ms"):
+        ratios["podman run netplumb/reference"] = (
+            pod["netplumb"]["median_ms"] / pod["reference"]["median_ms"]
+        )
+    result["ratios"] = ratios
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"CNI latency, {n} iterations per side (ms; load {result['load'][0]:.1f})")
+    print(f"{'side':46} {'ADD med':>8} {'ADD p95':>8} {'DEL med':>8} {'DEL p95':>8}")
+    for s in SIDES:
+        a, d = result["add"][s], result["del"][s]
+        print(
+            f"{LABELS[s]:46} {a.get('median_ms', 0):8.1f} {a.get('p95_ms', 0):8.1f} "
+            f"{d.get('median_ms', 0):8.1f} {d.get('p95_ms', 0):8.1f}"
+        )
+    fl = result["floor_python_S"]
+    print(
+        f"{'floor: python3 -S -c pass':46} {fl.get('median_ms', 0):8.1f} {fl.get('p95_ms', 0):8.1f}"
+    )
+    for side in ("netplumb", "reference"):
+        if side in pod:
+            p = pod[side]
+            print(
+                f"podman run -d ({side}): median {p.get('median_ms', 0):.0f} ms, "
+                f"p95 {p.get('p95_ms', 0):.0f} ms (n={p.get('n')})"
+            )
+    for k, v in ratios.items():
+        print(f"ratio {k}: {v:.2f}")
+    for e in result["errors"]:
+        print(f"error: {e}")
+    return 1 if result["errors"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["--worker"]:
+        tag, n, tmp, plugin_dir = args[1:5]
+        print(json.dumps(worker(tag, int(n), Path(tmp), Path(plugin_dir))))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--podman", type=int, default=10, help="podman runs per side (0: skip)")
+    p.add_argument("--quick", action="store_true", help="10 iterations, 3 podman runs")
+    a = p.parse_args(args)
+    if a.quick:
+        a.iterations, a.podman = 10, 3
+    return drive(a.iterations, a.podman)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

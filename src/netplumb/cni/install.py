@@ -1,0 +1,170 @@
+"""``netplumb cni install``: put the plugin where runtimes look, with an example conflist.
+
+Two forms of the plugin. The default is a launcher with absolute paths to this installation's
+Python and netplumb (``python -S``, no ``site``: the plugin runs once per container start).
+``standalone`` writes one self-contained file instead, a zip application of netplumb's
+standard-library-only modules run by the node's ``python3``, for nodes where netplumb itself is
+not installed (the Kubernetes DaemonSet copies it out of its image).
+"""
+
+from __future__ import annotations
+
+import os
+
+from netplumb.errors import NetplumbError
+
+PLUGIN = "netplumb-cni"
+CONFLIST = "10-netplumb.conflist"
+
+EXAMPLE = """{
+  "cniVersion": "1.0.0",
+  "name": "netplumb-cni",
+  "plugins": [
+    {
+      "type": "netplumb-cni",
+      "mode": "bridge",
+      "bridge": "np-cni0",
+      "subnet": "10.89.64.0/20",
+      "isolation": false,
+      "capabilities": {"portMappings": true, "ips": true, "mac": true}
+    }
+  ]
+}
+"""
+
+
+def launcher_text() -> str:
+    """A launcher for this installation: absolute paths, ``-S``, straight to the plugin."""
+    import sys
+    import sysconfig
+
+    import netplumb
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(netplumb.__file__)))
+    site = sysconfig.get_paths()["purelib"]
+    return (
+        f"#!{sys.executable} -S\n"
+        "# netplumb-cni: written by `netplumb cni install`\n"
+        "import sys\n"
+        f"sys.path += [{site!r}, {src!r}]\n"
+        "from netplumb.cni.plugin import launch\n"
+        "launch()\n"
+    )
+
+
+def _c_string(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def compile_client(dest: str) -> bool:
+    """Compile the agent client (client.c) to ``dest``, its fallback the Python plugin of this
+    installation; False when there is no C compiler (the Python launcher is installed then)."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return False
+    launcher = launcher_text().splitlines()
+    code = "\n".join(line for line in launcher[2:])  # the launcher's lines after #! and comment
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        header = os.path.join(tmp, "config.h")
+        with open(header, "w") as f:
+            f.write(f"#define NETPLUMB_PYTHON {_c_string(sys.executable)}\n")
+            f.write(f"#define NETPLUMB_PYCODE {_c_string(code)}\n")
+        proc = subprocess.run(
+            [cc, "-O2", "-s", "-include", header, "-o", dest, source],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise NetplumbError(f"cannot compile the netplumb-cni client: {proc.stderr.strip()}")
+    return True
+
+
+def standalone_bytes(python: str = "/usr/bin/python3") -> bytes:
+    """A zip application: ``#!python -S`` then a zip of the modules the plugin runs."""
+    import io
+    import zipfile
+
+    import netplumb
+
+    pkg = os.path.dirname(os.path.abspath(netplumb.__file__))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("__main__.py", "from netplumb.cni.plugin import launch\nlaunch()\n")
+        for root, dirs, files in os.walk(pkg):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith((".py", ".sh", ".typed")):
+                    full = os.path.join(root, name)
+                    zf.write(full, "netplumb/" + os.path.relpath(full, pkg))
+    return f"#!{python} -S\n".encode() + buf.getvalue()
+
+
+def _write(path: str, data: bytes, mode: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise NetplumbError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def install(
+    plugin_dir: str = "/opt/cni/bin",
+    conf_dir: str | None = "/etc/cni/net.d",
+    standalone: bool = False,
+    python: str = "/usr/bin/python3",
+    client: bool | None = None,
+) -> list[str]:
+    """Write the plugin (and, unless ``conf_dir`` is None, the example conflist if no file of
+    that name is there); returns the paths written.
+
+    ``client``: the compiled agent client (True), the Python launcher (False), or the client
+    when a C compiler is there (None). Ignored with ``standalone``."""
+    written = []
+    for d in (plugin_dir, conf_dir):
+        if d is not None:
+            try:
+                os.makedirs(d, exist_ok=True)
+            except OSError as exc:
+                raise NetplumbError(f"cannot create {d}: {exc.strerror}") from None
+    plugin = os.path.join(plugin_dir, PLUGIN)
+    compiled = False
+    if client is not False and not standalone:
+        tmp = f"{plugin}.{os.getpid()}.tmp"
+        compiled = compile_client(tmp)
+        if compiled:
+            os.replace(tmp, plugin)
+        elif client:
+            raise NetplumbError("cannot build the netplumb-cni client: no C compiler (cc)")
+    if not compiled:
+        data = standalone_bytes(python) if standalone else launcher_text().encode()
+        _write(plugin, data, 0o755)
+    written.append(plugin)
+    if conf_dir is not None:
+        conflist = os.path.join(conf_dir, CONFLIST)
+        if not os.path.exists(conflist):  # never overwrite an administrator's edits
+            _write(conflist, EXAMPLE.encode(), 0o644)
+            written.append(conflist)
+    return written
