@@ -1,0 +1,299 @@
+"""bench/REPORT.md from bench/results/*.json: a table per benchmark and PNG plots.
+
+Every benchmark writes its own JSON (side by side with its peers, in one run); this script only
+reads them, so the report always shows the figures of the last runs, with their dates.
+
+Usage: .venv/bin/python bench/report.py   (``make bench`` runs it after the benchmarks)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+PLOTS = HERE / "plots"
+Json = dict[str, Any]
+
+
+def load(name: str) -> Json | None:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    data: Json = json.loads(path.read_text())
+    return data
+
+
+def fmt(value: object, digits: int = 1) -> str:
+    if isinstance(value, float):
+        return f"{value:,.{digits if abs(value) >= 10 else 2}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def table(head: list[str], rows: list[list[object]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def save(fig: Any, name: str) -> str:
+    PLOTS.mkdir(exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(PLOTS / name, dpi=100)
+    plt.close(fig)
+    return f"![{name}](plots/{name})"
+
+
+# -- attach -------------------------------------------------------------------------------------
+
+
+def attach(d: Json) -> list[str]:
+    sides: Json = d["sides"]
+    out = [f"## Attach a guest to a bridge (`bench/attach.py`, {d['date']})", ""]
+    out.append(
+        f"{d['guests_per_side']} guests per side, a static address and gateway each; targets: "
+        f"in-process <= {d['targets_ms']['inproc_median']} ms, one-shot <= "
+        f"{d['targets_ms']['oneshot_median']} ms (median)."
+    )
+    out.append("")
+    rows = [
+        [
+            s["label"],
+            s["median_ms"],
+            s["p95_ms"],
+            round(s["median_ms"] / sides["oneshot"]["median_ms"], 2),
+        ]
+        for s in sides.values()
+    ]
+    out += table(["side", "median ms", "p95 ms", "ratio to netplumb one-shot"], rows)
+    samples: Json = d.get("samples_ms", {})
+    if samples:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        labels = [sides[k]["label"] for k in samples]
+        ax.boxplot(list(samples.values()), orientation="horizontal", showfliers=False)
+        ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=8)
+        ax.set_xlabel("ms per attach (whiskers: 1.5 IQR, outliers hidden)")
+        ax.set_title("attach latency")
+        out += [save(fig, "attach.png"), ""]
+    return out
+
+
+# -- scale --------------------------------------------------------------------------------------
+
+
+def scale(d: Json) -> list[str]:
+    rows: Json = d["rows"]
+    out = [f"## Up and down of many hosts (`bench/scale.py`, {d['date']})", ""]
+    body = []
+    for name, r in rows.items():
+        n = int(r["n"])
+        body.append([name, r["up_s"], r["down_s"], 1000 * r["up_s"] / n, 1000 * r["down_s"] / n])
+    out += table(["side", "up s", "down s", "up ms/host", "down ms/host"], body)
+    targets: Json = d.get("targets", {})
+    if targets:
+        out += table(
+            ["target", "limit s", "measured s", "met"],
+            [[k, t["limit_s"], t["s"], "yes" if t["met"] else "no"] for k, t in targets.items()],
+        )
+    ratios: Json = d.get("docker_over_netplumb_per_host", {})
+    if ratios:
+        out += table(["Docker / netplumb per host", "ratio"], [[k, v] for k, v in ratios.items()])
+    ns = [(int(r["n"]), r) for name, r in rows.items() if name.startswith("netplumb")]
+    if ns:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        xs = [n for n, _ in ns]
+        ax.plot(xs, [1000 * r["up_s"] / n for n, r in ns], "o-", label="netplumb up")
+        ax.plot(xs, [1000 * r["down_s"] / n for n, r in ns], "s-", label="netplumb down")
+        for name, r in rows.items():
+            if name.startswith("docker"):
+                n = int(r["n"])
+                ax.plot([n], [1000 * r["up_s"] / n], "^", label=f"docker run -d -p ({n})")
+                ax.plot([n], [1000 * r["down_s"] / n], "v", label=f"docker rm -f ({n})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("hosts")
+        ax.set_ylabel("ms per host")
+        ax.set_title("cost per host as the system grows (flat = linear)")
+        ax.legend(fontsize=8)
+        out += [save(fig, "scale.png"), ""]
+    return out
+
+
+# -- ports --------------------------------------------------------------------------------------
+
+
+def ports(d: Json) -> list[str]:
+    res: Json = d["results"]
+    out = [f"## Published ports (`bench/ports.py`, {d['date']})", ""]
+    out += table(
+        ["path", "iperf3 Gbit/s", "wrk req/s", "p50 ms", "p99 ms"],
+        [
+            [k, v.get("iperf_gbps"), v.get("rps"), v.get("p50_ms"), v.get("p99_ms")]
+            for k, v in res.items()
+        ],
+    )
+    ratios: Json = d.get("ratios", {})
+    out += table(
+        ["connections", *next(iter(ratios.values())).keys()] if ratios else ["-"],
+        [[c, *r.values()] for c, r in ratios.items()],
+    )
+    pt: Json = d.get("publish_timing", {})
+    if pt:
+        out += table(
+            ["publishing 1,000 ports", "s"], [[k, v] for k, v in pt.items() if k != "ports"]
+        )
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
+    names = list(res)
+    a1.barh(names, [res[n].get("iperf_gbps") or 0 for n in names])
+    a1.set_xlabel("Gbit/s (iperf3)")
+    a2.barh(names, [res[n].get("rps") or 0 for n in names])
+    a2.set_xlabel("requests/s (wrk)")
+    a2.set_yticks([])
+    fig.suptitle("through a published port")
+    out += [save(fig, "ports.png"), ""]
+    return out
+
+
+# -- service ------------------------------------------------------------------------------------
+
+
+def service(d: Json) -> list[str]:
+    out = ["## The birthday service (`bench/service.py`)", ""]
+    scenarios = [k for k in d if k.startswith(("POST", "GET"))]
+    out += table(
+        [
+            "scenario",
+            "baseline req/s",
+            "service req/s",
+            "ratio",
+            "baseline p99 ms",
+            "service p99 ms",
+        ],
+        [
+            [
+                k,
+                d[k]["baseline"]["rps"],
+                d[k]["service"]["rps"],
+                d[k]["ratio_rps"],
+                d[k]["baseline"]["p99_ms"],
+                d[k]["service"]["p99_ms"],
+            ]
+            for k in scenarios
+        ],
+    )
+    db: Json = d.get("db_find_10k", {})
+    if db:
+        out += table(["GET of 10,000 documents", "value"], [[k, v] for k, v in db.items()])
+    mem: Json = d.get("stream_memory", {})
+    if mem:
+        keep = ("documents", "complete", "docs_per_s", "rss_peak_sampled_mib", "rss_hwm_mib")
+        out += table(["streaming", "value"], [[k, mem[k]] for k in keep if k in mem])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    ys = range(len(scenarios))
+    a1.barh(
+        [y - 0.2 for y in ys], [d[k]["baseline"]["rps"] for k in scenarios], 0.4, label="baseline"
+    )
+    a1.barh(
+        [y + 0.2 for y in ys], [d[k]["service"]["rps"] for k in scenarios], 0.4, label="service"
+    )
+    a1.set_yticks(list(ys), scenarios, fontsize=8)
+    a1.set_xscale("log")
+    a1.set_xlabel("requests/s")
+    a1.legend(fontsize=8)
+    a2.barh([y - 0.2 for y in ys], [d[k]["baseline"]["p99_ms"] for k in scenarios], 0.4)
+    a2.barh([y + 0.2 for y in ys], [d[k]["service"]["p99_ms"] for k in scenarios], 0.4)
+    a2.set_yticks([])
+    a2.set_xscale("log")
+    a2.set_xlabel("p99 latency ms")
+    fig.suptitle("birthday service vs the original design")
+    out += [save(fig, "service.png"), ""]
+    return out
+
+
+# -- cni ----------------------------------------------------------------------------------------
+
+
+def cni(d: Json) -> list[str]:
+    out = [f"## CNI plugin ADD and DEL (`bench/cni.py`, {d.get('when', '')})", ""]
+    sides = list(d["add"])
+    out += table(
+        ["side", "ADD median ms", "ADD p95 ms", "DEL median ms", "DEL p95 ms"],
+        [
+            [
+                s,
+                d["add"][s]["median_ms"],
+                d["add"][s]["p95_ms"],
+                d["del"][s]["median_ms"],
+                d["del"][s]["p95_ms"],
+            ]
+            for s in sides
+        ],
+    )
+    if d.get("podman_run"):
+        out += table(
+            ["podman run -d, start to running", "median ms", "p95 ms"],
+            [[k, v["median_ms"], v["p95_ms"]] for k, v in d["podman_run"].items()],
+        )
+    out += table(["ratio", "value"], [[k, v] for k, v in d.get("ratios", {}).items()])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ys = range(len(sides))
+    ax.barh([y - 0.2 for y in ys], [d["add"][s]["median_ms"] for s in sides], 0.4, label="ADD")
+    ax.barh([y + 0.2 for y in ys], [d["del"][s]["median_ms"] for s in sides], 0.4, label="DEL")
+    ax.set_yticks(list(ys), sides, fontsize=8)
+    ax.set_xlabel("median ms")
+    ax.legend(fontsize=8)
+    ax.set_title("CNI: netplumb-cni vs the reference plugins")
+    out += [save(fig, "cni.png"), ""]
+    return out
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    return f"{cores} cores, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    sections = [
+        ("attach", attach),
+        ("scale", scale),
+        ("ports", ports),
+        ("service", service),
+        ("cni", cni),
+    ]
+    out = [
+        "# netplumb benchmark report",
+        "",
+        f"Rendered {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()} by "
+        "`bench/report.py` from `bench/results/*.json` (each section gives the date of its run). "
+        "These machines are shared and noisy: compare the ratios within a run, not absolute "
+        "times across runs. `make bench` reruns everything; `make bench QUICK=1` a short version.",
+        "",
+    ]
+    missing = []
+    for name, render in sections:
+        data = load(name)
+        if data is None:
+            missing.append(name)
+            continue
+        out += render(data)
+    if missing:
+        out += [f"Not run yet: {', '.join(missing)}.", ""]
+    text = "\n".join(out)
+    (HERE / "REPORT.md").write_text(text)
+    print(f"wrote {HERE / 'REPORT.md'} ({len(out)} lines, plots in {PLOTS})")
+
+
+if __name__ == "__main__":
+    main()
