@@ -48,10 +48,13 @@ test: services
 
 # Every benchmark side by side with its peers, then bench/REPORT.md with tables and plots.
 # QUICK=1: fewer iterations and shorter runs (a few minutes instead of about twenty).
+# A quick run writes bench/results/quick/ (results, REPORT.md, plots): never the full figures.
 BENCHES := attach ports scale service cni
+BENCH_OUT := $(if $(QUICK),bench/results/quick,bench/results)
 bench: services
+	@mkdir -p $(BENCH_OUT)
 	@for b in $(BENCHES); do \
 	    echo "== bench/$$b.py"; \
-	    $(VENV)/python bench/$$b.py $(if $(QUICK),--quick,) || exit 1; \
+	    BENCH_RESULTS=$(BENCH_OUT) $(VENV)/python bench/$$b.py $(if $(QUICK),--quick,) || exit 1; \
 	done
-	$(VENV)/python bench/report.py
+	$(VENV)/python bench/report.py $(if $(QUICK),$(BENCH_OUT),)

@@ -49,7 +49,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PY = str(ROOT / ".venv" / "bin" / "python3")  # unresolved: the launcher derives the venv
-RESULTS = ROOT / "bench" / "results" / "attach.json"
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results") / "attach.json"
 CNI_DIR = Path("/usr/lib/cni")
 TARGETS_MS = {"inproc": 1.5, "oneshot": 25.0}
 

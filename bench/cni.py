@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PY = str(ROOT / ".venv" / "bin" / "python3")
-RESULTS = ROOT / "bench" / "results" / "cni.json"
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results") / "cni.json"
 REF_DIR = "/usr/lib/cni"
 SIDES = (
     "netplumb",

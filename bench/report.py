@@ -3,7 +3,9 @@
 Every benchmark writes its own JSON (side by side with its peers, in one run); this script only
 reads them, so the report always shows the figures of the last runs, with their dates.
 
-Usage: .venv/bin/python bench/report.py   (``make bench`` runs it after the benchmarks)
+Usage: .venv/bin/python bench/report.py [RESULTS_DIR]   (``make bench`` runs it after the
+benchmarks; ``make bench QUICK=1`` keeps its short runs apart, in bench/results/quick/, whose
+REPORT.md and plots go there too, so a quick run never replaces the figures of a full one)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+OUT = HERE  # REPORT.md and plots/ go here (a quick run: next to its results)
 PLOTS = HERE / "plots"
 Json = dict[str, Any]
 
@@ -53,7 +56,7 @@ def save(fig: Any, name: str) -> str:
     fig.tight_layout()
     fig.savefig(PLOTS / name, dpi=100)
     plt.close(fig)
-    return f"![{name}](plots/{name})"
+    return f"![{name}](plots/{name})"  # relative to REPORT.md, which sits beside plots/
 
 
 # -- attach -------------------------------------------------------------------------------------
@@ -265,6 +268,12 @@ def machine() -> str:
 
 
 def main() -> None:
+    import sys
+
+    global RESULTS, OUT, PLOTS  # noqa: PLW0603 -- one report per process
+    if len(sys.argv) > 1:
+        RESULTS = OUT = Path(sys.argv[1]).resolve()
+        PLOTS = OUT / "plots"
     sections = [
         ("attach", attach),
         ("scale", scale),
@@ -291,8 +300,8 @@ def main() -> None:
     if missing:
         out += [f"Not run yet: {', '.join(missing)}.", ""]
     text = "\n".join(out)
-    (HERE / "REPORT.md").write_text(text)
-    print(f"wrote {HERE / 'REPORT.md'} ({len(out)} lines, plots in {PLOTS})")
+    (OUT / "REPORT.md").write_text(text)
+    print(f"wrote {OUT / 'REPORT.md'} ({len(out)} lines, plots in {PLOTS})")
 
 
 if __name__ == "__main__":

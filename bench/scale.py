@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PY = str(ROOT / ".venv" / "bin" / "python")
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results")
 IMAGE = "netplumb/busybox:test"
 
 WORKER = """

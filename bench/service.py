@@ -12,10 +12,11 @@ distributions. Measured: POST at 10 and 50 connections; GET with 100 and 10,000 
 documents; the database's own find rate for 10,000 documents (1 and 3 clients) with the CPU
 share of every process during the GET runs and a py-spy profile of one instance; the memory
 of one instance streaming 1,000,000 documents (RSS sampled from /proc); and the
-retryable-writes slowdown of a replica-set-mode secantusdb.
+retryable-writes slowdown of a replica-set-mode secantusdb; and the database's own journaled
+insert rate without HTTP (bench/service_floor.py: the floor of POSTs at 10 connections).
 
 Usage: .venv/bin/python bench/service.py [--quick] [--duration S] [--rounds N]
-       [--stream-docs N] [--only wrk|stream|retry]...
+       [--stream-docs N] [--only wrk|floor|stream|retry]...
 Prints a table and writes bench/results/service.json.
 """
 
@@ -36,11 +37,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pymongo
+from service_floor import SHAPES, fsync_latency, run_clients
 from service_procs import (
     PYTHON,
     ROOT,
     VENV,
     Json,
+    WrkFailed,
     free_port,
     processes,
     profile,
@@ -51,8 +54,8 @@ from service_procs import (
 )
 
 BIRTHDAYS = str(VENV / "birthdays") if (VENV / "birthdays").exists() else "birthdays"
-RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("wrk", "stream", "retry")
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results")
+SECTIONS = ("wrk", "floor", "stream", "retry")
 
 
 # -- the database ------------------------------------------------------------------------------
@@ -228,6 +231,24 @@ def retry_study(blocks: int) -> Json:
     return out
 
 
+def db_floor(port: int, db_pid: int, data: str, secs: float) -> Json:
+    """Journaled inserts straight from pymongo clients, in the shapes the two sides produce at
+    10 connections (bench/service_floor.py)."""
+    uri = f"mongodb://127.0.0.1:{port}/"
+    rows = []
+    run_clients(uri, 3, 1, True, 1.0, db_pid)  # warm-up
+    for clients, batch, journal in SHAPES:
+        row = run_clients(uri, clients, batch, journal, secs, db_pid)
+        rows.append(row)
+        print(
+            f"  {clients:2} clients x {batch:2} docs j={journal!s:5}: {row['docs_per_s']:6} docs/s "
+            f"{row['commands_per_s']:5} commands/s p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms",
+            flush=True,
+        )
+    client(port).demo.floor.drop()
+    return {"fsync": fsync_latency(data), "shapes": rows}
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -277,7 +298,12 @@ def wrk_section(
         def run(method: str, conns: int, secs: float) -> Callable[[str], Json]:
             def go(side: str) -> Json:
                 ports, pids = sides[side]
-                return wrk(ports, conns, secs, method, watch=[db_pid, *pids])
+                try:
+                    return wrk(ports, conns, secs, method, watch=[db_pid, *pids])
+                except WrkFailed as exc:  # once more, after the backlog has drained
+                    print(f"  {side}: {exc}; again", flush=True)
+                    settle([db_pid, *pids])
+                    return wrk(ports, conns, secs, method, watch=[db_pid, *pids])
 
             return go
 
@@ -373,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["database"] = " ".join(Path(f"/proc/{db_pid}/cmdline").read_text().split("\0"))
             if "wrk" in sections:
                 wrk_section(db_port, db_pid, result, duration, rounds, args.quick)
+            if "floor" in sections:
+                print("the database's own insert rate (no HTTP)", flush=True)
+                result["db_insert_floor"] = db_floor(db_port, db_pid, data, duration / 2)
             if "stream" in sections:
                 print(f"streaming {stream_docs} documents from one instance", flush=True)
                 result["stream_memory"] = stream_memory(free_port(), db_port, db_pid, stream_docs)
@@ -401,6 +430,15 @@ def report(result: Json) -> None:
             f"{s['rps']:13.1f} {s['p50_ms']:8.2f} {s['p99_ms']:8.2f}  {ratio:5.1f}x"
         )
     print("(latencies in ms; three instances per side, one wrk process per instance)")
+    floor = result.get("db_insert_floor")
+    if floor:
+        print(f"\nThe database alone, pymongo clients, no HTTP (fsync {floor['fsync']}):")
+        for row in floor["shapes"]:
+            print(
+                f"  {row['clients']:2} clients x {row['docs_per_command']:2} docs "
+                f"j={row['j']!s:5}: {row['docs_per_s']:6} docs/s, "
+                f"{row['commands_per_s']:5} commands/s, p50 {row['p50_ms']} ms"
+            )
     if "db_find_10k" not in result:
         return
     find = result["db_find_10k"]

@@ -123,6 +123,11 @@ def merged_percentile(runs: Sequence[Json], q: float) -> float:
     return values[lo] / 1000
 
 
+class WrkFailed(RuntimeError):
+    """wrk gave no result: it could not connect (a single-threaded baseline whose listen backlog
+    of 5 is full drops the SYN of a new connection under load)."""
+
+
 def wrk(
     ports: Sequence[int],
     connections: int,
@@ -155,7 +160,7 @@ def wrk(
         out, _ = p.communicate()
         line = next((x for x in out.splitlines() if x.startswith("BENCH-JSON ")), None)
         if line is None:
-            raise RuntimeError(f"wrk printed no result: {out[-500:]}")
+            raise WrkFailed(f"wrk printed no result: {out[-500:]}")
         runs.append(json.loads(line.removeprefix("BENCH-JSON ")))
     wall = time.monotonic() - t0
     cpu = {str(pid): round((cpu_seconds(pid) - cpu0[pid]) / wall * 100, 1) for pid in watch}

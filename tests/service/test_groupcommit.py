@@ -31,17 +31,23 @@ def run(coro: object) -> None:
     asyncio.run(coro)  # type: ignore[arg-type]
 
 
+async def turns(n: int = 5) -> None:
+    """Let the event loop run ``n`` times: tasks just created have started and reached
+    their first real wait."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
 def test_writes_arriving_during_a_commit_form_the_next_batch() -> None:
     async def main() -> None:
         rec = Recorder()
         group = GroupCommit(rec, max_items=100, max_bytes=10**6, max_linger=60)
         rec.gate.clear()
         first = asyncio.create_task(group.submit("a", 1))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await turns()
         assert rec.batches == [["a"]]  # a lone writer is committed at once
         rest = [asyncio.create_task(group.submit(x, 1)) for x in "bcd"]
-        await asyncio.sleep(0)
+        await turns()
         rec.gate.set()
         await asyncio.gather(first, *rest)
         assert rec.batches == [["a"], ["b", "c", "d"]]
@@ -54,13 +60,19 @@ def test_the_next_batch_waits_for_the_writers_just_answered() -> None:
     async def main() -> None:
         rec = Recorder()
         group = GroupCommit(rec, max_items=100, max_bytes=10**6, max_linger=60)
-        await asyncio.gather(*(group.submit(x, 1) for x in "abc"))
+        # The linger is as long as the last commit took (here: at least 1 s, far longer than
+        # the few loop turns below, so that no clock decides the batches).
+        rec.gate.clear()
+        first = asyncio.gather(*(group.submit(x, 1) for x in "abc"))
+        await asyncio.sleep(1)
+        rec.gate.set()
+        await first
         assert rec.batches == [["a", "b", "c"]]
-        # Three writers were answered: the next batch waits (up to max_linger) for three.
+        # Three writers were answered: the next batch waits (up to the linger) for three.
         x = asyncio.create_task(group.submit("x", 1))
-        await asyncio.sleep(0)
+        await turns()
         y = asyncio.create_task(group.submit("y", 1))
-        await asyncio.sleep(0)
+        await turns()
         z = asyncio.create_task(group.submit("z", 1))
         await asyncio.gather(x, y, z)
         assert rec.batches == [["a", "b", "c"], ["x", "y", "z"]]
