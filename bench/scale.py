@@ -12,7 +12,7 @@ lease entries): all must be zero.
 The same sizes (but 10) also go through the command line, `netplumb up -f` and `netplumb down -f`
 of a topology file with N replicas (rows `up -f N`; `second_up_s` is an idempotent second up).
 
-Usage: .venv/bin/python bench/scale.py [--quick]   (quick: 10 and 100 hosts, 20 containers)
+Usage: .venv/bin/python bench/scale.py [--quick]   (quick: 10 and 100 hosts, 10 containers)
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def main() -> int:
         "netplumb's own default, /run, is a tmpfs on most machines, ext4 on this one)",
     )
     args = parser.parse_args()
-    sizes, docker_n = ((10, 100), 20) if args.quick else ((10, 100, 1000), 100)
+    sizes, docker_n = ((10, 100), 10) if args.quick else ((10, 100, 1000), 100)
     rows: dict[str, dict[str, Any]] = {}
     for n in sizes:
         rows[f"netplumb {n}"] = netplumb_side(n, args.state_base)

@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result["stream_memory"] = stream_memory(free_port(), db_port, db_pid, stream_docs)
     if "retry" in sections:
         print("retryable writes on secantusdb (replica-set mode)", flush=True)
-        result["retryable_writes_s_per_1000"] = retry_study(11 if args.quick else 14)
+        result["retryable_writes_s_per_1000"] = retry_study(5 if args.quick else 14)
     report(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
