@@ -15,21 +15,28 @@ pytestmark = pytest.mark.kernel
 NETPLUMB = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "netplumb")
 
 
-def test_demo_brings_up_the_article_and_down_again(tmp_path: Path) -> None:
-    ns = f"npt-{secrets.token_hex(3)}-demo"
-    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")}
+class Machine:
+    """A throwaway namespace playing the machine, with a state directory of its own."""
 
-    def np(*args: str) -> subprocess.CompletedProcess[str]:
+    def __init__(self, tmp: Path) -> None:
+        self.ns = f"npt-{secrets.token_hex(3)}-demo"
+        self.env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+
+    def np(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["ip", "netns", "exec", ns, NETPLUMB, *args],
-            env=env,
+            ["ip", "netns", "exec", self.ns, NETPLUMB, *args],
+            env=self.env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=600,
         )
 
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+
+def test_demo_brings_up_the_article_and_down_again(tmp_path: Path) -> None:
+    machine = Machine(tmp_path)
+    ns, np = machine.ns, machine.np
     try:
         up = np("demo", "--data", str(tmp_path / "db"))
         assert up.returncode == 0, up.stdout + up.stderr
@@ -74,20 +81,8 @@ def test_demo_on_docker_brings_up_the_same_system_as_containers(tmp_path: Path) 
         ["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True, check=True
     ).stdout.split()
     assert not set(names) & set(taken), f"containers named {names} exist: remove them first"
-    ns = f"npt-{secrets.token_hex(3)}-demo"
-    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")}
-
-    def np(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", ns, NETPLUMB, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    machine = Machine(tmp_path)
+    ns, np = machine.ns, machine.np
     try:
         up = np("demo", "--runtime", "docker")
         assert up.returncode == 0, up.stdout + up.stderr
