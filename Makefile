@@ -50,7 +50,7 @@ test: services
 # QUICK=1: fewer iterations and shorter runs (a few minutes instead of about twenty).
 # A quick run writes bench/results/quick/ (results, REPORT.md, plots): never the full figures.
 BENCHES := attach ports scale service cni
-BENCH_OUT := $(if $(QUICK),bench/results/quick,bench/results)
+BENCH_OUT := $(CURDIR)/bench/results$(if $(QUICK),/quick,)
 bench: services
 	@mkdir -p $(BENCH_OUT)
 	@for b in $(BENCHES); do \
