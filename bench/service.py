@@ -366,8 +366,8 @@ def wrk_section(
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short runs, 100,000 streamed documents")
-    ap.add_argument("--duration", type=float, help="seconds per wrk run (10; quick: 3)")
+    ap.add_argument("--quick", action="store_true", help="short runs, 50,000 streamed documents")
+    ap.add_argument("--duration", type=float, help="seconds per wrk run (10; quick: 2)")
     ap.add_argument("--stream-docs", type=int, help="documents for the memory run (1,000,000)")
     ap.add_argument("--rounds", type=int, help="runs per side and scenario (2; quick: 1)")
     ap.add_argument(
@@ -380,9 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    duration = args.duration or (3.0 if args.quick else 10.0)
+    duration = args.duration or (2.0 if args.quick else 10.0)
     rounds = args.rounds or (1 if args.quick else 2)
-    stream_docs = args.stream_docs or (100_000 if args.quick else 1_000_000)
+    stream_docs = args.stream_docs or (50_000 if args.quick else 1_000_000)
     sections = args.only or list(SECTIONS)
     out = RESULTS / "service.json"
     result: Json = json.loads(out.read_text()) if args.only and out.exists() else {}
