@@ -10,7 +10,6 @@ locked address leases.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from netplumb import networks, ports, state
@@ -37,24 +36,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from netplumb.state import Record
-
-
-class _ProjectLock:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        state.ensure_dir("projects")
-        self.fd = os.open(
-            state.path("projects", f".{self.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-        )
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
 
 
 class _Record:
@@ -136,7 +117,7 @@ def _uses_docker(topo: Topology | None, rec: _Record) -> bool:
 def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[Action]:
     """Bring the project to the file: atomic (a failure removes what this ``up`` made) and
     idempotent (a second ``up`` changes nothing). Returns the actions taken."""
-    with _ProjectLock(topo.name):
+    with networks._Lock("projects", f".{topo.name}.lock"):  # one up/down at a time
         rec = _Record(topo.name, file)
         rec.file = file
         net_names = [n.name for n in topo.networks]
@@ -243,7 +224,7 @@ def _rollback(made: list[tuple[str, str]], rec: _Record) -> None:
 
 def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> list[Action]:
     """Remove every guest and network the project owns. Idempotent: nothing to remove is fine."""
-    with _ProjectLock(project):
+    with networks._Lock("projects", f".{project}.lock"):
         rec = _Record(project, None)
         names = list(rec.replicas)
         for name, kind in _labelled(project, topo, rec):
@@ -262,7 +243,7 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
         actions = plan_down(obs)
         hosts = [a.name for a in actions if isinstance(a, RemoveGuest) and a.runtime == "host"]
         with ports.batch():
-            _remove_hosts(hosts, project, report)
+            _remove_hosts(hosts, report)
             for action in actions:
                 if isinstance(action, RemoveGuest) and action.runtime != "host":
                     guests.remove(action.name, action.runtime, project)
@@ -277,7 +258,7 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
         return actions
 
 
-def _remove_hosts(names: list[str], project: str, report: Callable[[str], None]) -> None:
+def _remove_hosts(names: list[str], report: Callable[[str], None]) -> None:
     """The project's hosts, all at once (signalled together, waited for together: the cost of
     a ``down`` grows with the number of hosts, not with its square)."""
     from netplumb.hosts import runtime

@@ -215,15 +215,9 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
 
 def _docker_argv(api: Any, r: Replica) -> tuple[list[str], list[str]]:
     """The container's entrypoint and command, wrapped so it waits for its network."""
-    argv = list(r.command)
-    entry: list[str] = []
-    if not argv:
-        config = api.inspect_image(r.image).get("Config") or {}
-        entry = list(config.get("Entrypoint") or [])
-        argv = list(config.get("Cmd") or [])
-    else:
-        config = api.inspect_image(r.image).get("Config") or {}
-        entry = list(config.get("Entrypoint") or [])
+    config = api.inspect_image(r.image).get("Config") or {}
+    entry = list(config.get("Entrypoint") or [])
+    argv = list(r.command) or list(config.get("Cmd") or [])
     if not r.networks:
         return argv, entry
     script = _WAIT_FOR_NETWORK.format(ifname=shlex.quote(r.networks[0].ifname))

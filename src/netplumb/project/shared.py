@@ -10,8 +10,6 @@ cannot each leave the network to the other.
 
 from __future__ import annotations
 
-import os
-
 from netplumb import networks, state
 from netplumb.errors import Conflict
 from netplumb.model.network import DEFAULT_NETWORK, Network
@@ -21,21 +19,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class Lock:
-    def __init__(self) -> None:
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        state.ensure_dir("projects")
-        self.fd = os.open(
-            state.path("projects", ".networks.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-        )
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
+def Lock() -> networks._Lock:
+    """One lock over every project's use of networks (the same flock as the network table's)."""
+    return networks._Lock("projects", ".networks.lock")
 
 
 def users(name: str, besides: str) -> list[str]:
