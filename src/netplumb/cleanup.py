@@ -11,7 +11,7 @@ from netplumb.errors import NetplumbError
 from netplumb.kernel.netlink import Netlink
 from netplumb.kernel.session import BRIDGE_MARK, Session
 from netplumb.model.names import mark_owner, owner_mark
-from netplumb.runtimes.guests import alive, resolve
+from netplumb.runtimes.guests import Guest, alive, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,10 +43,22 @@ def _release_dead(name: str, record: Record, host: Netlink) -> None:
     state.remove("attach", name)
 
 
+def _undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
+    """Undo one attachment inside its living guest, then forget its record."""
+    from netplumb.engine import _undo_from_results
+
+    session = Session(guest.fd)
+    try:
+        record["owner_mark"] = owner_mark(owner)
+        _undo_from_results(session, str(record["ifname"]), record)
+        state.remove("attach", name)
+    finally:
+        session.close()
+
+
 def release_owner(owner: str) -> int:
     """Detach every interface netplumb attached to ``owner``; returns how many."""
     from netplumb import networks, ports
-    from netplumb.engine import _undo_from_results
 
     ports.release(owner)
     records = records_of(owner)
@@ -65,13 +77,7 @@ def release_owner(owner: str) -> int:
             if guest is None:
                 _release_dead(name, record, host)
                 continue
-            session = Session(guest.fd)
-            try:
-                record["owner_mark"] = owner_mark(owner)
-                _undo_from_results(session, str(record["ifname"]), record)
-                state.remove("attach", name)
-            finally:
-                session.close()
+            _undo_in(guest, owner, name, record)
     if guest is not None:
         guest.close()
     if ports.isolation_in_use():
@@ -90,7 +96,6 @@ def release_before_exit(owner: str, records: list[tuple[str, Record]]) -> list[t
     clients (they hold the namespace) and undo, while it lives, what would outlive it (a
     physical interface would fall back to the machine's first namespace); returns the records
     left, whose interfaces die with the namespace."""
-    from netplumb.engine import _undo_from_results
     from netplumb.kernel import dhcp
 
     left: list[tuple[str, Record]] = []
@@ -111,13 +116,7 @@ def release_before_exit(owner: str, records: list[tuple[str, Record]]) -> list[t
             return left + undo  # nothing to undo in: the host side is cleaned after exit
         with guest:
             for name, record in undo:
-                session = Session(guest.fd)
-                try:
-                    record["owner_mark"] = owner_mark(owner)
-                    _undo_from_results(session, str(record["ifname"]), record)
-                    state.remove("attach", name)
-                finally:
-                    session.close()
+                _undo_in(guest, owner, name, record)
     return left
 
 
