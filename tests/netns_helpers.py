@@ -188,3 +188,52 @@ def busybox_container(docker_client: Any) -> Iterator[BusyboxFactory]:
         yield factory
     finally:
         factory.cleanup()
+
+
+# -- firewalls of other engines, reproduced in a test namespace ------------------------------
+
+# What dockerd (--iptables=true) leaves in the filter table, in the order it makes it: policy
+# DROP on FORWARD, DOCKER-USER jumped to first (holding only RETURN), its isolation chains, and
+# docker0's own rules (here for a bridge named "docker0" the helper makes, so that "a bridge
+# Docker manages itself" exists too). Both families, as dockerd does with ip6tables enabled.
+_DOCKER_FILTER = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-ISOLATION-STAGE-2 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A FORWARD -i docker0 -o docker0 -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -j RETURN
+COMMIT
+"""
+
+
+def docker_firewall(ns: str, ipv6: bool = True) -> None:
+    """Make namespace ``ns``'s firewall what dockerd makes of the machine's: the filter table
+    above (IPv4, and IPv6 when ``ipv6``), a ``docker0`` bridge, and bridged traffic sent
+    through iptables (``bridge-nf-call-iptables``/``-ip6tables``, per namespace since 5.3)."""
+    exec_ = ["ip", "netns", "exec", ns]
+    run(["ip", "-n", ns, "link", "add", "docker0", "type", "bridge"])
+    run([*exec_, "iptables-restore"], input=_DOCKER_FILTER)
+    if ipv6:
+        run([*exec_, "ip6tables-restore"], input=_DOCKER_FILTER)
+    for family in ("iptables", "ip6tables"):
+        run([*exec_, "sysctl", "-q", "-w", f"net.bridge.bridge-nf-call-{family}=1"])
+
+
+def docker_user_rules(ns: str, family: int = 4) -> list[str]:
+    """netplumb's rules in DOCKER-USER, as ``iptables -S`` prints them."""
+    tool = "iptables" if family == 4 else "ip6tables"
+    out = run(["ip", "netns", "exec", ns, tool, "-S", "DOCKER-USER"]).stdout
+    return [line for line in out.splitlines() if "netplumb" in line]

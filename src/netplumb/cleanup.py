@@ -190,12 +190,12 @@ def gc() -> list[str]:
                 continue
             if link.alias == BRIDGE_MARK:
                 if link.index not in masters:
-                    from netplumb.kernel import dockeruser
-
                     host.delete_link(link.index, f'cannot delete bridge "{link.name}"')
-                    dockeruser.forget_bridge(link.name)
                     removed.append(f"bridge {link.name}")
             elif not alive(marked):
                 host.delete_link(link.index, f'cannot delete "{link.name}"')
                 removed.append(f"link {link.name}")
+        from netplumb.kernel import dockeruser
+
+        dockeruser.sync(host)  # rules of the bridges that went, and of those left
     return removed

@@ -67,6 +67,8 @@ def observe(session: Session, req: AttachRequest, guest: Guest) -> Observed:
     host_link = HostLink(link.name, link.kind == "bridge", link.mtu) if link else None
     if link is not None and link.kind == "bridge":
         session.bridge_index[link.name] = link.index
+        if mark_owner(link.alias) is None:
+            session.adopted_bridges.add(link.name)
     # Whether the host end's name is taken is not asked here (one request fewer on the hot
     # path): creating it then fails with EEXIST, which create_veth reports as such.
     return Observed(
@@ -295,6 +297,12 @@ def _undo_from_results(session: Session, ifname: str, results: dict[str, object]
         host = session.host.get_link(str(results.get("host_name")))
         if host is not None and host.alias == results.get("owner_mark"):
             session.host.delete_link(host.index, "cannot delete the host end of the veth")
+    if kind == "veth" and isinstance(results.get("bridge"), str):
+        bridge = session.host.get_link(str(results["bridge"]))
+        if bridge is not None and mark_owner(bridge.alias) is None:
+            from netplumb.kernel import dockeruser  # someone else's bridge: netplumb's last port?
+
+            dockeruser.sync(session.host)
     previous = results.get("previous_defaults")
     if isinstance(previous, list) and previous:
         session.restore_defaults(previous)

@@ -14,7 +14,7 @@ import time
 
 from netplumb import state
 from netplumb.errors import Conflict, InvalidValue, KernelError, NetplumbError
-from netplumb.kernel import deadman, lanlink
+from netplumb.kernel import deadman, dockeruser, lanlink
 from netplumb.kernel.netlink import Netlink
 from netplumb.lan import layout
 from netplumb.model.names import check_ifname
@@ -136,6 +136,8 @@ def _apply(nl: Netlink, record: Record) -> None:
         raise KernelError(what, 19)
     nl.set_link(br.index, alias=lanlink.LAN_MARK + hostif, what=f'cannot mark bridge "{name}"')
     state.write(record, "lan", "bridge")
+    # Under dockerd's FORWARD DROP, traffic bridged between the LAN and guests needs its rule.
+    dockeruser.sync(nl)
     _fail_after("create-bridge")
 
     host = nl.get_link(hostif)
@@ -188,6 +190,7 @@ def restore(nl: Netlink, record: Record) -> None:
         lanlink.add_route(nl, route, host.index, hostif, exist_ok=True)
     if br is not None and ours:
         nl.delete_link(br.index, f'cannot delete bridge "{name}"')
+        dockeruser.sync(nl)
 
 
 def confirm() -> Record:

@@ -113,13 +113,13 @@ def ensure_kernel(net: Network) -> None:
                 )
         if not link.up:
             nl.set_link(link.index, up=True, what=f"cannot set {net.bridge} up")
+        dockeruser.sync(nl)
     for gw in net.gateways:
         if gw.version == 4:
             _write_sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet", "1")
             _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
         else:
             _write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
-    dockeruser.allow_network(net.bridge)
 
 
 def create(net: Network) -> Network:
@@ -214,7 +214,7 @@ def remove(name: str) -> None:
             link = nl.get_link(net.bridge)
             if link is not None and link.alias == network_mark(name):
                 nl.delete_link(link.index, f'cannot delete bridge "{net.bridge}"')
-        dockeruser.forget_network(net.bridge)
+            dockeruser.sync(nl)
         state.remove("networks", name)
         import shutil
 

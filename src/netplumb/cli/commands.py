@@ -199,7 +199,12 @@ def build_parser() -> _Parser:
     nr = nsubs.add_parser("rm", help="remove a network without endpoints")
     nr.add_argument("name")
 
-    _sub(subs, "reconcile", "restore netplumb's nftables tables from its records")
+    _sub(
+        subs,
+        "reconcile",
+        "restore netplumb's nftables tables from its records, and its rules in Docker's "
+        "DOCKER-USER chain",
+    )
 
     p = _sub(subs, "inspect", "a host as JSON, shaped like docker inspect's NetworkSettings")
     p.add_argument("names", nargs="+", metavar="NAME")
@@ -536,8 +541,10 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from netplumb import ports
+    from netplumb.kernel import dockeruser
 
     ports.sync()
+    dockeruser.sync()  # a dockerd started since: its FORWARD DROP must not cut netplumb's bridges
     return 0
 
 

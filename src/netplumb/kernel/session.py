@@ -62,6 +62,9 @@ class Session:
         self.results: dict[str, object] = {}
         self._guest_index: dict[str, int] = {}  # guest interface indexes, looked up once
         self.bridge_index: dict[str, int] = {}  # filled by observe(): no second lookup
+        # Someone else's bridges (no netplumb mark) this command attaches to, filled by
+        # observe(): netplumb's port on one calls for a DOCKER-USER rule (kernel/dockeruser).
+        self.adopted_bridges: set[str] = set()
         self.marks: dict[str, str] = {}  # guest interfaces to mark when they come up
 
     @property
@@ -104,14 +107,14 @@ class Session:
         def undo() -> None:
             from netplumb.kernel import dockeruser
 
-            dockeruser.forget_bridge(a.name)
             self._delete_host(link.index, f'bridge "{a.name}"')
+            dockeruser.sync(self.host)
 
         try:
             self.host.set_link(link.index, alias=BRIDGE_MARK, what=f'cannot mark bridge "{a.name}"')
             from netplumb.kernel import dockeruser  # subprocess: only bridge creation pays
 
-            dockeruser.allow_bridge(a.name)
+            dockeruser.sync(self.host)
         except BaseException:
             undo()
             raise
@@ -137,13 +140,23 @@ class Session:
                 ) from None
             raise
 
+        adopted = a.bridge in self.adopted_bridges
+
         def undo() -> None:
             self.host.delete_link(0, f'cannot delete veth "{a.host_name}"', name=a.host_name)
+            if adopted:
+                from netplumb.kernel import dockeruser
+
+                dockeruser.sync(self.host)
 
         try:
             self.host.set_link(
                 0, by_name=a.host_name, alias=a.owner, what=f'cannot mark veth "{a.host_name}"'
             )
+            if adopted:  # netplumb's first port may make it one of netplumb's bridges
+                from netplumb.kernel import dockeruser
+
+                dockeruser.sync(self.host)
         except NetplumbError:
             undo()
             raise

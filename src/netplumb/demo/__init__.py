@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from netplumb.demo import lan
+from netplumb.demo.steps import curl, show, wait_http
 from netplumb.errors import NetplumbError
 
 PROJECT = "birthdays"
@@ -44,34 +43,6 @@ def _bin(name: str) -> str:
     return path if os.path.exists(path) else name
 
 
-def _show(argv: list[str], *, check: bool = True, quiet: bool = False) -> str:
-    """Run a command the way the article shows one: the prompt line, then its output."""
-    shown = " ".join(shlex.quote(a) if a != argv[0] else os.path.basename(a) for a in argv)
-    print(f"> {shown}", flush=True)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    out = proc.stdout
-    if out and not quiet:
-        print(out, end="" if out.endswith("\n") else "\n", flush=True)
-    if proc.returncode != 0 and check:
-        raise NetplumbError(f"demo step failed: {shown}: {(proc.stderr or proc.stdout).strip()}")
-    return out
-
-
-def _wait_http(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        probe = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", f"{url}/readyz"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.stdout == "200":
-            return
-        time.sleep(0.2)
-    raise NetplumbError(f"demo: {url} did not become ready in {seconds:g} s")
-
-
 def _ip_of(name: str) -> str:
     from netplumb import links
 
@@ -83,7 +54,7 @@ def _ip_of(name: str) -> str:
 
 def example(runtime: str) -> str:
     """The article's topology file for a runtime (in the checkout's ``examples/``)."""
-    here = Path(__file__).resolve().parents[2] / "examples"
+    here = Path(__file__).resolve().parents[3] / "examples"
     return str(here / ("birthdays.yaml" if runtime == "host" else "birthdays-docker.yaml"))
 
 
@@ -111,16 +82,17 @@ def _topology_file(runtime: str, data_dir: str) -> str:
 
 
 def down() -> None:
-    from netplumb import demo_lan
-
     np = _bin("netplumb")
-    demo_lan.down(np, _show)
-    _show([np, "down", "-p", PROJECT])
+    lan.down(np)
+    show([np, "down", "-p", PROJECT])
     print("the demo is down.")
 
 
 def up(
-    data_dir: str, runtime: str = "host", lan: str | None = None, lan_pool: str | None = None
+    data_dir: str,
+    runtime: str = "host",
+    lan_card: str | None = None,
+    lan_pool: str | None = None,
 ) -> None:
     np = _bin("netplumb")
     if runtime == "host":
@@ -130,16 +102,16 @@ def up(
     print(f"# The article's system as {kind}, from one topology file:")
     print("# a database, three web servers linked to it as 'mongo', a published port each,")
     print("# and a pipework-style interface for webserver3 on a second network\n")
-    _show([np, "up", "-f", _shown_path(path)])
+    show([np, "up", "-f", _shown_path(path)])
     print("\n# Link: the variables a web server got (as `docker run --link` gives them)\n")
-    _show([np, "link", "env", "mongodb", "mongo", "--from", "webserver1"])
+    show([np, "link", "env", "mongodb", "mongo", "--from", "webserver1"])
     print("\n# Port: where did webserver2's port 8080 go?\n")
-    _show([np, "port", "webserver2", "8080"])
+    show([np, "port", "webserver2", "8080"])
     print(f"\n# Pipework: webserver3's extra interface, {PIPEWORK_ADDR}/16 on bridge br1\n")
     if runtime == "host":
-        _show([np, "exec", "webserver3", "--", "ip", "-br", "addr"])
+        show([np, "exec", "webserver3", "--", "ip", "-br", "addr"])
     else:
-        _show(["docker", "exec", "webserver3", "ip", "-br", "addr"], check=False)
+        show(["docker", "exec", "webserver3", "ip", "-br", "addr"], check=False, timeout=30)
     ip1 = _ip_of("webserver1")
     urls = {
         f"webserver1 (its container address {ip1})": f"http://{ip1}:8080",
@@ -148,7 +120,7 @@ def up(
     }
     for (via, url), name in zip(urls.items(), WEBSERVERS, strict=True):
         try:
-            _wait_http(url)
+            wait_http(url)
         except NetplumbError:
             raise NetplumbError(
                 f"demo: {name} ({via}) is not ready; see: netplumb logs {name}"
@@ -157,15 +129,13 @@ def up(
     for (via, url), (name, birthday) in zip(urls.items(), PHYSICISTS, strict=True):
         print(f"# via {via}")
         body = json.dumps({"name": name, "birthday": birthday})
-        _show(["curl", "-s", "-X", "POST", "-H", "Content-Type: application/json", "-d", body, url])
+        show(curl("-X", "POST", "-H", "Content-Type: application/json", "-d", body, url))
     print("\n# And read them back\n")
-    got = _show(["curl", "-s", f"http://{ip1}:8080"])
+    got = show(curl(f"http://{ip1}:8080"))
     expected = "".join(f"name = {n}, birthday = {b}\n" for n, b in PHYSICISTS)
     if not got.endswith(expected):
         raise NetplumbError(f"demo: the service answered {got!r}, expected the three physicists")
-    from netplumb import demo_lan
-
-    lan_addr = demo_lan.up(np, _show, lan, lan_pool)
+    lan_addr = lan.up(np, lan_card, lan_pool)
     look = f"  {np} ps\n"
     print(
         "\nThe article's system is running. Look around:\n"

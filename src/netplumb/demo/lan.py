@@ -16,9 +16,8 @@ interface's default gateway (if it has one) still answers, else the timer puts i
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Callable
 
+from netplumb.demo.steps import curl, query, show
 from netplumb.errors import NetplumbError
 
 ROUTER = "lan-router"
@@ -28,8 +27,6 @@ POOL_RANGE = f"{SUBNET}.200-{SUBNET}.239"
 GUEST = "webserver1"
 GUEST_IF = "eth2"
 
-Show = Callable[..., str]
-
 
 def _bridge_of(card: str) -> str:
     return f"br-{card}"[:15]
@@ -37,15 +34,7 @@ def _bridge_of(card: str) -> str:
 
 def _interface_subnet(ifname: str) -> tuple[str, str | None]:
     """(subnet of the interface's first IPv4 address, its default gateway or None)."""
-    addrs = json.loads(
-        subprocess.run(
-            ["ip", "-j", "-4", "addr", "show", "dev", ifname],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        or "[]"
-    )
+    addrs = json.loads(query(["ip", "-j", "-4", "addr", "show", "dev", ifname]).stdout or "[]")
     infos = [a for link in addrs for a in link.get("addr_info", [])]
     if not infos:
         raise NetplumbError(f"demo: {ifname} has no IPv4 address: it is not on a LAN")
@@ -54,24 +43,16 @@ def _interface_subnet(ifname: str) -> tuple[str, str | None]:
     net = Interface.parse(f"{infos[0]['local']}/{infos[0]['prefixlen']}")
     subnet = f"{IP(net.network_int.to_bytes(4, 'big'))}/{net.prefixlen}"
     routes = json.loads(
-        subprocess.run(
-            ["ip", "-j", "-4", "route", "show", "default", "dev", ifname],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        or "[]"
+        query(["ip", "-j", "-4", "route", "show", "default", "dev", ifname]).stdout or "[]"
     )
     gateway = routes[0].get("gateway") if routes else None
     return subnet, gateway
 
 
-def simulate(np: str, show: Show) -> None:
+def simulate(np: str) -> None:
     """The simulated LAN: a host playing the switch and router, a veth playing the card."""
     show([np, "run", "--name", ROUTER, "--network", "none", "--", "sleep", "infinity"])
-    rows = json.loads(
-        subprocess.run([np, "inspect", ROUTER], capture_output=True, text=True, check=True).stdout
-    )
+    rows = json.loads(query([np, "inspect", ROUTER]).stdout)
     pid = str(rows[0]["State"]["Pid"])  # the router's process: in its network namespace
     show(["ip", "link", "add", CARD, "type", "veth", "peer", "name", "uplink", "netns", pid])
     inside = (
@@ -83,14 +64,14 @@ def simulate(np: str, show: Show) -> None:
     show(["ip", "link", "set", CARD, "up"])
 
 
-def up(np: str, show: Show, card: str | None, pool_range: str | None) -> str:
+def up(np: str, card: str | None, pool_range: str | None) -> str:
     """Put webserver1 on the LAN; returns its LAN address."""
     if card is None:
         print(
             f"# A simulated LAN: {ROUTER} is the switch and router ({SUBNET}.1), {CARD} this "
             f"machine's card on it ({SUBNET}.2)\n"
         )
-        simulate(np, show)
+        simulate(np)
         card, pool_range = CARD, POOL_RANGE
     if pool_range is None:
         raise NetplumbError(
@@ -102,9 +83,7 @@ def up(np: str, show: Show, card: str | None, pool_range: str | None) -> str:
     print(f"\n# Host network integration: {card}'s address moves to a bridge, safely\n")
     show([np, "lan", "bridge", card, "--timeout", "60"])
     if gateway is not None:
-        alive = subprocess.run(
-            ["ping", "-c", "1", "-W", "2", gateway], capture_output=True, check=False
-        )
+        alive = query(["ping", "-c", "1", "-W", "2", gateway])
         if alive.returncode != 0:
             raise NetplumbError(
                 f"demo: the gateway {gateway} does not answer through the bridge: not "
@@ -117,15 +96,13 @@ def up(np: str, show: Show, card: str | None, pool_range: str | None) -> str:
     addr = show([np, "lan", "attach", GUEST, "-i", GUEST_IF]).strip()
     if card == CARD:
         print("\n# Another machine on the LAN reaches the web server directly\n")
-        show([np, "exec", ROUTER, "--", "curl", "-s", f"http://{addr}:8080"])
+        show([np, "exec", ROUTER, "--", *curl(f"http://{addr}:8080")])
     return addr
 
 
-def down(np: str, show: Show) -> None:
+def down(np: str) -> None:
     """Undo the LAN part, whatever of it exists."""
-    status = subprocess.run(
-        [np, "lan", "status", "--json"], capture_output=True, text=True, check=False
-    )
+    status = query([np, "lan", "status", "--json"])
     if status.returncode != 0:
         return
     info = json.loads(status.stdout or "{}")
@@ -135,9 +112,9 @@ def down(np: str, show: Show) -> None:
         show([np, "lan", "pool", "rm"], check=False)
     if info.get("mode") == "bridge":
         show([np, "lan", "unbridge", "--force"], check=False)
-    card = subprocess.run(["ip", "link", "show", CARD], capture_output=True, check=False)
+    card = query(["ip", "link", "show", CARD])
     if card.returncode == 0:
         show(["ip", "link", "del", CARD], check=False)
-    hosts = subprocess.run([np, "ps", "--json"], capture_output=True, text=True, check=False)
+    hosts = query([np, "ps", "--json"])
     if ROUTER in {r["name"] for r in json.loads(hosts.stdout or "[]")}:
         show([np, "rm", "-f", ROUTER])

@@ -1,0 +1,99 @@
+"""The README's ``make demo``, run the way a user runs it: in the machine's own namespace,
+where dockerd runs with its FORWARD DROP firewall, then ``netplumb demo --down``.
+
+Every other demo test runs in a namespace of its own; a demo that passed all of them once hung
+for a new user at its last step, because only the machine's namespace had dockerd's firewall.
+What may remain after ``demo --down`` is what Docker leaves behind too: the default network
+(bridge ``np0``, its part of netplumb's nftables table, its DOCKER-USER rules). The test then
+removes that network if it was not there before, so the machine is left as it was found.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.kernel, pytest.mark.docker]
+
+ROOT = Path(__file__).resolve().parents[2]
+NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
+ARTICLE = (
+    "name = James Clerk Maxwell, birthday = 13.06.1831\n"
+    "name = Albert Einstein, birthday = 14.03.1879\n"
+    "name = Werner Heisenberg, birthday = 05.12.1901\n"
+)
+
+
+def _np(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NETPLUMB, *args], capture_output=True, text=True, timeout=300)
+
+
+def _netplumb_links() -> set[str]:
+    out = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout
+    return {
+        f"{ln['ifname']} ({ln['ifalias']})"
+        for ln in json.loads(out)
+        if str(ln.get("ifalias", "")).startswith("netplumb:")
+    }
+
+
+def _docker_user() -> list[str]:
+    out = subprocess.run(
+        ["iptables", "-S", "DOCKER-USER"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in out.splitlines() if "netplumb" in line]
+
+
+def _nft_comments() -> set[str]:
+    proc = subprocess.run(
+        ["nft", "-j", "list", "table", "inet", "netplumb"], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        return set()
+    items = json.loads(proc.stdout)["nftables"]
+    return {str(i["rule"].get("comment")) for i in items if "rule" in i}
+
+
+def test_make_demo_in_the_machines_namespace_with_dockerd_running() -> None:
+    # dockerd's firewall is what this test is about: it must be there
+    policy = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+    assert "-P FORWARD DROP" in policy and "-j DOCKER-USER" in policy, policy
+    running = {r["name"] for r in json.loads(_np("ps", "--json").stdout or "[]")}
+    assert not running, f"netplumb hosts run on this machine ({running}): netplumb demo --down"
+    had_default = "netplumb" in _np("network", "ls").stdout
+    try:
+        start = time.monotonic()
+        demo = subprocess.run(
+            ["make", "-s", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        took = time.monotonic() - start
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        print(f"make demo: {took:.1f} s")
+        lan = demo.stdout.split("# Another machine on the LAN reaches the web server directly\n")
+        assert len(lan) == 2, demo.stdout[-3000:]
+        assert lan[1].split("\n", 2)[2].startswith(ARTICLE), lan[1]
+        assert {r.split()[3] for r in _docker_user()} == {"br-np-lan0", "br1", "np0"}
+
+        down = _np("demo", "--down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert json.loads(_np("ps", "--json").stdout) == []
+        assert _np("network", "ls").stdout.split("\t", 1)[0] == "netplumb"
+        assert len(_np("network", "ls").stdout.splitlines()) == 1
+        assert _netplumb_links() == {"np0 (netplumb:network:netplumb)"}
+        tag = '-m comment --comment "netplumb:network:np0" -j ACCEPT'
+        assert sorted(_docker_user()) == sorted(
+            [f"-A DOCKER-USER -i np0 {tag}", f"-A DOCKER-USER -o np0 {tag}"]
+        )
+        assert _nft_comments() <= {
+            "netplumb:network:netplumb",
+            "netplumb: loopback only from lo",
+            "None",
+        }
+    finally:
+        _np("demo", "--down")
+        if not had_default:
+            _np("network", "rm", "netplumb")
