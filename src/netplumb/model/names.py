@@ -7,9 +7,24 @@ from netplumb.errors import InvalidValue
 IFNAMSIZ = 16  # including the terminating NUL: 15 usable bytes
 OWNER_PREFIX = "netplumb:"
 
+# Narrower than the kernel, which takes any byte but '/', ':', NUL and white space: netplumb
+# pastes interface names into nftables text (``iifname "np0"``), where '"' ends the string and
+# the rest of the line becomes rules or, after '#', a comment (issue 12: a bridge named
+# 'b"accept#' turned a guard into "accept"); a trailing '*' is a wildcard there ("np*" matches
+# every np-prefixed interface) and a backslash escapes it. Rather than list what nft reads as
+# syntax, allow what real interface names use: kernel and udev names (eth0, enp0s31f6, wlp2s0,
+# enx001122334455), bridges (docker0, br-0123456789ab), VLANs (eth0.100) and veths (vethweb)
+# are letters, digits, '-', '_' and '.'. ASCII only: nothing a terminal or nft reads another
+# way. Every interface name a user gives is checked so, not only those that reach nft today: a
+# host interface given to pipework may be a netplumb network's bridge, and a guest interface
+# name is part of its host-side veth's name (pipework's v<ifname>pl<pid>), a bridge port.
+IFNAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+IFNAME_RULE = "only ASCII letters, digits, '_', '.' and '-' are allowed"
+
 
 def check_ifname(name: str, what: str = "interface name") -> str:
-    """Validate a kernel interface name before anything is created.
+    """Validate a kernel interface name before anything is created: the kernel's rules, and only
+    the characters of ``IFNAME_CHARS`` (the name may be pasted into nftables text).
 
     pipework fails late (after creating the veth) on names over 15 bytes; here it is the first
     check.
@@ -25,6 +40,8 @@ def check_ifname(name: str, what: str = "interface name") -> str:
     # The kernel's dev_valid_name(): no '/', ':' or isspace() character (" \t\n\v\f\r").
     if name in (".", "..") or any(c in name for c in "/: \t\n\v\f\r") or "\0" in name:
         raise InvalidValue(f"invalid {what} {name!r}: contains '/', ':', NUL or white space")
+    if not set(name) <= IFNAME_CHARS:
+        raise InvalidValue(f"invalid {what} {name!r}: {IFNAME_RULE}")
     return name
 
 

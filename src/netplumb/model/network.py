@@ -13,6 +13,9 @@ DEFAULT_SUBNET = "10.89.0.0/16"
 # A unique local IPv6 prefix for the default network, so that ports published on every
 # address answer on IPv6 as on IPv4 (as Docker's do). NETPLUMB_DEFAULT_SUBNET6=none: no IPv6.
 DEFAULT_SUBNET6 = "fd89:6e70:6c62::/64"
+# Each of a network's nftables rules carries the comment "netplumb:network:NAME", and nft keeps
+# at most 128 bytes of a comment: a longer name made nft refuse every ruleset netplumb wrote.
+NETWORK_NAME_MAX = 128 - len("netplumb:network:")
 
 
 class Network(Value):
@@ -99,9 +102,14 @@ def make_network(
     """Validate a network definition: the gateway defaults to the subnet's first address.
 
     ``subnet6`` adds an IPv6 subnet to an IPv4 network (dual stack)."""
-    # ASCII only: str.isalnum() also takes letters and digits nft refuses in a chain name
+    # ASCII only: str.isalnum() also takes letters and digits nft refuses in a chain name. The
+    # name is pasted into nftables text unquoted (chain iso_NAME), so nothing else may pass.
     if not name or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in name):
         raise InvalidValue(f"invalid network name: {name!r}")
+    if len(name) > NETWORK_NAME_MAX:
+        raise InvalidValue(
+            f"invalid network name: {name[:20]!r}...: longer than {NETWORK_NAME_MAX} characters"
+        )
     primary = _gateway_of(subnet, gateway)
     second = None
     if subnet6 is not None:

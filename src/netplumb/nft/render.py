@@ -9,9 +9,15 @@ a half-applied ruleset never exists; golden files in tests pin the output.
 
 from __future__ import annotations
 
+import re
+
+from netplumb.errors import InvalidValue
+from netplumb.model.names import IFNAME_CHARS, IFNAME_RULE, IFNAMSIZ
+from netplumb.model.network import NETWORK_NAME_MAX
 from netplumb.model.value import Value
 
 TABLE = "netplumb"
+COMMENT_MAX = 128  # bytes nft keeps of a rule's comment; it refuses the ruleset beyond
 
 
 class NetSpec(Value):
@@ -114,6 +120,57 @@ class Allow(Value):
         self._freeze()
 
 
+# -- what may be pasted into the text ---------------------------------------------------------
+#
+# Defence in depth (issue 12): the model refuses a name nft could read as syntax before
+# anything changes (model.names.check_ifname, model.network.make_network). The renderer checks
+# again every value it pastes, and raises rather than emit one that could end a quoted string,
+# add tokens or start a comment: a record written by an older netplumb or by hand, or a caller
+# that skipped the model, must not be able to rewrite the firewall. Comments are the exception:
+# they match nothing, so they are made safe instead of refused (see _comment).
+
+_ADDRESS = re.compile(r"[0-9A-Fa-f:.]+")  # IPv4 or IPv6 text, nothing nft reads as syntax
+_SUBNET = re.compile(r"[0-9A-Fa-f:.]+/[0-9]{1,3}")
+_PROTOS = ("tcp", "udp", "sctp")
+
+
+def _refuse(what: str, value: object, rule: str) -> InvalidValue:
+    return InvalidValue(f"invalid {what} {value!r} in the nftables ruleset: {rule}")
+
+
+def _ifname(name: str, what: str) -> str:
+    # the model's rule exactly (model.names.check_ifname), "." and ".." included
+    ok = isinstance(name, str) and 0 < len(name) < IFNAMSIZ and name not in (".", "..")
+    if not (ok and set(name) <= IFNAME_CHARS):
+        raise _refuse(what, name, IFNAME_RULE + " (1 to 15 of them, not '.' or '..')")
+    return name
+
+
+def _address(ip: str, what: str) -> str:
+    if not (isinstance(ip, str) and _ADDRESS.fullmatch(ip)):
+        raise _refuse(what, ip, "not an IP address")
+    return ip
+
+
+def _subnet(subnet: str) -> str:
+    if not (isinstance(subnet, str) and _SUBNET.fullmatch(subnet)):
+        raise _refuse("subnet", subnet, "not an IP subnet")
+    return subnet
+
+
+def _port(port: int, what: str) -> int:
+    # bool is an int, and a str formats as itself: only a real port number is pasted
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise _refuse(what, port, "not a port number")
+    return port
+
+
+def _proto(proto: str) -> str:
+    if proto not in _PROTOS:
+        raise _refuse("protocol", proto, "not tcp, udp or sctp")
+    return proto
+
+
 def _ipkw(family: int) -> str:
     return "ip" if family == 4 else "ip6"
 
@@ -123,14 +180,31 @@ def _addr(ip: str, family: int) -> str:
 
 
 def _comment(text: str) -> str:
-    return 'comment "' + text.replace('"', "'") + '"'
+    """``comment "TEXT"``, with TEXT unable to end the string: a comment matches no packet, so
+    an owner id with an odd character (a ``netns`` guest's name is any file name) is shown
+    altered rather than refused: '"' becomes "'", anything else outside printable ASCII but a
+    backslash becomes '?', and it is cut to the 128 bytes nft keeps (which it would refuse)."""
+    safe = "".join("'" if c == '"' else c if " " <= c <= "~" and c != "\\" else "?" for c in text)
+    return 'comment "' + safe[:COMMENT_MAX] + '"'
 
 
 def _iso_chain(n: NetSpec) -> str:
     # The network's name as it is: nft takes '-' and '.' in a chain name, and making '-' a '_'
     # gave "a-b" and "a_b" one chain (nft merges the two definitions: the first network's final
-    # drop came before the second's link allows). Names are ASCII (model.network).
-    return f"iso_{n.name}"
+    # drop came before the second's link allows). It is pasted unquoted: the model's rule
+    # (model.network.make_network) is checked again here.
+    return f"iso_{_network_name(n.name)}"
+
+
+def _network_name(name: str) -> str:
+    ok = isinstance(name, str) and 0 < len(name) <= NETWORK_NAME_MAX
+    if not (ok and set(name) <= IFNAME_CHARS):
+        raise _refuse("network name", name, IFNAME_RULE + f" (1 to {NETWORK_NAME_MAX} of them)")
+    return name
+
+
+def _net_comment(n: NetSpec) -> str:
+    return _comment(f"netplumb:network:{_network_name(n.name)}")
 
 
 def _publish_rule(p: Publication) -> str:
@@ -138,12 +212,14 @@ def _publish_rule(p: Publication) -> str:
     # 0.0.0.0 and :: mean every address of the family, as in Docker ("ip daddr 0.0.0.0" would
     # match no packet at all)
     if p.host_ip and p.host_ip not in ("0.0.0.0", "::"):
-        match = f"{kw} daddr {p.host_ip} "
+        match = f"{kw} daddr {_address(p.host_ip, 'host address')} "
     else:
-        match = f"meta nfproto ipv{p.family} "
-    target = f"{_addr(p.container_ip, p.family)}:{p.container_port}"
+        match = f"meta nfproto ipv{6 if p.family == 6 else 4} "
+    ip = _address(p.container_ip, "container address")
+    target = f"{_addr(ip, p.family)}:{_port(p.container_port, 'container port')}"
     return (
-        f"\t\t{match}{p.proto} dport {p.host_port} dnat {kw} to {target} "
+        f"\t\t{match}{_proto(p.proto)} dport {_port(p.host_port, 'host port')} dnat {kw} "
+        f"to {target} "
         f"{_comment('netplumb:' + p.owner)}"
     )
 
@@ -167,10 +243,11 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         # Guests are reached directly only from their own bridge; from anywhere else only
         # through published ports (Docker engine 28's rule; before it, neighbours that routed
         # the container subnet via the host reached every container port).
+        bridge = _ifname(n.bridge, "bridge name")
         for kw, subnet in n.subnets():
             out.append(
-                f'\t\tiifname != "{n.bridge}" {kw} daddr {subnet} fib daddr type != local drop '
-                + _comment(f"netplumb:network:{n.name}")
+                f'\t\tiifname != "{bridge}" {kw} daddr {_subnet(subnet)} '
+                f"fib daddr type != local drop {_net_comment(n)}"
             )
     out.append("\t}")
     out += [
@@ -192,17 +269,16 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
     ]
     for n in sorted(nets, key=lambda n: n.name):
-        c = _comment(f"netplumb:network:{n.name}")
+        c = _net_comment(n)
+        bridge = _ifname(n.bridge, "bridge name")
         if n.family == 4:
             # the machine's own 127.0.0.1:PORT, DNATed to a guest: give it a routable source
-            out.append(
-                f'\t\toifname "{n.bridge}" ip saddr 127.0.0.0/8 ct status dnat masquerade {c}'
-            )
+            out.append(f'\t\toifname "{bridge}" ip saddr 127.0.0.0/8 ct status dnat masquerade {c}')
         # hairpin: a guest reaching another guest's published port through a host address
-        out.append(f'\t\tiifname "{n.bridge}" oifname "{n.bridge}" ct status dnat masquerade {c}')
+        out.append(f'\t\tiifname "{bridge}" oifname "{bridge}" ct status dnat masquerade {c}')
         # guests reaching beyond the machine leave with its address, as with Docker
         for kw, subnet in n.subnets():
-            out.append(f'\t\t{kw} saddr {subnet} oifname != "{n.bridge}" masquerade {c}')
+            out.append(f'\t\t{kw} saddr {_subnet(subnet)} oifname != "{bridge}" masquerade {c}')
     out += ["\t}", "}"]
     isolated = [n for n in nets if n.isolation]
     if isolated:
@@ -215,7 +291,8 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
             # Frames between two of the network's ports (``meta ibrname`` would be simpler, but
             # kernels without CONFIG_NFT_BRIDGE_META, as here, refuse it).
             if n.ports:
-                ports = "{ " + ", ".join(f'"{p}"' for p in sorted(n.ports)) + " }"
+                names = sorted(_ifname(p, "bridge port name") for p in n.ports)
+                ports = "{ " + ", ".join(f'"{p}"' for p in names) + " }"
                 out.append(f"\t\tiifname {ports} oifname {ports} jump {_iso_chain(n)}")
         out.append("\t}")
         for n in sorted(isolated, key=lambda n: n.name):
@@ -229,13 +306,11 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
             for a in mine:
                 kw = _ipkw(n.family)
                 c = _comment(f"netplumb:{a.owner}")
-                out.append(
-                    f"\t\t{kw} saddr {a.src} {kw} daddr {a.dst} {a.proto} dport {a.port} accept {c}"
-                )
-                out.append(
-                    f"\t\t{kw} saddr {a.dst} {kw} daddr {a.src} {a.proto} sport {a.port} accept {c}"
-                )
-            out += [f"\t\tdrop {_comment('netplumb:network:' + n.name)}", "\t}"]
+                src, dst = _address(a.src, "link source"), _address(a.dst, "link target")
+                proto, port = _proto(a.proto), _port(a.port, "link port")
+                out.append(f"\t\t{kw} saddr {src} {kw} daddr {dst} {proto} dport {port} accept {c}")
+                out.append(f"\t\t{kw} saddr {dst} {kw} daddr {src} {proto} sport {port} accept {c}")
+            out += [f"\t\tdrop {_net_comment(n)}", "\t}"]
         out.append("}")
     return "\n".join(out) + "\n"
 
