@@ -22,6 +22,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,18 @@ print(json.dumps(dict(each_publish_s=each_pub, each_unpublish_s=each_unpub,
     return timing
 
 
+def leftovers(tmp: str) -> list[str]:
+    """Processes of this run still alive after its cleanup: anything serving its www folder
+    (every server this benchmark starts is given it) or its iperf3 ports."""
+    out = subprocess.run(
+        ["pgrep", "-af", f"{tmp}|iperf3 -s -p [123]5201"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, 100 ports")
@@ -208,6 +221,9 @@ def main() -> int:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # its own process group: the servers sh starts in the background are killed with
+            # it (killing sh alone left busybox httpd running, its parent pid 1)
+            start_new_session=True,
         )
         try:
             for conns in (10, 50):
@@ -222,7 +238,8 @@ def main() -> int:
                     machine, "127.0.0.1", 35201, 38080, seconds, conns
                 )
         finally:
-            loop.kill()
+            os.killpg(loop.pid, signal.SIGKILL)
+            loop.wait()
         timing = publish_timing(machine, env, count)
     finally:
         subprocess.run(
@@ -239,6 +256,10 @@ def main() -> int:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", machine], capture_output=True, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
+    left = leftovers(str(tmp))
+    if left:  # a benchmark cleans up as a test does: what it started must be gone
+        print(f"ports.py: left running: {'; '.join(left)}", file=sys.stderr)
+        return 1
 
     print(
         f"published-port throughput, {seconds} s per figure, {os.cpu_count()} CPUs, "

@@ -608,6 +608,25 @@ COMMANDS = {
 }
 
 
+def privileges_error(command: str) -> NetplumbError | None:
+    """The one-line error for a user who lacks netplumb's privileges, or None."""
+    from netplumb.kernel import caps
+
+    lacking = caps.missing()
+    if not lacking:
+        return None
+    return NetplumbError(
+        f"netplumb {command}: needs root (run it as root, e.g. with sudo); this process lacks "
+        f"{', '.join(lacking)}"
+    )
+
+
+def _check_privileges(command: str) -> None:
+    error = privileges_error(command)
+    if error is not None:
+        raise error
+
+
 def main(argv: list[str]) -> int:
     debug = "--debug" in argv[:1] or os.environ.get("NETPLUMB_DEBUG") == "1"
     try:
@@ -617,6 +636,8 @@ def main(argv: list[str]) -> int:
         if not args.command:
             parser.print_help()
             return 2
+        if args.command not in ("completion", "__complete"):
+            _check_privileges(args.command)
         if args.command not in ("reconcile", "completion", "__complete"):
             from netplumb import ports
 
@@ -634,6 +655,8 @@ def main(argv: list[str]) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # the reader went away: cli.main ends quietly
     except OSError as exc:  # a system call netplumb did not expect to fail: still one line
         if debug:
             raise

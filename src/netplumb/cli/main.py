@@ -8,16 +8,40 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader left
+
+
+def quiet_on_closed_pipe(command: Callable[[], int]) -> int:
+    """Run a command; if its reader goes away (``netplumb ... | head -2``), end quietly with
+    the status of a Unix tool killed by SIGPIPE instead of printing "Broken pipe". (SIGPIPE's
+    default action is not restored instead: it would kill a changing command halfway, before
+    its rollback.)"""
+    try:
+        rc = command()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        # Python flushes stdout again at exit: point it at /dev/null so that says nothing too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_STATUS
+    return rc
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "pipework":
         from netplumb.cli.pipework import main as pipework_main
 
-        return pipework_main(args[1:], prog="netplumb pipework")
+        return quiet_on_closed_pipe(lambda: pipework_main(args[1:], prog="netplumb pipework"))
     from netplumb.cli.commands import main as commands_main
 
-    return commands_main(args)
+    return quiet_on_closed_pipe(lambda: commands_main(args))
 
 
 def entry() -> None:
@@ -27,7 +51,7 @@ def entry() -> None:
 def pipework_entry() -> None:
     from netplumb.cli.pipework import main as pipework_main
 
-    sys.exit(pipework_main())
+    sys.exit(quiet_on_closed_pipe(pipework_main))
 
 
 def launch() -> None:
@@ -37,7 +61,7 @@ def launch() -> None:
     if name == "pipework":
         from netplumb.cli.pipework import main as pipework_main
 
-        rc = pipework_main(args)
+        rc = quiet_on_closed_pipe(lambda: pipework_main(args))
         # A one-shot command has nothing left to clean up: every file it wrote is closed, and
         # the kernel closes its sockets. Skipping the interpreter's teardown saves ~2 ms here.
         sys.stdout.flush()

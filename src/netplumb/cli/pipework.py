@@ -52,6 +52,13 @@ def run(argv: list[str]) -> int:
     if isinstance(request, WaitRequest):
         wait(request)
         return 0
+    from netplumb.kernel import caps
+
+    if caps.missing():  # checked once the line parses: a usage error is still told first
+        raise NetplumbError(
+            "needs root (run it as root, e.g. with sudo); this process lacks "
+            + ", ".join(caps.missing())
+        )
     if isinstance(request, GuestCommand):
         return guest_command(request)
     assert isinstance(request, AttachRequest)
@@ -80,6 +87,8 @@ def main(argv: list[str] | None = None, prog: str = "pipework") -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # the reader went away: cli.main ends quietly
     except OSError as exc:
         if debug:
             raise
