@@ -4,6 +4,14 @@ SIGTERM (or SIGINT): the listening socket closes at once, idle keep-alive connec
 closed, requests in flight are answered (with ``Connection: close``), queued documents are
 committed, then the process exits 0. After ``shutdown_timeout`` seconds what remains is cut.
 
+When the server closes a connection on which the client may still be sending (an error
+answered before the body was read, a keep-alive request answered with ``Connection: close``),
+the close "lingers" as nginx's and Apache's do: the answer goes out, the sending side is shut
+down (FIN), and what still arrives is read and thrown away until the client closes, for at
+most ``LINGER_TIME`` and ``LINGER_BYTES``. Closing a socket with unread data in its receive
+buffer makes Linux send RST instead of FIN, and an RST can destroy the answer at the client
+before it is read.
+
 ``--workers N`` binds the socket once and forks N processes that accept on it; the parent
 forwards SIGTERM and restarts a worker that dies on its own.
 """
@@ -43,6 +51,20 @@ log = logging.getLogger("birthdays")
 IDLE_TIMEOUT = 60.0  # a keep-alive connection without a request
 IO_TIMEOUT = 60.0  # a request head or body being read, or a response not being taken
 SWEEP_EVERY = 5.0
+# A lingering close ends at whichever bound comes first. A client that stops sending when the
+# answer arrives (curl does) still has in flight what its send buffer and our receive buffer
+# held at that moment: up to 4 MiB + 6 MiB with Linux's default tcp_wmem/tcp_rmem maxima, and
+# at most 4.5 MiB measured on loopback with 64 MiB uploads; 16 MiB covers that with margin and costs
+# ~10 ms of CPU to discard. 2 s is Apache's lingering time: far more than a round trip on any
+# network this service is deployed on, and short enough that a client which keeps sending
+# cannot hold a connection (or a graceful stop) for long.
+LINGER_TIME = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
+LINGER_READ = 256 * 1024
+# At most this many lingering closes at once (beyond it a close is plain): a flood of
+# connections refused with 503 must not turn into a flood of file descriptors held for 2 s.
+# Separate from --max-connections, which may be as small as 1.
+MAX_LINGERING = 1024
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -61,6 +83,9 @@ class Server:
         self._app = app
         self._config = config
         self._conns: set[_Conn] = set()
+        # Connections in a lingering close: answered, bounded by LINGER_TIME, not counted
+        # against max_connections, but waited for by a graceful stop (else the exit resets them).
+        self._lingering: set[asyncio.StreamWriter] = set()
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -89,13 +114,16 @@ class Server:
             resp = problem(
                 503, "Service Unavailable", "too many connections", (("Retry-After", RETRY_AFTER),)
             )
+            # The client has likely sent its request already: unread, it would turn the close
+            # into an RST that can destroy the 503 before the client reads it.
             await self._finish(writer, resp)
-            writer.close()
+            await self._linger(reader, writer, None)
             return
         self._conns.add(conn)
         self._idle.clear()
+        linger = False
         try:
-            await self._serve(reader, conn)
+            linger = await self._serve(reader, conn)
         except (ConnectionError, asyncio.IncompleteReadError):
             writer.transport.abort()
         except StoreError as exc:  # the database failed mid-stream: the response is cut short
@@ -106,35 +134,44 @@ class Server:
                 log.exception("connection failed")
             writer.transport.abort()
         finally:
-            self._conns.discard(conn)
-            if not self._conns:
-                self._idle.set()
+            if linger:
+                await self._linger(reader, writer, conn)
+            else:
+                self._conns.discard(conn)
+                self._check_idle()
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
+    def _check_idle(self) -> None:
+        if not self._conns and not self._lingering:
+            self._idle.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, conn: _Conn) -> bool:
+        """Serve requests until the connection is to be closed; whether the close must linger
+        (the client may still be sending)."""
         writer, activity = conn.writer, conn.activity
         while not self._stopping:
             try:
                 head = await read_head(reader)
-            except HTTPError as exc:
+            except HTTPError as exc:  # the rest of the head (431) or more may be unread
                 await self._finish(writer, error_response(exc))
-                return
+                return True
             if head is None:
-                return
+                return False
             activity.enter(WORK)
             try:
                 request = parse_head(head)
-            except HTTPError as exc:
+            except HTTPError as exc:  # the body, if any, is unread: its framing is unknown
                 await self._finish(writer, error_response(exc))
-                return
+                return True
             body = Body(request, reader, writer, activity)
             resp = await self._app.handle(request, body)
-            keep = request.keep_alive and not resp.close and not self._stopping
-            if keep and not body.consumed:
+            unread = False
+            if not body.consumed:
                 try:
-                    keep = not body.present()
-                except HTTPError:
-                    keep = False
+                    unread = body.present()
+                except HTTPError:  # unframeable: whatever follows the head is unread
+                    unread = True
+            keep = request.keep_alive and not resp.close and not self._stopping and not unread
             http10 = request.version == "HTTP/1.0"
             if resp.stream is not None and http10:
                 keep = False
@@ -148,7 +185,41 @@ class Server:
             )
             activity.enter(IDLE)
             if not keep:
-                return
+                # A client that asked to close and whose request was read whole sends nothing
+                # more (RFC 9112, 9.6); any other may have sent the next request already.
+                return request.keep_alive or unread
+        return True  # stopping between requests: a next one may be on its way
+
+    async def _linger(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn | None
+    ) -> None:
+        """Close after the answer without an RST: half-close, discard what the client still
+        sends (bounded: LINGER_TIME, LINGER_BYTES), then close. ``conn`` moves from the
+        connections to the lingering ones before anything is awaited: a graceful stop always
+        finds it in one of the two."""
+        if conn is not None:
+            self._conns.discard(conn)
+        if len(self._lingering) >= MAX_LINGERING:
+            self._check_idle()
+            writer.transport.close()
+            return
+        self._lingering.add(writer)
+        self._idle.clear()
+        try:
+            # write_eof shuts down the sending side once the transport's buffer has gone out
+            # (asyncio and uvloop both wait for it), so the FIN follows the whole answer.
+            if writer.can_write_eof() and not writer.transport.is_closing():
+                writer.write_eof()
+            left = LINGER_BYTES
+            async with asyncio.timeout(LINGER_TIME):
+                while left > 0 and (data := await reader.read(min(left, LINGER_READ))):
+                    left -= len(data)
+        except (TimeoutError, ConnectionError, OSError):
+            pass  # a bound was reached or the client reset: nothing more to protect
+        finally:
+            self._lingering.discard(writer)
+            self._check_idle()
+            writer.close()
 
     async def _finish(self, writer: asyncio.StreamWriter, resp: Response) -> None:
         try:
@@ -163,13 +234,18 @@ class Server:
         for conn in list(self._conns):
             if conn.activity.state == IDLE:
                 conn.writer.transport.close()
+        # Lingering connections end by themselves within LINGER_TIME: waited for, they keep
+        # their answers; a shutdown_timeout shorter than that cuts them with the rest.
         try:
             async with asyncio.timeout(timeout):
                 await self._idle.wait()
         except TimeoutError:
-            log.warning("shutdown: cutting %d connections still busy", len(self._conns))
+            busy = len(self._conns) + len(self._lingering)
+            log.warning("shutdown: cutting %d connections still busy", busy)
             for conn in list(self._conns):
                 conn.writer.transport.abort()
+            for writer in list(self._lingering):
+                writer.transport.abort()
 
 
 def bind(config: ServeConfig) -> socket.socket:

@@ -679,7 +679,9 @@ def test_wait_times_out_without_the_interface_and_returns_once_attached(lab: Lab
     elapsed = time.monotonic() - t0
     line = failed(proc)
     assert "eth1" in line and "1 s" in line
-    assert 0.9 <= elapsed < 3, elapsed
+    # The upper bound tells --timeout 1 from the 60 s default; it includes starting pipework
+    # under `ip netns exec`, which a loaded machine can stretch past the 3 s once allowed here.
+    assert 0.9 <= elapsed < 20, elapsed
 
     # an interface that exists but is down is not ready either (pipework returned at once)
     sh("ip", "-n", g, "link", "add", "name", "eth9", "type", "veth", "peer", "name", "eth9p")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -139,6 +140,25 @@ class Mongo:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """What a client that sends and reads at once got back (``Service.upload``)."""
+
+    answer: bytes
+    sent: int  # bytes of the request sent before the answer came
+    ended: str  # "eof" for a clean close, else how the connection broke ("reset", ...)
+
+    def response(self) -> tuple[bytes, dict[str, str], bytes]:
+        """The status line, header fields (lower-case names) and body of a whole answer; fails
+        when the body is shorter than its Content-Length."""
+        head, sep, body = self.answer.partition(b"\r\n\r\n")
+        assert sep, f"no whole response head in {self.answer[:200]!r} ({self.ended})"
+        status, *lines = head.decode("latin-1").split("\r\n")
+        fields = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        assert len(body) == int(fields["content-length"]), (len(body), self.ended)
+        return status.encode("latin-1"), fields, body
+
+
+@dataclass(frozen=True)
 class Reply:
     status: int
     headers: dict[str, str]  # lower-case names
@@ -220,12 +240,69 @@ class Service:
                 chunks.append(chunk)
         return b"".join(chunks)
 
+    def upload(self, data: bytes, *, timeout: float = 10.0) -> Upload:
+        """Send ``data`` while reading, as curl does: stop sending once an answer starts to
+        arrive, then read until the server closes. Unlike ``raw`` this never blocks in a send
+        while the answer waits, so with a ``data`` larger than the socket buffers the server
+        certainly has unread request bytes when it answers: what the client then gets (a
+        whole answer and a clean close, or an RST) is decided by the server alone."""
+        view = memoryview(data)
+        sent = 0
+        answer = bytearray()
+        both = selectors.EVENT_READ | selectors.EVENT_WRITE
+        deadline = time.monotonic() + timeout
+        with (
+            socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s,
+            selectors.DefaultSelector() as sel,
+        ):
+            s.setblocking(False)
+            sel.register(s, both)
+            while (left := deadline - time.monotonic()) > 0:
+                for _key, events in sel.select(left):
+                    try:
+                        if events & selectors.EVENT_READ:
+                            chunk = s.recv(65536)
+                            if not chunk:
+                                return Upload(bytes(answer), sent, "eof")
+                            answer += chunk
+                            sel.modify(s, selectors.EVENT_READ)  # the answer came: stop sending
+                        else:
+                            sent += s.send(view[sent : sent + 256 * 1024])
+                            if sent == len(view):
+                                sel.modify(s, selectors.EVENT_READ)
+                    except ConnectionResetError:
+                        return Upload(bytes(answer), sent, "reset")
+                    except BrokenPipeError:
+                        return Upload(bytes(answer), sent, "broken pipe")
+        return Upload(bytes(answer), sent, "timeout")
+
     def oracle(self) -> pymongo.collection.Collection[Doc]:
         """The service's collection, read with pymongo directly."""
         return self.mongo.client().demo[self.collection]
 
     def stop(self) -> int | None:
         return self.proc.stop()
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``sock``: one recv() returns whatever has arrived, which may be less
+    than what the server wrote in one piece."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise AssertionError(f"connection closed after {data!r}")
+        data += chunk
+    return data
+
+
+def recv_response(sock: socket.socket) -> bytes:
+    """One whole response with a Content-Length from a kept-alive connection, nothing more."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += recv_exactly(sock, 1)
+    fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:-2])
+    return head + recv_exactly(sock, int(fields[b"Content-Length"]))
 
 
 def kill_quietly(*procs: Any) -> None:

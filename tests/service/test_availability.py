@@ -3,6 +3,7 @@ database and web server processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from service.birthdayslab import Mongo, Service, kill_quietly, wait_for
+from service.birthdayslab import (
+    Mongo,
+    Service,
+    kill_quietly,
+    recv_exactly,
+    recv_response,
+    wait_for,
+)
 
 
 def children(pid: int) -> list[int]:
@@ -66,9 +74,11 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(mongo: Mongo, tmp_p
     idle = socket.create_connection(("127.0.0.1", svc.port), timeout=30)
     try:
         busy.sendall(head + body[:5])  # the head and part of the body: a request in flight
-        assert busy.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"  # the head was read
+        continue_ = b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert recv_exactly(busy, len(continue_)) == continue_  # the head was read
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")  # then idle, kept alive
-        assert idle.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        # The whole answer, so that what the connection gives next is its close alone.
+        assert recv_response(idle).startswith(b"HTTP/1.1 200 OK")
         svc.proc.signal(signal.SIGTERM)
 
         def refused() -> bool:
@@ -86,6 +96,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(mongo: Mongo, tmp_p
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 201 Created\r\n")
         assert b"Connection: close\r\n" in answer
+        busy.close()  # as a client does at the end of a response: the server's close lingers
         assert svc.proc.wait(timeout=30) == 0
         assert [d["name"] for d in svc.oracle().find()] == ["in flight"]
     finally:
@@ -136,10 +147,45 @@ def test_connections_over_the_limit_get_503(mongo: Mongo, tmp_path: Path) -> Non
     try:
         with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as held:
             held.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert held.recv(4096).startswith(b"HTTP/1.1 200 OK")  # kept alive: one of one
+            assert recv_response(held).startswith(b"HTTP/1.1 200 OK")  # kept alive: one of one
             reply = svc.request("GET", "/healthz")
             assert (reply.status, reply.headers["retry-after"]) == (503, "1")
             assert reply.problem()["detail"] == "too many connections"
+            # The 503 goes out as soon as the connection is accepted, while the client's
+            # request arrives: unread, it turned the close into an RST that could destroy the
+            # 503 (http.client then saw ConnectionResetError). A client sending a body larger
+            # than the socket buffers must get the whole 503 and a clean close every time.
+            request = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            request += b"Content-Length: 16777216\r\n\r\n" + b"x" * (16 * 1024 * 1024)
+            for round_ in range(50):
+                got = svc.upload(request)
+                assert got.ended == "eof", (round_, got.ended, got.sent, got.answer[:100])
+                status, fields, body = got.response()
+                assert status == b"HTTP/1.1 503 Service Unavailable", status
+                assert fields["retry-after"] == "1"
+                assert json.loads(body)["detail"] == "too many connections"
         wait_for("the connection to be free", lambda: svc.request("GET", "/").status == 200)
     finally:
+        kill_quietly(svc)
+
+
+def test_a_lingering_close_does_not_hold_up_a_graceful_stop(mongo: Mongo, tmp_path: Path) -> None:
+    # After an early answer the server reads on until the client closes, but for 2 s at most
+    # (server.LINGER_TIME): a client that keeps its end open must not hold the stop until
+    # --shutdown-timeout (60 s here) cuts it, and the stop is still clean (exit 0).
+    svc = Service(mongo, tmp_path, args=("--shutdown-timeout", "60")).start()
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: 2000000\r\n\r\n"
+    held = socket.create_connection(("127.0.0.1", svc.port), timeout=30)
+    try:
+        held.sendall(head + b"x" * 1000)  # the rest of the body never comes, nor a close
+        answer = b""
+        while chunk := held.recv(4096):  # the server half-closes after its answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        svc.proc.signal(signal.SIGTERM)
+        assert svc.proc.wait(timeout=20) == 0  # 2 s of lingering, far from the 60 s cut
+        assert "cutting" not in svc.proc.output()
+    finally:
+        held.close()
         kill_quietly(svc)
