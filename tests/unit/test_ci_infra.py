@@ -95,3 +95,14 @@ def test_kernel_tests_skip_without_root_and_fail_under_ci(
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)  # the skip happens in setup: a setup failure is an error
     result.stdout.fnmatch_lines(["*skipped under CI: needs root (kernel test)*"])
+
+
+def test_no_two_test_files_share_a_basename() -> None:
+    """tests/ has no packages: pytest imports test files by basename, and a second file of the
+    same name stops the whole run at collection ("import file mismatch")."""
+    from collections import Counter
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    names = Counter(p.name for p in tests.rglob("test_*.py"))
+    assert [n for n, k in names.items() if k > 1] == []
