@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
 PYTHON = str(ROOT / ".venv" / "bin" / "python3")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+GUEST_FILES = {"hosts", "hostname", "resolv.conf"}
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -288,3 +290,83 @@ def test_the_machines_own_records_of_the_inode_layout_become_host(world: World) 
     )
     assert own.stdout.strip() == str(world.root / "host")
     assert (world.root / "host" / "marker").read_text() == "mine\n" and not legacy.exists()
+
+
+# -- permissions -------------------------------------------------------------------------------
+
+
+def _readable_by_nobody(paths: list[Path]) -> list[str]:
+    """The paths an unprivileged process can open (files) or list (directories)."""
+    code = (
+        "import os, sys\n"
+        "for p in sys.argv[1:]:\n"
+        "    try:\n"
+        "        os.listdir(p) if os.path.isdir(p) else open(p, 'rb').close()\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    print(p)\n"
+    )
+    proc = sh(*NOBODY, "/usr/bin/python3", "-c", code, *map(str, paths))
+    return proc.stdout.split()
+
+
+def test_nobody_but_root_reads_records_or_logs(world: World) -> None:
+    m = world.netns()
+    world.np(m, "network", "create", "n1", "--subnet", "10.48.0.0/24")
+    world.np(m, "run", "--name", "db", "--expose", "5432", "--", "sleep", "1000")
+    world.np(
+        m, "run", "--name", "s", "-e", "PASSWORD=hunter2", "--link", "db", "-p", "18080:80",
+        "--", "sh", "-c", "echo secret-output; exec sleep 1000",
+    )  # fmt: skip
+    world.np(m, "attach", "s", "br-np-t", "--ip", "10.49.0.2/24")
+    world.np(m, "attach", "db", "n1")
+    assert _wait(lambda: "secret-output" in world.np(m, "logs", "s").stdout)
+    scope = world.state_dir(m)
+    assert b"hunter2" in (scope / "hosts" / "s").read_bytes()  # the secret is there to steal
+
+    everything = [world.root, *sorted(world.root.rglob("*"))]
+    assert len(everything) > 20, everything
+    bad = []
+    for p in everything:
+        st = p.lstat()
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISLNK(st.st_mode):
+            continue  # a symbolic link has no mode of its own: its 0700 directory guards it
+        if stat.S_ISDIR(st.st_mode):
+            want = 0o700
+        elif p.name in GUEST_FILES and p.parent.parent.name == "hosts.d":
+            want = 0o644
+        else:
+            want = 0o600
+        if mode != want:
+            bad.append(f"{p.relative_to(world.root)} {oct(mode)} (want {oct(want)})")
+    assert bad == []
+    # the oracle: an unprivileged process, trying every path netplumb wrote
+    assert _readable_by_nobody(everything) == []
+    # even a secret file's own mode would keep it out (the test moves it into the open)
+    probe = world.tmp / "probe"
+    shutil.copy2(scope / "hosts" / "s", probe)
+    assert _readable_by_nobody([probe]) == []
+
+
+def test_a_process_in_a_host_reads_its_files_as_nobody(world: World) -> None:
+    m = world.netns()
+    world.np(
+        m, "run", "--name", "g", "--hostname", "guest1", "--",
+        *NOBODY, "sh", "-c", "cat /etc/hosts /etc/hostname /etc/resolv.conf; id -u",
+    )  # fmt: skip
+    assert _wait(lambda: world.np(m, "ps", "--json").stdout.count('"exited"') == 1, 10)
+    out = world.np(m, "logs", "g").stdout
+    assert "127.0.0.1\tlocalhost" in out and "guest1" in out and out.rstrip().endswith("65534")
+    assert "Permission denied" not in out
+    world.np(m, "rm", "-f", "g")
+
+
+def test_an_older_netplumbs_open_directories_are_tightened(world: World) -> None:
+    m = world.netns()
+    scope = world.state_dir(m)
+    world.root.chmod(0o755)
+    scope.chmod(0o755)
+    world.np(m, "ps")
+    assert stat.S_IMODE(world.root.stat().st_mode) == 0o700
+    assert stat.S_IMODE(scope.stat().st_mode) == 0o700
