@@ -376,9 +376,18 @@ class Lab:
 
     def setup(self, n: int) -> None:
         self.add_namespaces([self.host])
-        ino = os.stat(f"/run/netns/{self.host}").st_ino
-        self.state_dir = Path(f"/run/netplumb/netns-{ino}")  # netplumb's state, per netns
-        self.state_dir_existed = self.state_dir.exists()
+        # netplumb's state, per netns (by inode and cookie): asked of netplumb itself, which
+        # creates it (a new namespace's is always new)
+        code = "from netplumb import state; print(state.state_dir())"
+        where = subprocess.run(
+            ["ip", "netns", "exec", self.host, VENV_PY, "-c", code],
+            env={k: v for k, v in os.environ.items() if k != "NETPLUMB_STATE_DIR"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.state_dir = Path(where.stdout.strip())
+        self.state_dir_existed = False
         batch = ["link set lo up"]
         for side in SIDES:
             batch += [f"link add {side.bridge} type bridge", f"link set {side.bridge} up"]

@@ -331,9 +331,14 @@ def drive(n: int, podman_n: int) -> int:
         if "agent" in locals():
             agent.kill()
             agent.wait()
+        if host in made:  # the podman run's netplumb state (no NETPLUMB_STATE_DIR there)
+            code = "from netplumb import state; print(state.state_dir())"
+            env = {k: v for k, v in os.environ.items() if k != "NETPLUMB_STATE_DIR"}
+            where = sh("ip", "netns", "exec", host, VENV_PY, "-c", code, check=False, env=env)
+            if where.stdout.strip():
+                shutil.rmtree(where.stdout.strip(), ignore_errors=True)
         for ns in reversed(made):
             sh("ip", "netns", "del", ns, check=False)
-        shutil.rmtree(f"/run/netplumb/netns-{tag}", ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     result: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

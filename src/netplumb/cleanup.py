@@ -148,11 +148,62 @@ def release_after_exit(records: list[tuple[str, Record]], timeout: float = 10.0)
                 state.remove("attach", name)
 
 
+def _listdir(folder: str) -> list[str]:
+    import os
+
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:
+        return []
+
+
+def remove_stale() -> list[str]:
+    """Remove the records of namespaces that are gone (``state.stale_dirs``), first stopping
+    the hosts they name that still run: a host outlives the namespace it was started from, and
+    nothing could reach it once its records are gone. Their PIDs are checked with their start
+    times, as for any host."""
+    import marshal
+    import os
+    import shutil
+    import signal
+
+    from netplumb.hosts import runtime
+    from netplumb.kernel.session import kill_pidfile
+
+    removed = []
+    for folder in state.stale_dirs():
+        hosts: list[Record] = []
+        for entry in _listdir(os.path.join(folder, "hosts")):
+            try:
+                with open(os.path.join(folder, "hosts", entry), "rb") as f:
+                    rec = marshal.load(f)
+            except (OSError, EOFError, ValueError, TypeError):
+                continue
+            if isinstance(rec, dict):
+                hosts.append(rec)
+        dhcp = [  # <owner>@<ifname>.pid
+            (os.path.join(folder, "dhcp", e), e[:-4].rpartition("@")[2])
+            for e in _listdir(os.path.join(folder, "dhcp"))
+            if e.endswith(".pid")
+        ]
+        for pf, ifname in dhcp:
+            kill_pidfile(pf, ifname)
+        runtime._stop_all(hosts, force=True)
+        for rec in hosts:
+            holder = rec.get("holder")
+            if isinstance(holder, int) and runtime._alive(holder, rec.get("holder_start")):
+                runtime._kill(holder, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(f"records of a namespace that is gone ({os.path.basename(folder)})")
+    return removed
+
+
 def gc() -> list[str]:
     """Remove what belongs to dead guests, and nothing else; returns what was removed."""
     from netplumb.hosts import runtime
 
     removed: list[str] = [f"interrupted write {f}" for f in state.sweep_stale_tmp()]
+    removed += remove_stale()
     for name in runtime.names():
         record = state.read("hosts", name)
         if record is not None and runtime.status(record) == "lost":

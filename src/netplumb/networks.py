@@ -46,10 +46,10 @@ class _Lock:
 
         p = state.path(*self.parts)
         try:
-            self.fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
         except FileNotFoundError:
             state.ensure_dir(*self.parts[:-1])
-            self.fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
@@ -296,10 +296,10 @@ def _index(owner: str, name: str, ip: str) -> None:
     p = state.path(_BY_OWNER, owner)
     try:
         try:
-            fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = state.open_file(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except FileNotFoundError:
             state.ensure_dir(_BY_OWNER)
-            fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = state.open_file(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             os.write(fd, f"+{name}@{ip}\n".encode())
         finally:

@@ -57,6 +57,9 @@ class Cni:
         self.plugin_dir = plugin_dir
         self.plugin = plugin_dir / "netplumb-cni"
         self.net = net
+        # the compiled client's path every call must take ("agent at", "no agent at"), told by
+        # its NETPLUMB_CNI_DEBUG line; None: not checked (the Python launcher has none)
+        self.path: str | None = None
 
     def config(self, **fields: Any) -> dict[str, Any]:
         conf: dict[str, Any] = {
@@ -89,6 +92,8 @@ class Cni:
             "CNI_ARGS": args,
             "CNI_PATH": f"{self.plugin_dir}:{CNI_DIR}",
         }
+        if self.path is not None:
+            env["NETPLUMB_CNI_DEBUG"] = "1"
         env.update(extra_env or {})
         stdin = conf if isinstance(conf, str) else json.dumps(conf)
         proc = subprocess.run(
@@ -99,7 +104,11 @@ class Cni:
             text=True,
             timeout=60,
         )
-        assert proc.stderr == "", proc.stderr
+        stderr = proc.stderr
+        if self.path is not None:
+            line, _, stderr = stderr.partition("\n")
+            assert line.startswith(f"netplumb-cni: {self.path} "), proc.stderr
+        assert stderr == "", proc.stderr
         return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None
 
     def ok(self, command: str, conf: dict[str, Any], **kw: Any) -> Any:

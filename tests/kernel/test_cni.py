@@ -29,6 +29,7 @@ def cni(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cn
     if request.param == "agent":
         start_agent(lab)
     c = Cni(lab, plugin_dir, f"npt{lab.id}")
+    c.path = {"agent": "agent at", "client-fallback": "no agent at"}.get(request.param)
     yield c
     assert c.leftovers() == [], "the test left CNI objects behind"
 
@@ -435,3 +436,69 @@ def test_no_stdout_noise_and_json_only(cni: Cni) -> None:
     )
     assert proc.returncode == 0 and json.loads(proc.stdout)["cniVersion"] == "1.1.0"
     assert socket.gethostname()  # (keeps the import honest: the harness itself uses no mocks)
+
+
+def test_agent_fast_path_in_a_namespace_named_by_its_cookie(lab: Lab, tmp_path: Path) -> None:
+    """No NETPLUMB_STATE_DIR: the client finds the agent's socket by state.py's rule, the
+    namespace's inode and cookie (``netns-<inode>-<cookie>``), and the call takes the agent's
+    path (its NETPLUMB_CNI_DEBUG line says so); the socket is root's alone."""
+    import os
+    import shutil
+    import stat
+    import tempfile
+
+    from kernel.cnilab import VENV_PY
+
+    plugin_dir = tmp_path / "cni-bin"
+    install_plugin(plugin_dir, client=True)
+    root = Path(tempfile.mkdtemp(prefix="npr-", dir="/tmp"))  # short: a socket path is <108
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETPLUMB_", "CNI_"))}
+    env["NETPLUMB_STATE_ROOT"] = str(root)
+    cni = Cni(lab, plugin_dir, f"npt{lab.id}")
+    try:
+        agent = lab.popen(
+            lab.host, [VENV_PY, "-c", "from netplumb.cni.agent import serve; serve()"], env=env
+        )
+        ino = os.stat(f"/run/netns/{lab.host}").st_ino
+        assert wait_for(lambda: bool(list(root.glob("netns-*/cni-agent.sock"))), 15)
+        assert agent.poll() is None
+        socks = list(root.glob("netns-*/cni-agent.sock"))
+        [sock] = socks
+        scope = sock.parent
+        assert scope.name.startswith(f"netns-{ino}-") and scope.name != f"netns-{ino}-"
+        assert stat.S_IMODE(sock.lstat().st_mode) == 0o600
+        assert stat.S_IMODE(scope.stat().st_mode) == 0o700
+        lab.state = scope  # the oracle's reads (leftovers) go to the same directory
+        g = lab.netns("g1")
+        conf = json.dumps(cni.config())
+
+        def call(command: str) -> subprocess.CompletedProcess[str]:
+            call_env = {
+                **env,
+                "NETPLUMB_CNI_DEBUG": "1",
+                "CNI_COMMAND": command,
+                "CNI_CONTAINERID": "c1",
+                "CNI_NETNS": f"/run/netns/{g}",
+                "CNI_IFNAME": "eth0",
+                "CNI_PATH": str(plugin_dir),
+            }
+            return subprocess.run(
+                ["ip", "netns", "exec", lab.host, str(cni.plugin)],
+                input=conf,
+                env=call_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        add = call("ADD")
+        assert add.returncode == 0, add.stdout + add.stderr
+        assert add.stderr == f"netplumb-cni: agent at {sock}\n"
+        assert json.loads(add.stdout)["ips"][0]["address"] == "10.77.0.2/24"
+        assert cni.records() == ["c1@eth0"]
+        assert guest_addrs(lab, g) == ["10.77.0.2/24"]
+        delete = call("DEL")
+        assert delete.returncode == 0 and delete.stderr == f"netplumb-cni: agent at {sock}\n"
+        assert cni.leftovers() == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

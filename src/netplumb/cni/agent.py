@@ -19,6 +19,7 @@ from netplumb.cni.plugin import handle
 
 SOCKET = "cni-agent.sock"
 TIMEOUT = 30.0  # a client that stops sending is dropped
+_OWN = ("NETPLUMB_STATE_DIR", "NETPLUMB_STATE_ROOT")  # where the state is: the agent's own
 
 
 def socket_path() -> str:
@@ -38,11 +39,11 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, str], str]:
         head, body = b"", raw[1:] if raw.startswith(b"\0") else raw
     environ = dict(os.environ)
     for k in list(environ):
-        if k.startswith(("CNI_", "NETPLUMB_")) and k != "NETPLUMB_STATE_DIR":
+        if k.startswith(("CNI_", "NETPLUMB_")) and k not in _OWN:
             del environ[k]
     for item in head.split(b"\0"):
         key, eq, value = item.decode(errors="surrogateescape").partition("=")
-        if eq and key != "NETPLUMB_STATE_DIR":
+        if eq and key not in _OWN:
             environ[key] = value
     return environ, body.decode(errors="replace")
 
@@ -61,8 +62,13 @@ def serve(ready: object = None) -> None:
     except FileNotFoundError:
         pass
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path + ".tmp")
-    os.chmod(path + ".tmp", 0o600)
+    # bind(2) creates the socket file with the umask's mode: 0600 from its creation (nothing
+    # else runs in this process yet, so the process-wide umask is ours to change for a moment)
+    old_umask = os.umask(0o177)
+    try:
+        srv.bind(path + ".tmp")
+    finally:
+        os.umask(old_umask)
     os.replace(path + ".tmp", path)
     srv.listen(64)
     if callable(ready):

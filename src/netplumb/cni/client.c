@@ -43,39 +43,68 @@ static void fallback(void) {
     exit(1);
 }
 
-/* netplumb's state directory, as state.py finds it */
-static void state_dir(char *out, size_t size) {
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 /* <asm-generic/socket.h>, Linux 5.14+ */
+#endif
+#define INIT_NETNS_INODE 0xEFFFFFF9UL /* init_net's fixed inode on Linux 6.x */
+
+/* netplumb's state directory, by state.py's rule (its docstring): NETPLUMB_STATE_DIR, else
+ * under NETPLUMB_STATE_ROOT (/run/netplumb) "host" for the machine's own namespace and
+ * "netns-<inode>-<cookie>" for any other. The cookie is never reused, so a socket found there
+ * is this namespace's agent; a directory not made yet (or an old kernel without the cookie)
+ * means no agent: the Python plugin then finds (and first creates) the directory itself. */
+static int state_dir(int fd, char *out, size_t size) {
     const char *env = getenv("NETPLUMB_STATE_DIR");
     if (env && *env) {
-        snprintf(out, size, "%s", env);
-        return;
+        return snprintf(out, size, "%s", env) < (int)size ? 0 : -1;
     }
+    const char *root = getenv("NETPLUMB_STATE_ROOT");
+    if (!root || !*root) root = "/run/netplumb";
     struct stat mine, init;
-    if (stat("/proc/self/ns/net", &mine) != 0) {
-        fallback();
-    }
-    if (stat("/proc/1/ns/net", &init) == 0 && mine.st_dev == init.st_dev &&
-        mine.st_ino == init.st_ino) {
-        snprintf(out, size, "/run/netplumb/host");
+    if (stat("/proc/self/ns/net", &mine) != 0) return -1;
+    int n;
+    if ((unsigned long)mine.st_ino == INIT_NETNS_INODE ||
+        (stat("/proc/1/ns/net", &init) == 0 && mine.st_dev == init.st_dev &&
+         mine.st_ino == init.st_ino)) {
+        n = snprintf(out, size, "%s/host", root);
     } else {
-        snprintf(out, size, "/run/netplumb/netns-%lu", (unsigned long)mine.st_ino);
+        unsigned long long cookie = 0;
+        socklen_t len = sizeof cookie;
+        if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0 ||
+            len != sizeof cookie) {
+            return -1;
+        }
+        n = snprintf(out, size, "%s/netns-%lu-%llu", root, (unsigned long)mine.st_ino, cookie);
+    }
+    return n >= 0 && (size_t)n < size ? 0 : -1;
+}
+
+/* NETPLUMB_CNI_DEBUG=1: one line on stderr saying which path a call took (tests) */
+static void debug(const char *what, const char *where) {
+    const char *env = getenv("NETPLUMB_CNI_DEBUG");
+    if (env && strcmp(env, "1") == 0) {
+        fprintf(stderr, "netplumb-cni: %s %s\n", what, where);
     }
 }
 
 int main(void) {
-    char dir[200];
+    char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
     struct sockaddr_un addr;
-    state_dir(dir, sizeof dir);
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
-    if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/cni-agent.sock", dir) >=
-        sizeof addr.sun_path) {
+    /* one socket: its namespace cookie names the state directory, then it connects there */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || state_dir(fd, dir, sizeof dir) != 0 ||
+        (size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/cni-agent.sock", dir) >=
+            sizeof addr.sun_path) {
+        debug("no agent (state directory unknown or too long):", "the Python plugin");
         fallback();
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        debug("no agent at", addr.sun_path);
         fallback(); /* no agent: stdin is untouched, the Python plugin reads it */
     }
+    debug("agent at", addr.sun_path);
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "CNI_", 4) == 0 || strncmp(*e, "NETPLUMB_", 9) == 0) {
             if (write_all(fd, *e, strlen(*e) + 1) != 0) goto lost;

@@ -50,7 +50,7 @@ def create(network: str, record_name: str, record: Record) -> bool:
     path = state.path(DIR, network, record_name)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "wb") as f:
+        with open(state.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
             marshal.dump(record, f)
         try:
             os.link(tmp, path)

@@ -76,8 +76,7 @@ def _topology_file(runtime: str, data_dir: str) -> str:
     with open(path) as f:
         text = f.read().replace(DEFAULT_DATA, data_dir)
     out = os.path.join(state.ensure_dir("demo"), os.path.basename(path))
-    with open(out, "w") as f:
-        f.write(text)
+    state.write_file(out, text.encode())
     return out
 
 

@@ -151,7 +151,9 @@ def _main(wfd: int, go: int) -> None:
             os.kill(holder, signal.SIGKILL)
             os._exit(1)
         devnull = os.open("/dev/null", os.O_RDONLY)
-        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        # 0600: a log holds what the command printed, secrets among it (see state.py); the
+        # command writes through this descriptor whatever user it becomes
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         os.dup2(devnull, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)

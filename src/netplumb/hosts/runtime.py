@@ -138,8 +138,9 @@ def run(
             ("hostname", hostname + "\n"),
             ("resolv.conf", resolv_conf()),
         ):
-            with open(f"{files}/{fname}", "w") as f:
-                f.write(text)
+            # 0644 in a 0700 directory: the host's own processes, whoever they run as, read
+            # them through the bind mount; nobody else reaches them
+            state.write_file(f"{files}/{fname}", text.encode(), state.GUEST_FILE_MODE)
         log = os.path.join(state.ensure_dir("logs"), f"{name}.log")
         own_env = build_env(hostname, env, dict(os.environ))
         proc = children.take()
@@ -235,7 +236,7 @@ def _lock() -> int:
     """An exclusive lock on the host table, so two ``run``s cannot take the same name."""
     import fcntl
 
-    fd = os.open(os.path.join(state.ensure_dir(), ".hosts.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = state.open_file(os.path.join(state.ensure_dir(), ".hosts.lock"), os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 

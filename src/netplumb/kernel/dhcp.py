@@ -36,9 +36,8 @@ def script() -> str:
     if os.access(SCRIPT, os.X_OK):
         return SCRIPT
     copy = os.path.join(state.ensure_dir("dhcp"), "udhcpc-script.sh")
-    with open(SCRIPT, "rb") as src, open(copy + ".tmp", "wb") as dst:
-        dst.write(src.read())
-    os.chmod(copy + ".tmp", 0o755)
+    with open(SCRIPT, "rb") as src:
+        state.write_file(copy + ".tmp", src.read(), 0o700)  # root runs it, nobody else
     os.replace(copy + ".tmp", copy)
     return copy
 
@@ -81,7 +80,11 @@ def start(
         argv = ["dhcpcd", "-4", "-t", "15", "-h", hostname, *args, ifname]
     with netns.entered(guest_fd):
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            # umask 077: the pidfile and lease file the client writes in the state directory
+            # are 0600 like netplumb's own
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=30, check=False, umask=0o077
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise NetplumbError(f"cannot run DHCP client {client} for {ifname}: {exc}") from None
     if proc.returncode != 0:
