@@ -1,4 +1,4 @@
-"""Fixtures for the attach tests (test_attach.py); the lab itself is in attachlab.py."""
+"""Fixtures of the kernel tests: the attach lab (attachlab.py) and the simulated LAN (lanlab.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kernel.attachlab import Lab
+from kernel.lanlab import LanLab
 
 
 @pytest.fixture
@@ -16,6 +17,15 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("kernel tests need root")
     lab = Lab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def lan(tmp_path: Path) -> Iterator[LanLab]:
+    lab = LanLab(tmp_path)
     try:
         yield lab
     finally:

@@ -8,9 +8,6 @@ netplumb's rule the same traffic is dropped, so none passes vacuously.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from kernel.lanlab import SUBNET, LanLab, sh
@@ -19,15 +16,6 @@ from netns_helpers import docker_firewall, docker_user_rules
 pytestmark = pytest.mark.kernel
 
 POOL = ["pool", "set", f"{SUBNET}.0/24", "--range", f"{SUBNET}.200-{SUBNET}.239"]
-
-
-@pytest.fixture
-def lan(tmp_path: Path) -> Iterator[LanLab]:
-    lab = LanLab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def _bridge_rule(bridge: str) -> str:

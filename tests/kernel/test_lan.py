@@ -4,7 +4,6 @@ timer, ARP probing, the pool under parallel requests, DHCP and macvlan mode with
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ pytestmark = pytest.mark.kernel
 
 POOL = ["pool", "set", f"{SUBNET}.0/24", "--range", f"{SUBNET}.200-{SUBNET}.239"]
 POOL += ["--gateway", f"{SUBNET}.1", "--dhcp-range", f"{SUBNET}.100-{SUBNET}.150"]
-
-
-@pytest.fixture
-def lan(tmp_path: Path) -> Iterator[LanLab]:
-    lab = LanLab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def _deadman_gone(lab: LanLab) -> bool:
