@@ -84,6 +84,7 @@ def ensure_kernel(net: Network) -> None:
     mark = network_mark(net.name)
     with Netlink() as nl:
         link = nl.get_link(net.bridge)
+        created = link is None
         if link is None:
             nl.create_link(
                 net.bridge, "bridge", up=True, mtu=net.mtu, what=f'cannot add bridge "{net.bridge}"'
@@ -113,7 +114,10 @@ def ensure_kernel(net: Network) -> None:
                 )
         if not link.up:
             nl.set_link(link.index, up=True, what=f"cannot set {net.bridge} up")
-        dockeruser.sync(nl)
+        if (
+            created
+        ):  # an existing bridge had its rules then; reconcile repairs drift (dockerd later)
+            dockeruser.sync(nl)
     for gw in net.gateways:
         if gw.version == 4:
             _write_sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet", "1")
