@@ -114,9 +114,7 @@ def ensure_kernel(net: Network) -> None:
                 )
         if not link.up:
             nl.set_link(link.index, up=True, what=f"cannot set {net.bridge} up")
-        if (
-            created
-        ):  # an existing bridge had its rules then; reconcile repairs drift (dockerd later)
+        if created:  # an existing bridge got its rules then; reconcile repairs drift
             dockeruser.sync(nl)
     for gw in net.gateways:
         if gw.version == 4:
