@@ -21,8 +21,11 @@ def quiet_on_closed_pipe(command: Callable[[], int]) -> int:
     default action is not restored instead: it would kill a changing command halfway, before
     its rollback.)"""
     try:
-        rc = command()
-        sys.stdout.flush()
+        try:
+            rc = command()
+        except SystemExit as exc:  # argparse's --help (and usage errors) exit from inside
+            rc = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        sys.stdout.flush()  # here, not at exit: a failed flush at exit says "Exception ignored"
     except BrokenPipeError:
         import os
 
