@@ -134,6 +134,18 @@ def attach(
     address on the host's LAN (``netplumb lan``) is probed with ARP first, and leased when it
     lies in the LAN's pool, unless the caller did that already (``lan_checked``).
     """
+    lock = state.flock(ATTACH_LOCK, shared=True)
+    try:
+        return _attach(req, dry_run, leased, lan_checked)
+    finally:
+        os.close(lock)
+
+
+# Attach and detach hold it shared, reconcile exclusive (state.flock).
+ATTACH_LOCK = "attach.lock"
+
+
+def _attach(req: AttachRequest, dry_run: bool, leased: bool, lan_checked: bool) -> list[Action]:
     with resolve(req.guest) as guest:
         existing = state.read("attach", record_name(guest.key, req.guest_ifname))
         if existing is not None:
@@ -147,7 +159,12 @@ def attach(
         try:
             obs = observe(session, req, guest)
             actions = plan_attach(
-                req, obs, owner=guest.key, guest_short=guest.short, guest_name=guest.name
+                req,
+                obs,
+                owner=guest.key,
+                guest_short=guest.short,
+                guest_name=guest.name,
+                scope=state.scope_id(),
             )
             if dry_run:
                 return actions
@@ -295,7 +312,8 @@ def _undo_from_results(session: Session, ifname: str, results: dict[str, object]
         session.guest.delete_link(link.index, f'cannot delete "{ifname}" in the guest')
     elif kind == "veth":
         host = session.host.get_link(str(results.get("host_name")))
-        if host is not None and host.alias == results.get("owner_mark"):
+        owner = mark_owner(str(results.get("owner_mark")))
+        if host is not None and owner is not None and mark_owner(host.alias) == owner:
             session.host.delete_link(host.index, "cannot delete the host end of the veth")
     if kind == "veth" and isinstance(results.get("bridge"), str):
         bridge = session.host.get_link(str(results["bridge"]))
@@ -310,6 +328,14 @@ def _undo_from_results(session: Session, ifname: str, results: dict[str, object]
 
 def detach(guest_ref: str, ifname: str) -> None:
     """Remove an interface netplumb attached, with its addresses, routes and DHCP client."""
+    lock = state.flock(ATTACH_LOCK, shared=True)
+    try:
+        _detach(guest_ref, ifname)
+    finally:
+        os.close(lock)
+
+
+def _detach(guest_ref: str, ifname: str) -> None:
     with resolve(guest_ref) as guest:
         name = record_name(guest.key, ifname)
         record = state.read("attach", name)
