@@ -134,18 +134,6 @@ def attach(
     address on the host's LAN (``netplumb lan``) is probed with ARP first, and leased when it
     lies in the LAN's pool, unless the caller did that already (``lan_checked``).
     """
-    lock = state.flock(ATTACH_LOCK, shared=True)
-    try:
-        return _attach(req, dry_run, leased, lan_checked)
-    finally:
-        os.close(lock)
-
-
-# Attach and detach hold it shared, reconcile exclusive (state.flock).
-ATTACH_LOCK = "attach.lock"
-
-
-def _attach(req: AttachRequest, dry_run: bool, leased: bool, lan_checked: bool) -> list[Action]:
     with resolve(req.guest) as guest:
         existing = state.read("attach", record_name(guest.key, req.guest_ifname))
         if existing is not None:
@@ -176,12 +164,15 @@ def _attach(req: AttachRequest, dry_run: bool, leased: bool, lan_checked: bool) 
             except BaseException:
                 _release_static(taken, guest.key)
                 raise
+            busy = pending(holder)
             try:
                 apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
             except BaseException:
                 _release_static(taken, guest.key)
                 _release_lan(lan, holder)
                 raise
+            finally:
+                done(busy)
             return actions
         finally:
             session.close()
@@ -328,18 +319,11 @@ def _undo_from_results(session: Session, ifname: str, results: dict[str, object]
 
 def detach(guest_ref: str, ifname: str) -> None:
     """Remove an interface netplumb attached, with its addresses, routes and DHCP client."""
-    lock = state.flock(ATTACH_LOCK, shared=True)
-    try:
-        _detach(guest_ref, ifname)
-    finally:
-        os.close(lock)
-
-
-def _detach(guest_ref: str, ifname: str) -> None:
     with resolve(guest_ref) as guest:
         name = record_name(guest.key, ifname)
         record = state.read("attach", name)
         session = Session(guest.fd)
+        busy = pending(name)
         try:
             if record is None:
                 link = session.guest.get_link(ifname)
@@ -359,7 +343,53 @@ def _detach(guest_ref: str, ifname: str) -> None:
                 lanpool.release_holder(name)
             state.remove("attach", name)
         finally:
+            done(busy)
             session.close()
+
+
+# An attach or detach in progress: ``attach.pending/<owner>@<ifname>`` holds its PID from
+# before its first kernel change until after its record is written or removed. ``reconcile``
+# leaves such an attachment alone: between marking an interface and recording it, an attach
+# would otherwise look like an orphan (a DHCP attach waits seconds there for a lease), and
+# between deleting one and forgetting it, a detach like a loss. (A file, not a shared flock:
+# the one-shot path does not pay for importing fcntl.)
+PENDING = "attach.pending"
+
+
+def pending(name: str) -> str:
+    p = state.path(PENDING, name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = state.open_file(p, flags)
+    except FileNotFoundError:
+        state.ensure_dir(PENDING)
+        fd = state.open_file(p, flags)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+    return p
+
+
+def done(p: str) -> None:
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+def busy_names() -> set[str]:
+    """The attachments an attach or detach of a live process is working on now."""
+    out = set()
+    for name in state.names(PENDING):
+        try:
+            with open(state.path(PENDING, name)) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid > 0 and os.path.exists(f"/proc/{pid}"):
+            out.add(name)
+    return out
 
 
 def fail_after_for_tests(name: str) -> None:

@@ -10,8 +10,11 @@ mark made before scopes, are never removed here (``gc`` removes those of dead gu
 netplumb's nftables table (with the published ports' container addresses brought up to date)
 and its DOCKER-USER rules.
 
-A pass holds the attach lock exclusively (``engine.ATTACH_LOCK``): an attach between marking
-its interface and writing its record is never taken for an orphan.
+An attach or detach in progress (``engine.busy_names``) is left alone: an attach between
+marking its interface and writing its record is never taken for an orphan, nor a detach between
+deleting its interface and removing its record for a loss. Interfaces are listed before the
+records and the attachments in progress are read, so one that appears meanwhile is named by one
+of them.
 """
 
 from __future__ import annotations
@@ -126,7 +129,10 @@ def _recreate(session: Session, guest: Guest, name: str, record: Record, log: Lo
 def _restore_guest(guest: Guest, recs: list[tuple[str, Record]], sweep: bool, log: Log) -> None:
     session = Session(guest.fd)
     try:
+        busy = engine.busy_names()
         for name, record in recs:
+            if name in busy:
+                continue
             ifname = str(record.get("ifname"))
             try:
                 link = session.guest.get_link(ifname)
@@ -146,19 +152,35 @@ def _restore_guest(guest: Guest, recs: list[tuple[str, Record]], sweep: bool, lo
             except NetplumbError as exc:
                 log(f"cannot restore {ifname} of {guest.name}: {exc}")
         if sweep:
-            recorded = {(guest.key, str(r["ifname"])) for _, r in recs}
-            _sweep(session.guest.links(), session, guest, recorded, log)
+            _sweep(session, guest, log)
     finally:
         session.close()
 
 
-def _sweep(
-    links: list[Link], session: Session, guest: Guest, recorded: set[tuple[str, str]], log: Log
-) -> None:
+def _named_now() -> tuple[set[tuple[str, str]], set[tuple[str, str]], set[str]]:
+    """Read after the interfaces are listed: (owner, guest ifname) and (owner, host end) pairs
+    the records name, and the owners with an attach or detach in progress."""
+    guest_side: set[tuple[str, str]] = set()
+    host_side: set[tuple[str, str]] = set()
+    for owner, rs in records().items():
+        for _, r in rs:
+            guest_side.add((owner, str(r.get("ifname"))))
+            if r.get("kind") == "veth":
+                host_side.add((owner, str(r.get("host_name"))))
+    busy_owners = set()
+    for name in engine.busy_names():
+        owner, _, ifname = name.rpartition("@")
+        guest_side.add((owner, ifname))
+        busy_owners.add(owner)
+    return guest_side, host_side, busy_owners
+
+
+def _sweep(session: Session, guest: Guest, log: Log) -> None:
     """Remove the guest's interfaces with this scope's mark that no record names."""
-    pairs = [(ln.name, ln.alias) for ln in links]
+    links = session.guest.links()
+    recorded, _, _ = _named_now()
     by_name = {ln.name: ln for ln in links}
-    for ifname in orphans(pairs, recorded, state.scope_id()):
+    for ifname in orphans([(ln.name, ln.alias) for ln in links], recorded, state.scope_id()):
         link = by_name[ifname]
         session.guest.delete_link(link.index, f'cannot delete "{ifname}" of {guest.name}')
         log(f"removed {ifname} of {guest.name} (netplumb's mark, no record)")
@@ -202,21 +224,19 @@ def _other_guests(seen: set[str]) -> list[Guest]:
     return out
 
 
-def _sweep_host(recs: dict[str, list[tuple[str, Record]]], log: Log) -> None:
+def _sweep_host(log: Log) -> None:
     """Host ends of veths with this scope's mark that no record names."""
     from netplumb.kernel.session import host_socket
 
     host = host_socket()
     scope = state.scope_id()
-    named = {
-        (owner, str(r.get("host_name")))
-        for owner, rs in recs.items()
-        for _, r in rs
-        if r.get("kind") == "veth"
-    }
-    for link in host.links():
+    links = host.links()
+    _, named, busy = _named_now()
+    for link in links:
         owner = mark_owner(link.alias)
-        if owner is None or mark_scope(link.alias) != scope or (owner, link.name) in named:
+        if owner is None or mark_scope(link.alias) != scope or owner in busy:
+            continue
+        if (owner, link.name) in named:
             continue
         host.delete_link(link.index, f'cannot delete "{link.name}"')
         log(f"removed {link.name} (netplumb's mark, no record)")
@@ -230,33 +250,38 @@ def reconcile(
     ``sweep``: also remove this scope's marked objects that no record names (in every guest
     found, and in netplumb's namespace). ``rewrite_tables``: rewrite netplumb's nftables table
     from the records (``netplumb reconcile``); else only if it drifted (``watch``)."""
-    lock = state.flock(engine.ATTACH_LOCK)
-    try:
-        recs = records()
-        seen: set[str] = set()
-        for owner, rs in sorted(recs.items()):
-            if owners is not None and owner not in owners:
-                continue
-            guest = find_guest(owner, str(rs[0][1].get("guest", "")))
-            if guest is None:
-                continue  # stopped or gone: a start brings it back; gc forgets the dead
-            seen.add(owner)
+    recs = records()
+    seen: set[str] = set()
+    for owner, rs in sorted(recs.items()):
+        if owners is not None and owner not in owners:
+            continue
+        guest = find_guest(owner, str(rs[0][1].get("guest", "")))
+        if guest is None:
+            continue  # stopped or gone: a start brings it back; gc forgets the dead
+        seen.add(owner)
+        with guest:
+            _restore_guest(guest, rs, sweep, log)
+    if sweep and owners is None:
+        for guest in _other_guests(seen):
             with guest:
-                _restore_guest(guest, rs, sweep, log)
-        if sweep and owners is None:
-            for guest in _other_guests(seen):
-                with guest:
-                    session = Session(guest.fd)
-                    try:
-                        _sweep(session.guest.links(), session, guest, set(), log)
-                    except NetplumbError as exc:
-                        log(f"cannot sweep {guest.name}: {exc}")
-                    finally:
-                        session.close()
-            _sweep_host(recs, log)
-    finally:
-        os.close(lock)
+                session = Session(guest.fd)
+                try:
+                    _sweep(session, guest, log)
+                except NetplumbError as exc:
+                    log(f"cannot sweep {guest.name}: {exc}")
+                finally:
+                    session.close()
+        _sweep_host(log)
     _refresh_ports(log, owners, rewrite_tables)
+
+
+def _ports_lock() -> int:
+    """The exclusive lock ``ports.publish`` holds (``ports.lock``), until the descriptor closes."""
+    import fcntl
+
+    fd = state.open_file(state.path("ports.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:
@@ -278,7 +303,7 @@ def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:
             addrs = ports.guest_addresses(owner.partition(":")[2])
         except (NetplumbError, OSError):
             continue
-        lock = state.flock("ports.lock")  # the lock ports.publish holds
+        lock = _ports_lock()
         try:
             rec = state.read("ports", owner)
             old = list(rec.get("bindings", [])) if rec else []

@@ -310,22 +310,6 @@ def write_file(p: str, data: bytes, mode: int = FILE_MODE) -> None:
         os.close(fd)
 
 
-def flock(name: str, shared: bool = False) -> int:
-    """Hold a lock on the state directory's file ``name`` until the returned descriptor is
-    closed: shared (attach, detach: many at once) or exclusive (reconcile, which must not take
-    an attachment half made, marked but not yet recorded, for an orphan)."""
-    import fcntl
-
-    _makedirs(state_dir())
-    fd = open_file(path(name), os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 SCOPE_ID = "scope-id"
 _scope_id: list[str] = []
 
