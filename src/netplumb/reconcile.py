@@ -95,6 +95,7 @@ def _recreate(session: Session, guest: Guest, name: str, record: Record, log: Lo
     """Attach again as the record says, through the engine's observe, plan and apply."""
     req = request_from_record(record, guest.name)
     ifname = req.guest_ifname
+    session.results = {}  # this attachment's alone (a session serves all of a guest's records)
     pf = record.get("dhcp_pidfile")
     if isinstance(pf, str):  # the old client holds the old namespace: stop it first
         from netplumb.kernel import dhcp
