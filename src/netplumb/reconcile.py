@@ -179,7 +179,8 @@ def _named_now() -> tuple[set[tuple[str, str]], set[tuple[str, str]], set[str]]:
 def _sweep(session: Session, guest: Guest, log: Log) -> None:
     """Remove the guest's interfaces with this scope's mark that no record names."""
     links = session.guest.links()
-    recorded, _, _ = _named_now()
+    guest_side, host_side, _ = _named_now()
+    recorded = guest_side | host_side  # a guest may be netplumb's own namespace seen by name
     by_name = {ln.name: ln for ln in links}
     for ifname in orphans([(ln.name, ln.alias) for ln in links], recorded, state.scope_id()):
         link = by_name[ifname]
@@ -195,12 +196,15 @@ def _other_guests(seen: set[str]) -> list[Guest]:
         names = sorted(os.listdir(NETNS_RUN_DIR))
     except OSError:
         names = []
+    mine = os.stat("/proc/self/ns/net")
     for ns in names:
         try:
             g = resolve(ns)
         except (NetplumbError, OSError):
             continue
-        if g.key in seen:
+        st = os.fstat(g.fd)
+        if g.key in seen or (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+            # netplumb's own namespace (``ip netns exec X netplumb``): swept as the host is
             g.close()
         else:
             out.append(g)
