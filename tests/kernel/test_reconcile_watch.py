@@ -83,7 +83,7 @@ def test_reconcile_removes_only_its_own_marked_objects_without_a_record(lab: Lab
     # objects marked by another state directory, and by a netplumb from before scopes
     other, old = mark.rpartition("/")[0] + "/0123456789abcdef", mark.rpartition("/")[0]
     for name, alias in (("other0", other), ("old0", old)):
-        sh("ip", "-n", guest, "link", "add", name, "type", "dummy")
+        sh("ip", "-n", guest, "link", "add", name, "type", "bridge")
         sh("ip", "-n", guest, "link", "set", name, "alias", alias)
     # a record lost: eth1 (and its host end) carry this scope's mark and no record names them
     for rec in lab.attachments():
