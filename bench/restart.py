@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     state = tempfile.mkdtemp(prefix="npb-rs-")
     env = {**os.environ, "NETPLUMB_STATE_DIR": state}
     watch: subprocess.Popen[str] | None = None
+    watch_log: list[str] = []
     figures: dict[str, list[float]] = {"netplumb": [], "docker": []}
     try:
         sh("ip", "netns", "add", ns)
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         if watch is not None:
             watch.send_signal(signal.SIGTERM)
             try:
-                watch.communicate(timeout=20)
+                watch_log = watch.communicate(timeout=20)[0].splitlines()
             except subprocess.TimeoutExpired:
                 watch.kill()
         sh("docker", "rm", "-f", *names.values(), check=False)
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "docker": {"label": "docker network connect, dockerd", **summary(figures["docker"])},
         },
         "samples_ms": figures,
+        "watch_log": watch_log,
     }
     np_med = result["sides"]["netplumb"]["median_ms"]
     dk_med = result["sides"]["docker"]["median_ms"]
