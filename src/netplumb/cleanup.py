@@ -38,7 +38,7 @@ def _release_dead(name: str, record: Record, host: Netlink) -> None:
     host_name = record.get("host_name")
     if record.get("kind") == "veth" and isinstance(host_name, str):
         link = host.get_link(host_name)
-        if link is not None and link.alias == owner_mark(str(record.get("owner"))):
+        if link is not None and mark_owner(link.alias) == str(record.get("owner")):
             host.delete_link(link.index, f'cannot delete veth "{host_name}"')
     state.remove("attach", name)
 
@@ -130,12 +130,14 @@ def release_after_exit(records: list[tuple[str, Record]], timeout: float = 10.0)
     for _name, record in records:
         host_name = record.get("host_name")
         if record.get("kind") == "veth" and isinstance(host_name, str):
-            wanted[host_name] = owner_mark(str(record.get("owner")))
+            wanted[host_name] = str(record.get("owner"))
     deadline = time.monotonic() + timeout
     pause = 0.002
     with Netlink() as host:
         while wanted:
-            present = {ln.name for ln in host.links() if wanted.get(ln.name) == ln.alias}
+            present = {
+                ln.name for ln in host.links() if wanted.get(ln.name) == mark_owner(ln.alias)
+            }
             wanted = {n: m for n, m in wanted.items() if n in present}
             if not wanted or time.monotonic() >= deadline:
                 break

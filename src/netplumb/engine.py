@@ -147,7 +147,12 @@ def attach(
         try:
             obs = observe(session, req, guest)
             actions = plan_attach(
-                req, obs, owner=guest.key, guest_short=guest.short, guest_name=guest.name
+                req,
+                obs,
+                owner=guest.key,
+                guest_short=guest.short,
+                guest_name=guest.name,
+                scope=state.scope_id(),
             )
             if dry_run:
                 return actions
@@ -159,12 +164,15 @@ def attach(
             except BaseException:
                 _release_static(taken, guest.key)
                 raise
+            busy = pending(holder)
             try:
                 apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
             except BaseException:
                 _release_static(taken, guest.key)
                 _release_lan(lan, holder)
                 raise
+            finally:
+                done(busy)
             return actions
         finally:
             session.close()
@@ -295,7 +303,8 @@ def _undo_from_results(session: Session, ifname: str, results: dict[str, object]
         session.guest.delete_link(link.index, f'cannot delete "{ifname}" in the guest')
     elif kind == "veth":
         host = session.host.get_link(str(results.get("host_name")))
-        if host is not None and host.alias == results.get("owner_mark"):
+        owner = mark_owner(str(results.get("owner_mark")))
+        if host is not None and owner is not None and mark_owner(host.alias) == owner:
             session.host.delete_link(host.index, "cannot delete the host end of the veth")
     if kind == "veth" and isinstance(results.get("bridge"), str):
         bridge = session.host.get_link(str(results["bridge"]))
@@ -314,6 +323,7 @@ def detach(guest_ref: str, ifname: str) -> None:
         name = record_name(guest.key, ifname)
         record = state.read("attach", name)
         session = Session(guest.fd)
+        busy = pending(name)
         try:
             if record is None:
                 link = session.guest.get_link(ifname)
@@ -333,7 +343,53 @@ def detach(guest_ref: str, ifname: str) -> None:
                 lanpool.release_holder(name)
             state.remove("attach", name)
         finally:
+            done(busy)
             session.close()
+
+
+# An attach or detach in progress: ``attach.pending/<owner>@<ifname>`` holds its PID from
+# before its first kernel change until after its record is written or removed. ``reconcile``
+# leaves such an attachment alone: between marking an interface and recording it, an attach
+# would otherwise look like an orphan (a DHCP attach waits seconds there for a lease), and
+# between deleting one and forgetting it, a detach like a loss. (A file, not a shared flock:
+# the one-shot path does not pay for importing fcntl.)
+PENDING = "attach.pending"
+
+
+def pending(name: str) -> str:
+    p = state.path(PENDING, name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = state.open_file(p, flags)
+    except FileNotFoundError:
+        state.ensure_dir(PENDING)
+        fd = state.open_file(p, flags)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+    return p
+
+
+def done(p: str) -> None:
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+def busy_names() -> set[str]:
+    """The attachments an attach or detach of a live process is working on now."""
+    out = set()
+    for name in state.names(PENDING):
+        try:
+            with open(state.path(PENDING, name)) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid > 0 and os.path.exists(f"/proc/{pid}"):
+            out.add(name)
+    return out
 
 
 def fail_after_for_tests(name: str) -> None:

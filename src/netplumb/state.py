@@ -310,6 +310,41 @@ def write_file(p: str, data: bytes, mode: int = FILE_MODE) -> None:
         os.close(fd)
 
 
+SCOPE_ID = "scope-id"
+_scope_id: list[str] = []
+
+
+def scope_id() -> str:
+    """This state directory's identity, carried by every ownership mark it makes
+    (``model.names.owner_mark``): 16 random hex digits made the first time they are asked for
+    and kept in the directory (``scope-id``). Two netplumbs with two state directories (two
+    namespaces, or ``NETPLUMB_STATE_DIR``) that both see the same guest (a Docker container)
+    tell their objects apart by it, so ``reconcile`` removes only its own. Created by an
+    exclusive ``link(2)`` of a written file: two first commands at once agree on one."""
+    if _scope_id:
+        return _scope_id[0]
+    p = path(SCOPE_ID)
+    try:
+        with open(p) as f:
+            value = f.read().strip()
+    except FileNotFoundError:
+        value = ""
+    if not value:
+        value = os.urandom(8).hex()
+        tmp = f"{p}.{os.getpid()}.tmp"
+        _makedirs(state_dir())
+        write_file(tmp, value.encode())
+        try:
+            os.link(tmp, p)
+        except FileExistsError:
+            with open(p) as f:
+                value = f.read().strip()
+        finally:
+            os.unlink(tmp)
+    _scope_id.append(value)
+    return value
+
+
 def read(*parts: str) -> Record | None:
     p = path(*parts)
     try:

@@ -25,6 +25,7 @@ EXAMPLES = {
     "link": "netplumb link env db mongo --from webserver1 > mongo.env",
     "network": "netplumb network create demo --subnet 10.2.0.0/16 --isolation",
     "reconcile": "netplumb reconcile",
+    "watch": "netplumb watch",
     "demo": "netplumb demo",
     "inspect": "netplumb inspect webserver1",
     "graph": "netplumb graph -o system.svg",
@@ -202,8 +203,15 @@ def build_parser() -> _Parser:
     _sub(
         subs,
         "reconcile",
-        "restore netplumb's nftables tables from its records, and its rules in Docker's "
-        "DOCKER-USER chain",
+        "bring the kernel back to netplumb's records: put back the missing interfaces, "
+        "addresses, MACs and routes of live guests, remove marked objects no record names, "
+        "restore the nftables tables and DOCKER-USER rules; one line per repair",
+    )
+    _sub(
+        subs,
+        "watch",
+        "reconcile, print 'watching', then reconcile on events (a Docker container starting, "
+        "dockerd back, netplumb's interfaces removed, its nftables table changed) until SIGTERM",
     )
 
     p = _sub(subs, "inspect", "a host as JSON, shaped like docker inspect's NetworkSettings")
@@ -540,11 +548,24 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from netplumb import ports
+    from netplumb import reconcile
     from netplumb.kernel import dockeruser
 
-    ports.sync()
+    reconcile.reconcile(print)  # interfaces, then netplumb's nftables tables
     dockeruser.sync()  # a dockerd started since: its FORWARD DROP must not cut netplumb's bridges
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import time
+
+    from netplumb import watch
+
+    def log(line: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        print(f"{stamp}Z {line}", flush=True)
+
+    watch.run(log, lambda: print("watching", flush=True))
     return 0
 
 
@@ -602,6 +623,7 @@ COMMANDS = {
     "link": cmd_link,
     "network": cmd_network,
     "reconcile": cmd_reconcile,
+    "watch": cmd_watch,
     "demo": cmd_demo,
     "inspect": cmd_inspect,
     "graph": cmd_graph,
@@ -638,7 +660,7 @@ def main(argv: list[str]) -> int:
             return 2
         if args.command not in ("completion", "__complete"):
             _check_privileges(args.command)
-        if args.command not in ("reconcile", "completion", "__complete"):
+        if args.command not in ("reconcile", "watch", "completion", "__complete"):
             from netplumb import ports
 
             ports.reconcile_if_drifted()  # someone flushed the ruleset: put netplumb's back

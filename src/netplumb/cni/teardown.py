@@ -32,7 +32,7 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
     the host end of the veth if it is still there and netplumb's."""
     from netplumb import engine
     from netplumb.kernel.session import Session, host_socket
-    from netplumb.model.names import owner_mark
+    from netplumb.model.names import mark_owner, owner_mark
     from netplumb.runtimes.guests import resolve
 
     attach_name = rec.get("attach_record") if rec else None
@@ -53,9 +53,10 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
     if veth:
         host = host_socket()
         link = host.get_link(veth)
-        mine = owner_mark(str(attach.get("owner"))) if attach else None
+        mine = str(attach.get("owner")) if attach else None
         if link is not None and (
-            link.alias == mine or (mine is None and (link.alias or "").startswith("netplumb:"))
+            mark_owner(link.alias) == mine
+            or (mine is None and (link.alias or "").startswith("netplumb:"))
         ):
             host.delete_link(link.index, f'cannot delete veth "{veth}"')
     if attach_name:

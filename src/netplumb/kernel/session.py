@@ -82,6 +82,7 @@ class Session:
         if link is None:
             raise KernelError(f'find interface "{name}" in the guest', errno.ENODEV)
         self._guest_index[name] = link.index
+        self.results["guest_mac"] = link.mac.hex(":")  # kept by the record: reconcile's MAC
         return link
 
     def guest_index(self, name: str) -> int:

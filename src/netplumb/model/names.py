@@ -45,15 +45,29 @@ def check_ifname(name: str, what: str = "interface name") -> str:
     return name
 
 
-def owner_mark(owner: str) -> str:
-    """The interface alias that marks an object as netplumb's, for one owner (a guest key)."""
-    return OWNER_PREFIX + owner
+def owner_mark(owner: str, scope: str | None = None) -> str:
+    """The interface alias that marks an object as netplumb's, for one owner (a guest key).
+
+    ``scope`` is the identity of the state directory whose records name the object
+    (``state.scope_id``): ``netplumb:<owner>/<scope>``. Owner keys never hold a '/' (no
+    interface, netns or host name may), so the last '/' separates them. Marks made before
+    scopes existed (``netplumb:<owner>``) still read as the owner's, with no scope: ``reconcile``
+    never removes such an object as unknown, since it cannot tell whose records name it.
+    """
+    return OWNER_PREFIX + owner + (f"/{scope}" if scope else "")
 
 
 def mark_owner(alias: str | None) -> str | None:
     """The owner named by an alias, or None if the object is not netplumb's."""
     if alias and alias.startswith(OWNER_PREFIX):
-        return alias[len(OWNER_PREFIX) :]
+        return alias[len(OWNER_PREFIX) :].rpartition("/")[0] or alias[len(OWNER_PREFIX) :]
+    return None
+
+
+def mark_scope(alias: str | None) -> str | None:
+    """The scope a mark carries (``owner_mark``), or None for an unmarked or pre-scope one."""
+    if alias and alias.startswith(OWNER_PREFIX) and "/" in alias:
+        return alias.rpartition("/")[2] or None
     return None
 
 

@@ -75,9 +75,16 @@ def veth_host_name(req: AttachRequest, guest_short: str) -> str:
 
 
 def plan_attach(
-    req: AttachRequest, obs: Observed, *, owner: str, guest_short: str, guest_name: str
+    req: AttachRequest,
+    obs: Observed,
+    *,
+    owner: str,
+    guest_short: str,
+    guest_name: str,
+    scope: str | None = None,
 ) -> list[Action]:
-    """The ordered actions for ``req``; errors are raised before anything is created."""
+    """The ordered actions for ``req``; errors are raised before anything is created.
+    ``scope``: the state directory's identity, carried by the marks (``owner_mark``)."""
     host = obs.host_link
     label = req.host_if or f"mac:{req.host_if_mac}"
     if obs.guest_has_ifname:
@@ -97,7 +104,7 @@ def plan_attach(
         wanted = req.dhcp.client or "udhcpc (busybox), dhclient or dhcpcd"
         raise NotSupported(f"DHCP asked for, but no DHCP client is installed: {wanted}")
 
-    mark = owner_mark(owner)
+    mark = owner_mark(owner, scope)
     mac = req.mac.octets if req.mac else None
     actions: list[Action] = []
     if req.direct_phys:
