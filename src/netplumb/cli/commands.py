@@ -638,10 +638,8 @@ def main(argv: list[str]) -> int:
             return 2
         if args.command not in ("completion", "__complete"):
             _check_privileges(args.command)
-        if args.command not in ("reconcile", "completion", "__complete"):
-            from netplumb import ports
-
-            ports.reconcile_if_drifted()  # someone flushed the ruleset: put netplumb's back
+        # Reading commands change nothing: a flushed ruleset is repaired by `reconcile` (and by
+        # a changing command, for what its plan touches), never as a side effect of `ps`.
         func = getattr(args, "func", None) or COMMANDS[args.command]
         return int(func(args))
     except NetplumbError as exc:
