@@ -142,19 +142,13 @@ def publish(
                         "proto": m.proto,
                     }
                 )
-        old = state.read("ports", owner)
-        state.write(
-            {"owner": owner, "guest": guest_name, "bindings": bindings(owner) + new}, "ports", owner
-        )
+        before = portrecords.add(owner, guest_name, new)  # appended: O(1) in the owner's ports
         try:
             portindex.add(new)
             portrules.changed(new, [])
         except BaseException:
             portindex.drop(new)
-            if old is None:
-                state.remove("ports", owner)
-            else:
-                state.write(old, "ports", owner)
+            portrecords.undo_add(owner, before)
             raise
     return new
 
@@ -179,12 +173,7 @@ def unpublish(owner: str, specs: list[str]) -> int:
             (gone if hit else kept).append(b)
         removed = len(gone)
         if removed:
-            if kept:
-                rec = state.read("ports", owner) or {"owner": owner}
-                rec["bindings"] = kept
-                state.write(rec, "ports", owner)
-            else:
-                state.remove("ports", owner)
+            portrecords.drop(owner, gone)
             portindex.drop(gone)
             portrules.changed([], gone)
     return removed
@@ -196,8 +185,8 @@ def release(owner: str) -> bool:
 
 
 def release_many(owners: list[str]) -> list[str]:
-    """Remove every binding of each owner under one lock and one ruleset rewrite; returns the
-    owners that had any."""
+    """Remove every binding of each owner under one lock and one nftables transaction; returns
+    the owners that had any."""
     mine = [o for o in owners if portrecords.exists(o)]
     if not mine:
         return []
@@ -205,12 +194,12 @@ def release_many(owners: list[str]) -> list[str]:
     gone: list[Record] = []
     with _Lock("ports.lock"):
         for owner in mine:
-            rec = state.read("ports", owner)
-            if rec is None:
+            if not portrecords.exists(owner):
                 continue
+            theirs = portrecords.bindings(owner)
             state.remove("ports", owner)
-            portindex.drop(list(rec.get("bindings", [])))
-            gone += rec.get("bindings", [])
+            portindex.drop(theirs)
+            gone += theirs
             done.append(owner)
         if done:
             portrules.changed([], gone)
