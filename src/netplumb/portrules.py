@@ -75,8 +75,6 @@ def isolation_in_use() -> bool:
 
 def _allows() -> list[Allow]:
     """Link flows on isolated networks: the linking host may reach the target's exposed ports."""
-    from netplumb.hosts import runtime
-
     isolated = {}
     for name in networks.names():
         net = networks.get(name)
@@ -84,7 +82,7 @@ def _allows() -> list[Allow]:
             isolated[name] = net
     if not isolated:
         return []
-    hosts = {n: state.read("hosts", n) for n in runtime.names()}
+    hosts = {n: state.read("hosts", n) for n in state.names("hosts")}  # the hosts' records
     out = []
     for name, rec in hosts.items():
         if rec is None:

@@ -22,6 +22,7 @@ whole number of 32-bit registers, an address in network order, a protocol number
 from __future__ import annotations
 
 import re
+from _socket import AF_INET, AF_INET6, inet_pton
 
 from netplumb.errors import InvalidValue
 
@@ -100,15 +101,13 @@ class Element:
         container_port: int,
         proto_name: str,
     ) -> None:
-        import socket
-
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        af = AF_INET if family == 4 else AF_INET6
         pname = proto(proto_name)
         hport = port(host_port, "host port")
         cport = port(container_port, "container port")
         cip = address(container_ip, "container address")
         try:
-            cbytes = socket.inet_pton(af, cip)
+            cbytes = inet_pton(af, cip)
         except OSError:
             raise refuse("container address", container_ip, "not an IP address") from None
         key = _reg(bytes([PROTO_NUMBERS[pname]])) + _reg(hport.to_bytes(2, "big"))
@@ -118,7 +117,7 @@ class Element:
         if hip is not None:
             address(hip, "host address")
             try:
-                key = socket.inet_pton(af, hip) + key
+                key = inet_pton(af, hip) + key
             except OSError:
                 raise refuse("host address", host_ip, "not an IP address") from None
             key_text = f"{hip} . {key_text}"
