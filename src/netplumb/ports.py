@@ -159,7 +159,8 @@ def unpublish(owner: str, specs: list[str]) -> int:
     for spec in specs:
         wanted += parse_port_spec(spec)
     with _Lock("ports.lock"):
-        current = bindings(owner)
+        loaded = portrecords.load(owner)
+        current = loaded[0]
         kept: list[Record] = []
         gone: list[Record] = []
         for b in current:
@@ -173,7 +174,7 @@ def unpublish(owner: str, specs: list[str]) -> int:
             (gone if hit else kept).append(b)
         removed = len(gone)
         if removed:
-            portrecords.drop(owner, gone)
+            portrecords.drop(owner, gone, loaded)
             portindex.drop(gone)
             portrules.changed([], gone)
     return removed

@@ -45,9 +45,7 @@ def test_publishing_appends_and_reading_replays(state_dir: Path) -> None:
     assert portrecords.add("host:web", "web", [b(8080), b(8080, 6)]) == -1  # created
     first = (state_dir / "ports" / "host:web").stat().st_size
     assert portrecords.add("host:web", "web", [b(8081)]) == first
-    # the old record stays in front, untouched: older readers and state.read see a record
-    rec = state.read("ports", "host:web")
-    assert rec is not None and rec["bindings"] == [b(8080), b(8080, 6)]
+    assert (state_dir / "ports" / "host:web").read_bytes().startswith(portrecords.MAGIC)
     assert portrecords.bindings("host:web") == [b(8080), b(8080, 6), b(8081)]
     assert (state_dir / "ports" / "host:web").stat().st_mode & 0o777 == 0o600
     assert portrecords.all_bindings() == [b(8080), b(8080, 6), b(8081)]
@@ -58,7 +56,7 @@ def test_an_append_costs_the_same_whatever_the_owner_holds(state_dir: Path) -> N
     size = (state_dir / "ports" / "host:web").stat().st_size
     portrecords.add("host:web", "web", [b(5000)])
     grown = (state_dir / "ports" / "host:web").stat().st_size - size
-    assert grown == len(marshal.dumps({"add": [b(5000)]}))
+    assert grown == 4 + len(marshal.dumps({"add": [b(5000)]}))
 
 
 def test_undo_of_an_add(state_dir: Path) -> None:
@@ -77,30 +75,37 @@ def test_drop_appends_then_compacts_and_removes_with_the_last(state_dir: Path) -
         portrecords.add("host:web", "web", [b(port)])
     path = state_dir / "ports" / "host:web"
     long = path.stat().st_size
-    assert portrecords.drop("host:web", [b(1)]) == [b(p) for p in range(2, 66)]
+    portrecords.drop("host:web", [b(1)])
     assert path.stat().st_size < long  # rewritten compact: one record, no changes
-    with path.open("rb") as f:
-        assert marshal.load(f)["bindings"] == [b(p) for p in range(2, 66)]
-        assert f.read() == b""
-    assert portrecords.drop("host:web", [b(2)]) == [b(p) for p in range(3, 66)]
+    data = path.read_bytes()
+    assert data.startswith(portrecords.MAGIC)
+    frame = data[len(portrecords.MAGIC) :]
+    assert int.from_bytes(frame[:4], "little") == len(frame) - 4  # one frame: the record
+    assert marshal.loads(frame[4:])["bindings"] == [b(p) for p in range(2, 66)]
+    portrecords.drop("host:web", [b(2)])
     assert portrecords.bindings("host:web") == [b(p) for p in range(3, 66)]
-    assert portrecords.drop("host:web", [b(p) for p in range(3, 66)]) == []
-    assert not path.exists() and state.read("ports", "host:web") is None
+    portrecords.drop("host:web", [b(p) for p in range(3, 66)])
+    assert not path.exists()
 
 
 def test_a_change_cut_short_is_not_there(state_dir: Path) -> None:
     portrecords.add("host:web", "web", [b(8080)])
     path = state_dir / "ports" / "host:web"
-    with path.open("ab") as f:
-        f.write(marshal.dumps({"add": [b(8081)]})[:-5])  # a crash in the middle of a write
+    whole = len(path.read_bytes())
+    portrecords.add("host:web", "web", [b(8081)])
+    os.truncate(path, len(path.read_bytes()) - 5)  # a crash in the middle of a write
+    assert portrecords.bindings("host:web") == [b(8080)]
+    os.truncate(path, whole + 2)  # even within the frame's length
     assert portrecords.bindings("host:web") == [b(8080)]
 
 
 def test_a_record_of_an_older_netplumb_reads_as_before(state_dir: Path) -> None:
     state.write({"owner": "host:web", "guest": "web", "bindings": [b(8080)]}, "ports", "host:web")
     assert portrecords.bindings("host:web") == [b(8080)]
-    portrecords.add("host:web", "web", [b(8081)])
+    before = portrecords.add("host:web", "web", [b(8081)])  # written in this format first
     assert portrecords.bindings("host:web") == [b(8080), b(8081)]
+    portrecords.undo_add("host:web", before)
+    assert portrecords.bindings("host:web") == [b(8080)]
 
 
 def test_a_damaged_record_is_one_line(state_dir: Path) -> None:

@@ -9,6 +9,8 @@ there is nothing left to remove, so calling it twice is fine.
 
 from __future__ import annotations
 
+import os
+
 from netplumb import state
 from netplumb.cni import records
 from netplumb.cni.types import (
@@ -65,7 +67,7 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
 def _release(conf_name: str, mode: str, owner: str) -> None:
     from netplumb import networks
 
-    if state.read("ports", owner) is not None:  # ports' imports cost ~4 ms: only if needed
+    if os.path.exists(state.path("ports", owner)):  # ports' imports cost ~4 ms: only if needed
         from netplumb import ports
 
         ports.release(owner)
@@ -182,7 +184,7 @@ def check(env: Env, conf: NetConf) -> None:
         for addr in rec.get("addresses") or []:
             if str(addr).split("/")[0] not in held:
                 raise CniError(CHECK_FAILED, f"{where}: the lease of {addr} is gone")
-    if rec.get("ports") and state.read("ports", owner) is None:
+    if rec.get("ports") and not os.path.exists(state.path("ports", owner)):
         raise CniError(CHECK_FAILED, f"{where}: its published ports are gone")
 
 

@@ -70,11 +70,7 @@ def _element(e: Element, with_data: bool) -> bytes:
 
 class Refused(KernelError):
     """The kernel refused the batch: nothing of it was applied. ``errno`` says why (ENOENT: the
-    table or a map is missing; EEXIST: an element exists with other data)."""
-
-    def __init__(self, message: str, errno: int) -> None:
-        super().__init__(message, 22)
-        self.errno = errno
+    table, a map or an element is missing; EEXIST: an element exists with other data)."""
 
 
 def change(table: str, add: Iterable[Element], delete: Iterable[Element]) -> None:
@@ -111,16 +107,33 @@ def change(table: str, add: Iterable[Element], delete: Iterable[Element]) -> Non
     seq += 1
     end = _HDR.pack(_HDR.size + len(gen), NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, pid)
     msgs.append(end + gen)
-    sock = _rawsocket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER)
+    sock = _socket()
     try:
+        sock.sendall(b"".join(msgs))
+        _wait_acks(sock, acked)
+    except BaseException:
+        _sockets.clear()  # a reply left unread must not be taken for the next call's
+        sock.close()
+        raise
+
+
+# One socket per network namespace for the process's life: closing an nfnetlink socket after
+# deleting elements waits for the kernel to free them (an RCU grace period, ~10 ms here), which
+# would double the cost of every unpublish of a process that unpublishes many.
+_sockets: dict[int, _rawsocket] = {}
+
+
+def _socket() -> _rawsocket:
+    netns = os.stat("/proc/thread-self/ns/net").st_ino
+    sock = _sockets.get(netns)
+    if sock is None:
+        sock = _rawsocket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER)
         try:
             sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
         except OSError:
             pass
-        sock.sendall(b"".join(msgs))
-        _wait_acks(sock, acked)
-    finally:
-        sock.close()
+        _sockets[netns] = sock
+    return sock
 
 
 def _wait_acks(sock: _rawsocket, waiting: dict[int, str]) -> None:
@@ -137,7 +150,7 @@ def _wait_acks(sock: _rawsocket, waiting: dict[int, str]) -> None:
                 (code,) = struct.unpack_from("=i", data, offset + _HDR.size)
                 if code:
                     err = -code
-                    raise Refused(f"{what}: {os.strerror(err)}", err)
+                    raise Refused(what, err)
             offset += (length + 3) & ~3
 
 
