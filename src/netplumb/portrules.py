@@ -38,17 +38,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from netplumb.nft.elements import Element
+    from netplumb.nft.elements import Element, SetElement
     from netplumb.state import Record
 
 TABLE = "netplumb"
 
 
-def _desired() -> str:
+def _nets(isolated_only: bool = False) -> list[NetSpec]:
     nets = []
     for name in networks.names():
         net = networks.get(name)
-        if net is not None:
+        if net is not None and (net.isolation or not isolated_only):
             ports = _bridge_ports(net.bridge) if net.isolation else ()
             nets.append(
                 NetSpec(
@@ -61,8 +61,12 @@ def _desired() -> str:
                     net.subnet6,
                 )
             )
+    return nets
+
+
+def _desired() -> str:
     pubs = [_publication(b) for b in portrecords.all_bindings()]
-    return render(nets, pubs, _allows())
+    return render(_nets(), pubs, _allows())
 
 
 def _bridge_ports(bridge: str) -> tuple[str, ...]:
@@ -118,7 +122,9 @@ def _allows() -> list[Allow]:
 
 
 _batch_depth = 0
-_batch_dirty = False
+_batch_dirty = False  # a whole rewrite is due at the batch's end
+_batch_iso = False  # the isolated networks' sets are due
+_batch_elements: dict[tuple[str, bytes], tuple[Record | None, Record | None]] = {}
 _at_batch_end: list[Callable[[], None]] = []
 
 
@@ -127,28 +133,40 @@ def in_batch() -> bool:
 
 
 def at_batch_end(callback: Callable[[], None]) -> None:
-    """Call ``callback`` once when the outermost batch ends (after its ruleset rewrite)."""
+    """Call ``callback`` once when the outermost batch ends (after its kernel changes)."""
     if callback not in _at_batch_end:
         _at_batch_end.append(callback)
 
 
 class batch:  # used like a function: ``with ports.batch():``
-    """Within the block, syncs are deferred and done once at its end: bringing up or removing
-    N guests then rewrites the ruleset once, not N times (which would cost O(N^2))."""
+    """Within the block, kernel changes are deferred and made once at its end: bringing up or
+    removing N guests then costs one transaction, not N. What is due is the least that covers
+    them: the publications' elements, the isolated networks' sets, or (when something asked
+    for it, a network created or removed) the whole ruleset."""
 
     def __enter__(self) -> None:
         global _batch_depth  # noqa: PLW0603 -- process-wide, nesting allowed
         _batch_depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        global _batch_depth, _batch_dirty  # noqa: PLW0603
+        global _batch_depth, _batch_dirty, _batch_iso  # noqa: PLW0603
         _batch_depth -= 1
         if _batch_depth:
             return
         try:
+            pending = list(_batch_elements.values())
+            _batch_elements.clear()
             if _batch_dirty:
-                _batch_dirty = False
+                _batch_dirty = _batch_iso = False
                 sync()
+                return
+            add = [new for _old, new in pending if new is not None]
+            drop = [old for old, _new in pending if old is not None]
+            if add or drop:
+                changed(add, drop)
+            if _batch_iso:
+                _batch_iso = False
+                isolation_changed()
         finally:
             while _at_batch_end:
                 _at_batch_end.pop(0)()
@@ -170,12 +188,56 @@ def changed(add: list[Record], drop: list[Record]) -> None:
     records are already written). Repairs the whole ruleset when the kernel lacks the table or
     a map, or holds an element of the same key with other data."""
     if _batch_depth:
-        sync()  # deferred to the batch's end, as one rewrite
+        _defer(add, drop)
         return
     from netplumb.kernel import nftset
 
     try:
         nftset.change(TABLE, [_element(b) for b in add], [_element(b) for b in drop])
+    except nftset.Refused as exc:
+        if not nftset.missing(exc):
+            raise
+        sync()
+
+
+def _defer(add: list[Record], drop: list[Record]) -> None:
+    """Within a batch: per element (map and key), what the kernel held before the batch and
+    what it must hold after it. A drop then an add of one key deletes and adds; an add then a
+    drop cancel out."""
+    for b in drop:
+        e = _element(b)
+        before, _after = _batch_elements.get((e.map, e.key), (b, None))
+        _batch_elements[(e.map, e.key)] = (before, None)
+    for b in add:
+        e = _element(b)
+        before, _after = _batch_elements.get((e.map, e.key), (None, None))
+        _batch_elements[(e.map, e.key)] = (before, b)
+
+
+def isolation_changed() -> None:
+    """A guest joined or left an isolated network, or a link between guests came or went: the
+    isolated networks' two sets each (bridge ports, link flows) are emptied and filled again
+    from the records in one nfnetlink transaction; publications and the rules stay untouched.
+    The whole ruleset is applied instead when the bridge table or a set is missing."""
+    global _batch_iso  # noqa: PLW0603
+    if _batch_depth:
+        _batch_iso = True
+        return
+    nets = _nets(isolated_only=True)
+    if not nets:
+        return
+    from netplumb.kernel import nftset
+    from netplumb.nft.render import isolation_elements, links_set, ports_set
+
+    allows = _allows()
+    add: list[SetElement] = []
+    flush: list[str] = []
+    for n in nets:
+        ports, links = isolation_elements(n, allows)
+        add += ports + links
+        flush += [ports_set(n), links_set(n)]
+    try:
+        nftset.change(TABLE, add, [], family=nftset.NFPROTO_BRIDGE, flush=flush)
     except nftset.Refused as exc:
         if not nftset.missing(exc):
             raise

@@ -14,7 +14,14 @@ from netplumb.model.ip import IP
 from netplumb.model.ports import PortMapping, parse_expose, parse_port_spec
 from netplumb.portchoice import choose_port, families, ip_text
 from netplumb.portrecords import bindings
-from netplumb.portrules import at_batch_end, batch, in_batch, isolation_in_use, sync
+from netplumb.portrules import (
+    at_batch_end,
+    batch,
+    in_batch,
+    isolation_changed,
+    isolation_in_use,
+    sync,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,6 +34,7 @@ __all__ = [
     "drop_stale_index",
     "guest_addresses",
     "in_batch",
+    "isolation_changed",
     "isolation_in_use",
     "port_lines",
     "publish",

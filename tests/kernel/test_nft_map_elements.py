@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from netns_helpers import NetnsFactory, run
-from netplumb.nft.render import NetSpec, Publication, render, transaction
+from netplumb.nft.render import Allow, NetSpec, Publication, render, transaction
 
 pytestmark = pytest.mark.kernel
 
@@ -81,7 +81,7 @@ def test_elements_added_over_netlink_are_what_nft_would_load(netns: NetnsFactory
 
 def test_a_refused_batch_changes_nothing(netns: NetnsFactory) -> None:
     ns = netns("elem")
-    assert _client(ns, PUBS, []).startswith("ENOENT cannot add elements of nftables map")
+    assert _client(ns, PUBS, []).startswith("ENOENT cannot add elements of nftables set")
     run(["nft", "-f", "-"], netns=ns, input=transaction(render([NET], PUBS[:1], [])))
     before = _maps(ns)
     # one element to delete is not there: the whole batch (with its additions) is refused
@@ -131,3 +131,33 @@ def test_a_port_published_by_an_element_answers(netns: NetnsFactory) -> None:
         run(["nft", "-j", "list", "map", "inet", "netplumb", "publish4"], netns=m).stdout
     )
     assert [e for i in listed["nftables"] for e in i.get("map", {}).get("elem", [])]
+
+
+ISO = NetSpec("iso.x-1", "np-iso", "10.90.0.0/24", 4, True, ("vethdb", "vethweb"))
+LINK = Allow("np-iso", "10.90.0.3", "10.90.0.2", 27017, "tcp", "link:web:db")
+
+
+def test_an_isolated_networks_sets_are_replaced_in_one_transaction(netns: NetnsFactory) -> None:
+    """A guest joins and a link comes: the network's two sets are emptied and filled again
+    (``portrules.isolation_changed``); the bridge table is then what nft loads from the text
+    rendered with the new records."""
+    ns = netns("iso")
+    run(["nft", "-f", "-"], netns=ns, input=transaction(render([ISO], [], [LINK])))
+    joined = NetSpec("iso.x-1", "np-iso", "10.90.0.0/24", 4, True, ("vethdb", "vethweb", "vnew"))
+    links = [LINK, Allow("np-iso", "10.90.0.4", "10.90.0.2", 53, "udp", "link:new:db")]
+    code = f"""
+from netplumb.kernel import nftset
+from netplumb.nft.render import Allow, NetSpec, isolation_elements, links_set, ports_set
+net = NetSpec("iso.x-1", "np-iso", "10.90.0.0/24", 4, True, {joined.ports!r})
+allows = [Allow(*a) for a in {[(a.bridge, a.src, a.dst, a.port, a.proto, a.owner) for a in links]!r}]
+ports, flows = isolation_elements(net, allows)
+nftset.change("netplumb", ports + flows, [], family=nftset.NFPROTO_BRIDGE,
+              flush=[ports_set(net), links_set(net)])
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run([sys.executable, "-c", code], netns=ns, env=env)
+    got = run(["nft", "list", "table", "bridge", "netplumb"], netns=ns).stdout
+    reference = netns("isoref")
+    run(["nft", "-f", "-"], netns=reference, input=transaction(render([joined], [], links)))
+    assert got == run(["nft", "list", "table", "bridge", "netplumb"], netns=reference).stdout
+    assert '"vnew"' in got and "udp . 53" in got

@@ -398,7 +398,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
     failed = 0
     removed: set[str] = set()
-    with ports.batch():  # one ruleset rewrite for all of them
+    with ports.batch():  # one nft transaction for all of them
         for name in args.names:
             try:
                 runtime.remove(name, force=args.force)

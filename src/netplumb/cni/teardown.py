@@ -116,7 +116,7 @@ def remove_attachment(
     if rec is not None and rec.get("bridge") and isolated:
         from netplumb import ports
 
-        ports.sync()  # the veth leaves the isolated network's port set
+        ports.isolation_changed()  # the veth leaves the isolated network's port set
     records.remove(conf.name, rname)
 
 

@@ -28,8 +28,8 @@ def apply_text(text: str) -> None:
 
 
 def rules_in_kernel() -> tuple[int, int] | None:
-    """How many rules and map elements netplumb's tables hold now; None when its inet table
-    does not exist."""
+    """How many rules and set or map elements netplumb's tables hold now; None when its inet
+    table does not exist."""
     proc = _nft(["-j", "list", "table", "inet", TABLE])
     if proc.returncode != 0:
         return None
@@ -38,5 +38,6 @@ def rules_in_kernel() -> tuple[int, int] | None:
     if bridge.returncode == 0:
         items += json.loads(bridge.stdout).get("nftables", [])
     rules = sum(1 for item in items if "rule" in item)
-    elements = sum(len(item["map"].get("elem", [])) for item in items if "map" in item)
+    sets = [item.get("map") or item.get("set") or {} for item in items]
+    elements = sum(len(found.get("elem", [])) for found in sets)
     return rules, elements

@@ -25,14 +25,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from netplumb.nft.elements import Element
+    from netplumb.nft.elements import Element, SetElement
 
 NETLINK_NETFILTER = 12
 SOL_NETLINK, NETLINK_EXT_ACK = 270, 11
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 16, 17
 NFT_MSG_NEWSETELEM, NFT_MSG_DELSETELEM = 12, 14
-NFPROTO_INET = 1
+NFPROTO_INET, NFPROTO_BRIDGE = 1, 7
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 0x1, 0x4, 0x400
 NLMSG_ERROR = 2
 NLA_F_NESTED = 0x8000
@@ -43,6 +43,7 @@ NFTA_DATA_VALUE = 1
 NFTNL_UDATA_SET_ELEM_COMMENT = 0
 NLMSGERR_ATTR_MSG = 1
 
+_FLUSH, _DELETE, _ADD = 0, 1, 2  # the order of a transaction's messages
 _HDR = struct.Struct("=LHHLL")
 _NFGEN = struct.Struct("=BBH")  # family, version, res_id (0 in a message of the batch)
 _ATTR = struct.Struct("=HH")
@@ -57,10 +58,11 @@ def _nest(kind: int, payload: bytes) -> bytes:
     return _attr(kind | NLA_F_NESTED, payload)
 
 
-def _element(e: Element, with_data: bool) -> bytes:
+def _element(e: Element | SetElement, with_data: bool) -> bytes:
     body = _nest(NFTA_SET_ELEM_KEY, _attr(NFTA_DATA_VALUE, e.key))
     if with_data:
-        body += _nest(NFTA_SET_ELEM_DATA, _attr(NFTA_DATA_VALUE, e.data))
+        if e.data is not None:
+            body += _nest(NFTA_SET_ELEM_DATA, _attr(NFTA_DATA_VALUE, e.data))
         note = e.comment.encode() + b"\0"
         body += _attr(
             NFTA_SET_ELEM_USERDATA, bytes([NFTNL_UDATA_SET_ELEM_COMMENT, len(note)]) + note
@@ -73,8 +75,15 @@ class Refused(KernelError):
     table, a map or an element is missing; EEXIST: an element exists with other data)."""
 
 
-def change(table: str, add: Iterable[Element], delete: Iterable[Element]) -> None:
-    """Delete then add elements of ``table`` (family inet) in one transaction: all or nothing.
+def change(
+    table: str,
+    add: Iterable[Element | SetElement],
+    delete: Iterable[Element | SetElement],
+    family: int = NFPROTO_INET,
+    flush: Iterable[str] = (),
+) -> None:
+    """Empty the sets ``flush``, delete then add elements of ``table`` (of ``family``, inet or
+    bridge) in one transaction: all or nothing.
 
     Adding an element that exists with the same data is fine; deleting one that is not there
     is ENOENT (the caller repairs from its records). Raises ``Refused`` with the kernel's errno.
@@ -83,9 +92,11 @@ def change(table: str, add: Iterable[Element], delete: Iterable[Element]) -> Non
     msgs: list[bytes] = []
     head = _attr(NFTA_SET_ELEM_LIST_TABLE, table.encode() + b"\0")
     by_map: dict[tuple[int, str], list[bytes]] = {}
-    for kind, elements in ((NFT_MSG_DELSETELEM, delete), (NFT_MSG_NEWSETELEM, add)):
+    for name in flush:  # a DELSETELEM without elements empties the set
+        by_map[(_FLUSH, name)] = []
+    for order, elements in ((_DELETE, delete), (_ADD, add)):
         for e in elements:
-            by_map.setdefault((kind, e.map), []).append(_element(e, kind == NFT_MSG_NEWSETELEM))
+            by_map.setdefault((order, e.map), []).append(_element(e, order == _ADD))
     if not by_map:
         return
     pid = 0
@@ -94,16 +105,18 @@ def change(table: str, add: Iterable[Element], delete: Iterable[Element]) -> Non
         _HDR.pack(_HDR.size + len(gen), NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, pid) + gen
     )
     acked: dict[int, str] = {}
-    for (kind, name), parts in sorted(by_map.items()):
+    for (order, name), parts in sorted(by_map.items()):  # flushes, deletions, additions
+        kind = NFT_MSG_NEWSETELEM if order == _ADD else NFT_MSG_DELSETELEM
         seq += 1
-        body = _NFGEN.pack(NFPROTO_INET, 0, 0) + head
+        body = _NFGEN.pack(family, 0, 0) + head
         body += _attr(NFTA_SET_ELEM_LIST_SET, name.encode() + b"\0")
-        body += _nest(NFTA_SET_ELEM_LIST_ELEMENTS, b"".join(parts))
+        if parts:
+            body += _nest(NFTA_SET_ELEM_LIST_ELEMENTS, b"".join(parts))
         flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM else 0)
         msg_type = NFNL_SUBSYS_NFTABLES << 8 | kind
         msgs.append(_HDR.pack(_HDR.size + len(body), msg_type, flags, seq, pid) + body)
-        verb = "add" if kind == NFT_MSG_NEWSETELEM else "delete"
-        acked[seq] = f"cannot {verb} elements of nftables map {table} {name}"
+        verb = "add" if kind == NFT_MSG_NEWSETELEM else "delete" if parts else "flush"
+        acked[seq] = f"cannot {verb} elements of nftables set {table} {name}"
     seq += 1
     end = _HDR.pack(_HDR.size + len(gen), NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, pid)
     msgs.append(end + gen)

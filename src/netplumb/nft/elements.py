@@ -131,3 +131,48 @@ class Element:
 
     def __repr__(self) -> str:
         return f"Element({self.map}: {self.text})"
+
+
+IFNAMSIZ = 16
+
+
+class SetElement:
+    """An element of a set of the ``bridge netplumb`` table (isolated networks): a bridge port
+    of the network (``ports_NET``) or a link flow (``links_NET``). Same shape as ``Element``,
+    without data."""
+
+    __slots__ = ("comment", "data", "key", "map", "text")
+
+    def __init__(self, set_name: str, key: bytes, text: str, note: str) -> None:
+        self.map = set_name
+        self.key = key
+        self.data: bytes | None = None
+        self.comment = comment_text(note)
+        self.text = f'{text} comment "{self.comment}"'
+
+    def __repr__(self) -> str:
+        return f"SetElement({self.map}: {self.text})"
+
+
+def port_element(set_name: str, ifname: str, note: str) -> SetElement:
+    """A bridge port, by name (``type ifname``: the name NUL-padded to 16 bytes); ``ifname`` was
+    checked by the caller."""
+    raw = ifname.encode()
+    return SetElement(set_name, raw + b"\0" * (IFNAMSIZ - len(raw)), f'"{ifname}"', note)
+
+
+def link_element(
+    set_name: str, family: int, src: str, dst: str, port_: int, proto_: str, note: str
+) -> SetElement:
+    """A link flow: ``src`` may reach ``dst`` on ``port_``/``proto_``."""
+    af = AF_INET if family == 4 else AF_INET6
+    raw = b""
+    for ip, what in ((src, "link source"), (dst, "link target")):
+        address(ip, what)
+        try:
+            raw += inet_pton(af, ip)
+        except OSError:
+            raise refuse(what, ip, "not an IP address") from None
+    pname, pnum = proto(proto_), port(port_, "link port")
+    raw += _reg(bytes([PROTO_NUMBERS[pname]])) + _reg(pnum.to_bytes(2, "big"))
+    return SetElement(set_name, raw, f"{src} . {dst} . {pname} . {pnum}", note)

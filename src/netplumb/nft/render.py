@@ -24,9 +24,12 @@ from netplumb.nft.elements import (
     COMMENT_MAX,
     MAPS,
     Element,
+    SetElement,
     address,
     comment,
+    link_element,
     port,
+    port_element,
     proto,
     refuse,
 )
@@ -276,39 +279,75 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         for kw, subnet in n.subnets():
             out.append(f'\t\t{kw} saddr {_subnet(subnet)} oifname != "{bridge}" masquerade {c}')
     out += ["\t}", "}"]
-    isolated = [n for n in nets if n.isolation]
+    isolated = sorted((n for n in nets if n.isolation), key=lambda n: n.name)
     if isolated:
+        out += [f"table bridge {TABLE} {{"]
+        for n in isolated:
+            ports, links = isolation_elements(n, allows)
+            out += _set(ports_set(n), "ifname", ports)
+            out += _set(links_set(n), f"{_addr_type(n)} . {_addr_type(n)} . {FLOW}", links)
         out += [
-            f"table bridge {TABLE} {{",
             "\tchain forward {",
             "\t\ttype filter hook forward priority filter; policy accept;",
         ]
-        for n in sorted(isolated, key=lambda n: n.name):
+        for n in isolated:
             # Frames between two of the network's ports (``meta ibrname`` would be simpler, but
             # kernels without CONFIG_NFT_BRIDGE_META, as here, refuse it).
-            if n.ports:
-                names = sorted(_ifname(p, "bridge port name") for p in n.ports)
-                ports = "{ " + ", ".join(f'"{p}"' for p in names) + " }"
-                out.append(f"\t\tiifname {ports} oifname {ports} jump {_iso_chain(n)}")
+            s = ports_set(n)
+            out.append(f"\t\tiifname @{s} oifname @{s} jump {_iso_chain(n)}")
         out.append("\t}")
-        for n in sorted(isolated, key=lambda n: n.name):
+        for n in isolated:
             out += [f"\tchain {_iso_chain(n)} {{", "\t\tether type arp accept"]
             if n.family == 6 or n.subnet6:
                 out.append("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
-            mine = sorted(
-                (a for a in allows if a.bridge == n.bridge),
-                key=lambda a: (a.src, a.dst, a.proto, a.port),
-            )
-            for a in mine:
-                kw = _ipkw(n.family)
-                c = _comment(f"netplumb:{a.owner}")
-                src, dst = _address(a.src, "link source"), _address(a.dst, "link target")
-                proto, port = _proto(a.proto), _port(a.port, "link port")
-                out.append(f"\t\t{kw} saddr {src} {kw} daddr {dst} {proto} dport {port} accept {c}")
-                out.append(f"\t\t{kw} saddr {dst} {kw} daddr {src} {proto} sport {port} accept {c}")
+            kw, s = _ipkw(n.family), links_set(n)
+            # a link flow, and its replies: one set lookup each, whatever the number of links
+            out.append(f"\t\t{kw} saddr . {kw} daddr . meta l4proto . th dport @{s} accept")
+            out.append(f"\t\t{kw} daddr . {kw} saddr . meta l4proto . th sport @{s} accept")
             out += [f"\t\tdrop {_net_comment(n)}", "\t}"]
         out.append("}")
     return "\n".join(out) + "\n"
+
+
+FLOW = "inet_proto . inet_service"
+
+
+def _addr_type(n: NetSpec) -> str:
+    return "ipv4_addr" if n.family == 4 else "ipv6_addr"
+
+
+def ports_set(n: NetSpec) -> str:
+    """The set of an isolated network's bridge ports (its name is checked as the chain's)."""
+    return f"ports_{_network_name(n.name)}"
+
+
+def links_set(n: NetSpec) -> str:
+    """The set of an isolated network's link flows: source . target . protocol . port."""
+    return f"links_{_network_name(n.name)}"
+
+
+def isolation_elements(n: NetSpec, allows: list[Allow]) -> tuple[list[SetElement], ...]:
+    """The elements of the network's two sets: its bridge ports and its link flows (sorted)."""
+    note = f"netplumb:network:{_network_name(n.name)}"
+    names = sorted({_ifname(p, "bridge port name") for p in n.ports})
+    ports = [port_element(ports_set(n), p, note) for p in names]
+    mine = sorted(
+        {(a.src, a.dst, a.proto, a.port, a.owner) for a in allows if a.bridge == n.bridge}
+    )
+    links = [
+        link_element(links_set(n), n.family, src, dst, port_, proto_, f"netplumb:{owner}")
+        for src, dst, proto_, port_, owner in mine
+    ]
+    return ports, links
+
+
+def _set(name: str, key: str, elements: list[SetElement]) -> list[str]:
+    out = [f"\tset {name} {{", f"\t\ttype {key}"]
+    if elements:
+        out.append("\t\telements = {")
+        out += [f"\t\t\t{e.text}," for e in elements[:-1]]
+        out += [f"\t\t\t{elements[-1].text}", "\t\t}"]
+    return [*out, "\t}"]
 
 
 def transaction(text: str) -> str:
