@@ -145,11 +145,12 @@ def test_an_isolated_networks_sets_are_replaced_in_one_transaction(netns: NetnsF
     run(["nft", "-f", "-"], netns=ns, input=transaction(render([ISO], [], [LINK])))
     joined = NetSpec("iso.x-1", "np-iso", "10.90.0.0/24", 4, True, ("vethdb", "vethweb", "vnew"))
     links = [LINK, Allow("np-iso", "10.90.0.4", "10.90.0.2", 53, "udp", "link:new:db")]
+    args = [(a.bridge, a.src, a.dst, a.port, a.proto, a.owner) for a in links]
     code = f"""
 from netplumb.kernel import nftset
 from netplumb.nft.render import Allow, NetSpec, isolation_elements, links_set, ports_set
 net = NetSpec("iso.x-1", "np-iso", "10.90.0.0/24", 4, True, {joined.ports!r})
-allows = [Allow(*a) for a in {[(a.bridge, a.src, a.dst, a.port, a.proto, a.owner) for a in links]!r}]
+allows = [Allow(*a) for a in {args!r}]
 ports, flows = isolation_elements(net, allows)
 nftset.change("netplumb", ports + flows, [], family=nftset.NFPROTO_BRIDGE,
               flush=[ports_set(net), links_set(net)])
