@@ -44,6 +44,28 @@ if TYPE_CHECKING:
 TABLE = "netplumb"
 
 
+class PortsLock(networks._Lock):
+    """The ports lock: records of published ports and the kernel's tables change under it, so
+    a whole rewrite never drops an element another process added after it read the records.
+    Re-entrant within the process (a publication that repairs the table takes it again)."""
+
+    _depth = 0
+
+    def __init__(self) -> None:
+        super().__init__("ports.lock")
+
+    def __enter__(self) -> PortsLock:
+        if PortsLock._depth == 0:
+            super().__enter__()
+        PortsLock._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        PortsLock._depth -= 1
+        if PortsLock._depth == 0:
+            super().__exit__(*exc)
+
+
 def _nets(isolated_only: bool = False) -> list[NetSpec]:
     nets = []
     for name in networks.names():
@@ -180,7 +202,8 @@ def sync() -> None:
         return
     from netplumb.kernel import nft
 
-    nft.apply_text(_desired())
+    with PortsLock():
+        nft.apply_text(_desired())
 
 
 def changed(add: list[Record], drop: list[Record]) -> None:
@@ -223,25 +246,26 @@ def isolation_changed() -> None:
     if _batch_depth:
         _batch_iso = True
         return
-    nets = _nets(isolated_only=True)
-    if not nets:
-        return
     from netplumb.kernel import nftset
     from netplumb.nft.render import isolation_elements, links_set, ports_set
 
-    allows = _allows()
-    add: list[SetElement] = []
-    flush: list[str] = []
-    for n in nets:
-        ports, links = isolation_elements(n, allows)
-        add += ports + links
-        flush += [ports_set(n), links_set(n)]
-    try:
-        nftset.change(TABLE, add, [], family=nftset.NFPROTO_BRIDGE, flush=flush)
-    except nftset.Refused as exc:
-        if not nftset.missing(exc):
-            raise
-        sync()
+    with PortsLock():
+        nets = _nets(isolated_only=True)
+        if not nets:
+            return
+        allows = _allows()
+        add: list[SetElement] = []
+        flush: list[str] = []
+        for n in nets:
+            ports, links = isolation_elements(n, allows)
+            add += ports + links
+            flush += [ports_set(n), links_set(n)]
+        try:
+            nftset.change(TABLE, add, [], family=nftset.NFPROTO_BRIDGE, flush=flush)
+        except nftset.Refused as exc:
+            if not nftset.missing(exc):
+                raise
+            sync()
 
 
 def _element(b: Record) -> Element:

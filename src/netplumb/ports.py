@@ -8,7 +8,7 @@ publication is one map element added or deleted on its own.
 
 from __future__ import annotations
 
-from netplumb import networks, portindex, portrecords, portrules, state
+from netplumb import portindex, portrecords, portrules, state
 from netplumb.errors import InvalidValue, NetplumbError
 from netplumb.model.ip import IP
 from netplumb.model.ports import PortMapping, parse_expose, parse_port_spec
@@ -43,10 +43,6 @@ __all__ = [
     "sync",
     "unpublish",
 ]
-
-
-class _Lock(networks._Lock):
-    pass
 
 
 # -- container addresses ----------------------------------------------------------------------
@@ -128,7 +124,7 @@ def publish(
         raise NetplumbError(
             f"cannot publish ports of {guest_name}: it has no address the machine reaches"
         )
-    with _Lock("ports.lock"):
+    with portrules.PortsLock():
         new: list[Record] = []
         for m in mappings:
             fams = [f for f in families(m) if f in addrs]
@@ -166,7 +162,7 @@ def unpublish(owner: str, specs: list[str]) -> int:
     wanted: list[PortMapping] = []
     for spec in specs:
         wanted += parse_port_spec(spec)
-    with _Lock("ports.lock"):
+    with portrules.PortsLock():
         loaded = portrecords.load(owner)
         current = loaded[0]
         kept: list[Record] = []
@@ -201,7 +197,7 @@ def release_many(owners: list[str]) -> list[str]:
         return []
     done = []
     gone: list[Record] = []
-    with _Lock("ports.lock"):
+    with portrules.PortsLock():
         for owner in mine:
             if not portrecords.exists(owner):
                 continue
@@ -217,7 +213,7 @@ def release_many(owners: list[str]) -> list[str]:
 
 def drop_stale_index() -> int:
     """Remove port index entries no record backs (a crash between the two writes); ``gc``."""
-    with _Lock("ports.lock"):
+    with portrules.PortsLock():
         return portindex.drop_stale(bindings)
 
 
