@@ -227,14 +227,14 @@ def _defer(add: list[Record], drop: list[Record]) -> None:
     """Within a batch: per element (map and key), what the kernel held before the batch and
     what it must hold after it. A drop then an add of one key deletes and adds; an add then a
     drop cancel out."""
-    for b in drop:
-        e = _element(b)
-        before, _after = _batch_elements.get((e.map, e.key), (b, None))
-        _batch_elements[(e.map, e.key)] = (before, None)
-    for b in add:
-        e = _element(b)
-        before, _after = _batch_elements.get((e.map, e.key), (None, None))
-        _batch_elements[(e.map, e.key)] = (before, b)
+    gone = [((e.map, e.key), b) for b in drop for e in (_element(b),)]
+    new = [((e.map, e.key), b) for b in add for e in (_element(b),)]  # all checked first
+    for key, b in gone:
+        before, _after = _batch_elements.get(key, (b, None))
+        _batch_elements[key] = (before, None)
+    for key, b in new:
+        before, _after = _batch_elements.get(key, (None, None))
+        _batch_elements[key] = (before, b)
 
 
 def isolation_changed() -> None:
