@@ -361,8 +361,19 @@ def test_rules_go_with_the_guest_and_come_back_after_a_flush(lab: Lab) -> None:
     lab.sh(lab.m, "nft", "flush", "ruleset")
     assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8080/") == "000"
     # reading commands change nothing: the flushed ruleset stays flushed
-    for reading in (["ps"], ["port", "web"], ["inspect", "web"], ["network", "ls"], ["graph"]):
-        lab.np(*reading)
+    reading_commands = [
+        ["ps"],
+        ["port", "web"],
+        ["inspect", "web"],
+        ["logs", "web"],
+        ["network", "ls"],
+        ["graph"],
+        ["link", "env", "web", "w"],
+        ["lan", "status"],
+    ]
+    for reading in reading_commands:
+        proc = lab.np(*reading, check=False)
+        assert proc.returncode == 0, (reading, proc.stderr)
         assert lab.ruleset() == "", reading
     assert lab.http(lab.lan, f"http://{MACHINE_LAN}:8080/") == "000"
     lab.np("reconcile")  # repairs
