@@ -162,3 +162,34 @@ nftset.change("netplumb", ports + flows, [], family=nftset.NFPROTO_BRIDGE,
     run(["nft", "-f", "-"], netns=reference, input=transaction(render([joined], [], links)))
     assert got == run(["nft", "list", "table", "bridge", "netplumb"], netns=reference).stdout
     assert '"vnew"' in got and "udp . 53" in got
+
+
+def test_many_elements_go_in_several_messages_of_one_batch(netns: NetnsFactory) -> None:
+    """2,500 elements are more than one netlink attribute holds (64 KiB): they go in several
+    messages of one batch; a change bigger than one batch is refused whole (EMSGSIZE: the
+    caller applies the whole ruleset instead) and changes nothing."""
+    ns = netns("many")
+    run(["nft", "-f", "-"], netns=ns, input=transaction(render([NET], [], [])))
+    code = """
+import json, subprocess
+from netplumb.kernel import nftset
+from netplumb.nft.render import Publication, element
+def elems(n, first):
+    return [element(Publication("host:x", 4, None, first + i, "10.89.0.2", 80, "tcp"))
+            for i in range(n)]
+def count():
+    out = subprocess.run(["nft", "-j", "list", "map", "inet", "netplumb", "publish4"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(len(i.get("map", {}).get("elem", [])) for i in json.loads(out)["nftables"])
+nftset.change("netplumb", elems(2500, 10000), [])
+print(count())
+try:
+    nftset.change("netplumb", elems(5000, 20000), [])
+except nftset.Refused as exc:
+    print(exc.errno, nftset.missing(exc), count())
+nftset.change("netplumb", [], elems(2500, 10000))
+print(count())
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = run([sys.executable, "-c", code], netns=ns, env=env).stdout.split("\n")
+    assert out[:3] == ["2500", "90 True 2500", "0"]

@@ -7,6 +7,10 @@ the two nf_tables messages netplumb needs (NEWSETELEM, DELSETELEM) inside one ba
 standard library alone, in the calling process's network namespace: the kernel applies the
 whole batch or nothing (one transaction), as ``nft -f`` does.
 
+Elements go in messages of at most 32 KiB of them (a netlink attribute holds 64 KiB), all in one
+batch; a batch bigger than a socket buffer is refused before anything is sent (EMSGSIZE), for
+the caller to apply the whole ruleset instead (which costs as much as a change that size).
+
 The elements are those ``nft/elements.py`` describes, byte for byte what ``nft -f`` would send
 for the same text (a kernel test lists them back with ``nft -j`` and compares).
 """
@@ -44,6 +48,7 @@ NFTNL_UDATA_SET_ELEM_COMMENT = 0
 NLMSGERR_ATTR_MSG = 1
 
 _FLUSH, _DELETE, _ADD = 0, 1, 2  # the order of a transaction's messages
+MAX_BATCH = 200_000  # bytes: under the default socket send buffer (net.core.wmem_default)
 _HDR = struct.Struct("=LHHLL")
 _NFGEN = struct.Struct("=BBH")  # family, version, res_id (0 in a message of the batch)
 _ATTR = struct.Struct("=HH")
@@ -107,27 +112,52 @@ def change(
     acked: dict[int, str] = {}
     for (order, name), parts in sorted(by_map.items()):  # flushes, deletions, additions
         kind = NFT_MSG_NEWSETELEM if order == _ADD else NFT_MSG_DELSETELEM
-        seq += 1
-        body = _NFGEN.pack(family, 0, 0) + head
-        body += _attr(NFTA_SET_ELEM_LIST_SET, name.encode() + b"\0")
-        if parts:
-            body += _nest(NFTA_SET_ELEM_LIST_ELEMENTS, b"".join(parts))
-        flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM else 0)
-        msg_type = NFNL_SUBSYS_NFTABLES << 8 | kind
-        msgs.append(_HDR.pack(_HDR.size + len(body), msg_type, flags, seq, pid) + body)
         verb = "add" if kind == NFT_MSG_NEWSETELEM else "delete" if parts else "flush"
-        acked[seq] = f"cannot {verb} elements of nftables set {table} {name}"
+        for chunk in _chunks(parts):  # an attribute holds at most 64 KiB
+            seq += 1
+            body = _NFGEN.pack(family, 0, 0) + head
+            body += _attr(NFTA_SET_ELEM_LIST_SET, name.encode() + b"\0")
+            if chunk:
+                body += _nest(NFTA_SET_ELEM_LIST_ELEMENTS, b"".join(chunk))
+            flags = NLM_F_REQUEST | NLM_F_ACK
+            flags |= NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM else 0
+            msg_type = NFNL_SUBSYS_NFTABLES << 8 | kind
+            msgs.append(_HDR.pack(_HDR.size + len(body), msg_type, flags, seq, pid) + body)
+            acked[seq] = f"cannot {verb} elements of nftables set {table} {name}"
     seq += 1
     end = _HDR.pack(_HDR.size + len(gen), NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, pid)
     msgs.append(end + gen)
+    data = b"".join(msgs)
+    if len(data) > MAX_BATCH:
+        # one batch is one socket buffer: a change this big is the caller's to make whole
+        raise Refused(f"cannot change nftables set elements of {table}", _errno.EMSGSIZE)
     sock = _socket()
     try:
-        sock.sendall(b"".join(msgs))
+        sock.sendall(data)
         _wait_acks(sock, acked)
+    except OSError as exc:
+        _sockets.clear()
+        sock.close()
+        if exc.errno is None:
+            raise
+        raise Refused(f"cannot change nftables set elements of {table}", exc.errno) from None
     except BaseException:
         _sockets.clear()  # a reply left unread must not be taken for the next call's
         sock.close()
         raise
+
+
+def _chunks(parts: list[bytes]) -> list[list[bytes]]:
+    """``parts`` in runs of at most 32 KiB (a flush: one empty run)."""
+    out: list[list[bytes]] = [[]]
+    size = 0
+    for part in parts:
+        if size + len(part) > 32768 and out[-1]:
+            out.append([])
+            size = 0
+        out[-1].append(part)
+        size += len(part)
+    return out
 
 
 # One socket per network namespace for the process's life: closing an nfnetlink socket after
@@ -168,5 +198,13 @@ def _wait_acks(sock: _rawsocket, waiting: dict[int, str]) -> None:
 
 
 def missing(exc: Refused) -> bool:
-    """Whether the refusal says the table, a map or an element is not there (to repair)."""
-    return exc.errno in (_errno.ENOENT, _errno.EEXIST, _errno.EBUSY, _errno.EINVAL)
+    """Whether the caller should apply the whole ruleset instead: the table, a set or an
+    element is not there or differs (to repair), or the change is too big for one batch."""
+    return exc.errno in (
+        _errno.ENOENT,
+        _errno.EEXIST,
+        _errno.EBUSY,
+        _errno.EINVAL,
+        _errno.EMSGSIZE,  # too big for one batch: the whole ruleset costs as much
+        _errno.ENOBUFS,
+    )
