@@ -6,8 +6,9 @@ Side by side in one run on this machine:
   docker -p         client -> 127.0.0.1:PORT of `docker run -p` (default userland proxy)
   loopback          client -> a server on the client's own loopback (the ceiling)
 Each with iperf3 (TCP Gbit/s) and wrk (HTTP requests/s and latency percentiles against
-busybox httpd serving a small file). Also the time to publish and unpublish many ports, one
-nft transaction each and batched.
+busybox httpd serving a small file). Also the time to publish and unpublish many ports: in
+process one call (one kernel transaction) each, the first and the last 100 apart, and all in
+one call; and one `netplumb publish` command (one process) each.
 
 netplumb's side runs in a throwaway "machine" namespace; Docker's in the machine's own, as
 Docker always does. Usage: .venv/bin/python bench/ports.py [--quick]
@@ -101,15 +102,18 @@ def measure(
 
 
 def publish_timing(ns: str, env: dict[str, str], count: int) -> dict[str, float]:
-    """Publish and unpublish ``count`` ports of one host: one transaction each, then batched."""
+    """Publish and unpublish ``count`` ports of one host, in-process: one call (one kernel
+    transaction) each, then all in one call. The first and the last 100 one-call publishes are
+    timed apart: a publication must cost the same whatever already exists."""
     code = f"""
 import time, json
 from netplumb import ports
 specs = [f"{{p}}:80" for p in range(20000, 20000 + {count})]
-t = time.perf_counter()
+each = []
 for s in specs:
+    t = time.perf_counter()
     ports.publish("host:srv", "srv", [s])
-each_pub = time.perf_counter() - t
+    each.append(time.perf_counter() - t)
 t = time.perf_counter()
 for s in specs:
     ports.unpublish("host:srv", [s])
@@ -120,11 +124,39 @@ batch_pub = time.perf_counter() - t
 t = time.perf_counter()
 ports.unpublish("host:srv", specs)
 batch_unpub = time.perf_counter() - t
-print(json.dumps(dict(each_publish_s=each_pub, each_unpublish_s=each_unpub,
+print(json.dumps(dict(each_publish_s=sum(each), each_unpublish_s=each_unpub,
+                      first100_publish_s=sum(each[:100]), last100_publish_s=sum(each[-100:]),
+                      publishes_per_s=len(each) / sum(each),
                       batched_publish_s=batch_pub, batched_unpublish_s=batch_unpub)))
 """
     timing: dict[str, float] = json.loads(
         run(str(VENV / "python"), "-c", code, ns=ns, env=env, timeout=1800)
+    )
+    return timing
+
+
+def command_timing(ns: str, env: dict[str, str], count: int) -> dict[str, float]:
+    """``netplumb publish srv PORT:80``, one command (one process) per port, ``count`` of them,
+    then ``netplumb unpublish`` the same way: what a script publishing ports one by one pays,
+    process start included. A driver in the namespace starts the commands (``ip netns exec``
+    per command would be timed too)."""
+    code = f"""
+import json, subprocess, time
+np = {str(VENV / "netplumb")!r}
+each = []
+for p in range(21000, 21000 + {count}):
+    t = time.perf_counter()
+    subprocess.run([np, "publish", "srv", f"{{p}}:80"], check=True, stdout=subprocess.DEVNULL)
+    each.append(time.perf_counter() - t)
+t = time.perf_counter()
+for p in range(21000, 21000 + {count}):
+    subprocess.run([np, "unpublish", "srv", f"{{p}}:80"], check=True)
+unpub = time.perf_counter() - t
+print(json.dumps(dict(command_publish_s=sum(each), command_unpublish_s=unpub,
+                      command_first100_s=sum(each[:100]), command_last100_s=sum(each[-100:]))))
+"""
+    timing: dict[str, float] = json.loads(
+        run(str(VENV / "python"), "-c", code, ns=ns, env=env, timeout=3600)
     )
     return timing
 
@@ -241,6 +273,7 @@ def main() -> int:
             os.killpg(loop.pid, signal.SIGKILL)
             loop.wait()
         timing = publish_timing(machine, env, count)
+        timing.update(command_timing(machine, env, count))
     finally:
         subprocess.run(
             ["ip", "netns", "exec", machine, str(VENV / "netplumb"), "rm", "-f", "srv"],
@@ -292,9 +325,17 @@ def main() -> int:
     }
     print("ratios:", json.dumps(ratios, indent=1))
     print(
-        f"publish {count} ports one transaction each: {timing['each_publish_s']:.2f} s, "
+        f"publish {count} ports one transaction each: {timing['each_publish_s']:.2f} s "
+        f"({timing['publishes_per_s']:.0f}/s; first 100 {timing['first100_publish_s']:.3f} s, "
+        f"last 100 {timing['last100_publish_s']:.3f} s), "
         f"unpublish: {timing['each_unpublish_s']:.2f} s; batched: publish "
         f"{timing['batched_publish_s']:.3f} s, unpublish {timing['batched_unpublish_s']:.3f} s"
+    )
+    print(
+        f"publish {count} ports one `netplumb publish` command each: "
+        f"{timing['command_publish_s']:.2f} s (first 100 {timing['command_first100_s']:.2f} s, "
+        f"last 100 {timing['command_last100_s']:.2f} s), "
+        f"unpublish: {timing['command_unpublish_s']:.2f} s"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ports.json").write_text(

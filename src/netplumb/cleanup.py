@@ -81,7 +81,7 @@ def release_owner(owner: str) -> int:
     if guest is not None:
         guest.close()
     if ports.isolation_in_use():
-        ports.sync()  # the guest's ports leave the isolated networks' port sets
+        ports.isolation_changed()  # the guest's ports leave the isolated networks' port sets
     return len(records)
 
 

@@ -83,7 +83,7 @@ def run(
         for target, alias in pairs:
             link_vars += links.env_for(target, alias, name)
         if any(net_is_isolated(n["network"]) for n in record.get("networks", [])):
-            ports.sync()  # a new port of an isolated network, and its link flows
+            ports.isolation_changed()  # a new port of an isolated network, its link flows
         env_vars = dict(v.partition("=")[::2] for v in link_vars)
         return env_vars, links.hosts_lines(pairs)
 

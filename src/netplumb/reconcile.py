@@ -280,27 +280,19 @@ def reconcile(
     _refresh_ports(log, owners, rewrite_tables)
 
 
-def _ports_lock() -> int:
-    """The exclusive lock ``ports.publish`` holds (``ports.lock``), until the descriptor closes."""
-    import fcntl
-
-    fd = state.open_file(state.path("ports.lock"), os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
 def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:
     """A Docker container that restarted may have a new address on Docker's network: its
     published ports follow it. Then netplumb's table: rewritten on a full pass (as
     ``reconcile`` always did), re-applied only if it drifted on an event's pass."""
-    from netplumb import ports
+    from netplumb import portrecords, portrules, ports
 
     changed = False
-    for owner in state.names("ports"):
+    for owner in portrecords.owners():
         if not owner.startswith("docker:") or (owners is not None and owner not in owners):
             continue
-        rec = state.read("ports", owner)
-        guest = find_guest(owner, str(rec.get("guest", ""))) if rec else None
+        old = portrecords.bindings(owner)
+        guest_name = str(old[0].get("guest", "")) if old else ""
+        guest = find_guest(owner, guest_name) if old else None
         if guest is None:
             continue
         guest.close()
@@ -308,22 +300,19 @@ def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:
             addrs = ports.guest_addresses(owner.partition(":")[2])
         except (NetplumbError, OSError):
             continue
-        lock = _ports_lock()
-        try:
-            rec = state.read("ports", owner)
-            old = list(rec.get("bindings", [])) if rec else []
+        with portrules.PortsLock():  # the records change under the lock publish holds
+            old = portrecords.bindings(owner)
             new = [
                 {**b, "container_ip": addrs[b["family"]]} if b.get("family") in addrs else b
                 for b in old
             ]
-            if rec is not None and new != old:
-                state.write({**rec, "bindings": new}, "ports", owner)
+            if old and new != old:
+                portrecords.drop(owner, old)  # the last binding takes the file with it
+                portrecords.add(owner, guest_name, new)
                 changed = True
                 shown = ", ".join(addrs[f] for f in sorted(addrs))
-                log(f"published ports of {rec.get('guest')} now go to {shown}")
-        finally:
-            os.close(lock)
+                log(f"published ports of {guest_name} now go to {shown}")
     if rewrite or changed:
-        ports.sync()
-    elif ports.reconcile_if_drifted():
+        ports.sync()  # the maps' elements rendered again from the records
+    elif portrules.reconcile_if_drifted():
         log("restored netplumb's nftables table")

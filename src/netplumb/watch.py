@@ -12,7 +12,7 @@ when something happens:
   or in a guest that has records (one rtnetlink socket each, reopened after each pass, closed
   when its Docker container dies so that the dead namespace can go);
 - netplumb's nftables table drifts (``nft flush ruleset``): checked every ``DRIFT_EVERY``
-  seconds by its rule count, the check ``ports.reconcile_if_drifted`` makes;
+  seconds by its rule count, the check ``portrules.reconcile_if_drifted`` makes;
 - and a full pass every ``FULL_EVERY`` seconds, for what no event reports.
 
 One watch per state directory: the lock ``watch.lock`` holds its PID. This module prints
@@ -205,10 +205,10 @@ class Watch:
         self.stop = True
 
     def _drift(self) -> None:
-        from netplumb import ports
+        from netplumb import portrules
 
         try:
-            if ports.reconcile_if_drifted():
+            if portrules.reconcile_if_drifted():
                 self.log("restored netplumb's nftables table")
         except NetplumbError as exc:
             self.log(f"cannot restore netplumb's nftables table: {exc}")

@@ -55,7 +55,13 @@ def _nft_comments() -> set[str]:
     if proc.returncode != 0:
         return set()
     items = json.loads(proc.stdout)["nftables"]
-    return {str(i["rule"].get("comment")) for i in items if "rule" in i}
+    out = {str(i["rule"].get("comment")) for i in items if "rule" in i}
+    for i in items:  # published ports: elements of the DNAT maps, commented with their owner
+        for elem in i.get("map", {}).get("elem", []):
+            out.add(
+                str((elem[0] if isinstance(elem, list) else elem).get("elem", {}).get("comment"))
+            )
+    return out
 
 
 def test_make_demo_in_the_machines_namespace_with_dockerd_running() -> None:

@@ -113,15 +113,16 @@ class Machine:
         )
 
     def nft_rules(self) -> list[str]:
-        """The rules of netplumb's publish chain (one per published port and family)."""
+        """The elements of netplumb's DNAT maps (one per published port and family)."""
         text = self.sh("nft -j list ruleset")
         if not text.strip():
             return []
         items = json.loads(text)["nftables"]
         return [
-            json.dumps(i["rule"]["expr"])
+            json.dumps(elem)
             for i in items
-            if "rule" in i and i["rule"]["chain"] == "publish"
+            if "map" in i and i["map"]["name"].startswith("publish")
+            for elem in i["map"].get("elem", [])
         ]
 
     def leases(self) -> dict[str, str]:

@@ -141,12 +141,16 @@ class Cni:
         )
 
     def port_rules(self) -> list[str]:
+        """The owners of CNI published ports: comments of rules and of DNAT map elements."""
         proc = sh("ip", "netns", "exec", self.lab.host, "nft", "-j", "list", "ruleset", check=False)
         rules = []
         for item in json.loads(proc.stdout or '{"nftables": []}')["nftables"]:
-            rule = item.get("rule")
-            if rule and "cni:" in str(rule.get("comment", "")):
-                rules.append(str(rule.get("comment")))
+            found = [item.get("rule") or {}]
+            for elem in (item.get("map") or {}).get("elem", []):
+                found.append((elem[0] if isinstance(elem, list) else elem).get("elem", {}))
+            for x in found:
+                if "cni:" in str(x.get("comment", "")):
+                    rules.append(str(x.get("comment")))
         return rules
 
     def records(self) -> list[str]:

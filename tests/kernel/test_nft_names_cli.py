@@ -255,7 +255,10 @@ def test_an_accepted_name_loads_as_itself(
     run(["ip", "netns", "exec", machine.ns, "nft", "-f", "-"], input=transaction(text))
     rules = [i["rule"] for i in machine.ruleset() if "rule" in i]
     assert len(rules) == rule_count(text)
-    # "lo" is the loopback guards'; every other name compared with is the bridge or its port
-    assert _names_in(rules) == {"lo", bridge, port}
+    # "lo" is the loopback guards'; every other name compared with is the bridge, or the set
+    # of the isolated network's ports, which holds the port and nothing else
+    assert _names_in(rules) == {"lo", bridge, f"@ports_{net}"}
+    sets = {i["set"]["name"]: i["set"].get("elem", []) for i in machine.ruleset() if "set" in i}
+    assert [e["elem"]["val"] for e in sets[f"ports_{net}"]] == [port]
     chains = {i["chain"]["name"] for i in machine.ruleset() if "chain" in i}
     assert f"iso_{net}" in chains

@@ -93,11 +93,14 @@ class Machine:
         )
 
     def dnat_rules(self) -> list[object]:
+        """The published ports the kernel holds: the elements of netplumb's DNAT maps (the
+        chain ``publish`` holds fixed lookups; a published port is one element)."""
         out = self.run("nft", "-j", "list", "ruleset")
         return [
-            item["rule"]
+            elem
             for item in json.loads(out)["nftables"]
-            if "rule" in item and any("dnat" in expr for expr in item["rule"]["expr"])
+            if "map" in item and item["map"]["name"].startswith("publish")
+            for elem in item["map"].get("elem", [])
         ]
 
     def files(self, *parts: str) -> list[str]:

@@ -266,12 +266,14 @@ def test_an_accepted_name_changes_nothing_but_itself(bridge: str, port: str, net
         ref.replace('"refbr0"', f'"{bridge}"')
         .replace('"refport0"', f'"{port}"')
         .replace("iso_refnet", f"iso_{net}")
+        .replace("ports_refnet", f"ports_{net}")
+        .replace("links_refnet", f"links_{net}")
         .replace("netplumb:network:refnet", f"netplumb:network:{net}")
     )
     got = _rendered(spec)
     assert got == expected
     assert rule_count(got) == rule_count(ref)
-    # and, read as nft tokens: with each quoted string and the chain name blanked out, every
+    # and, read as nft tokens: with each quoted string and the chain and set names blanked, every
     # line is the reference's (no verdict, match or comment appeared or went)
     assert [_skeleton(line) for line in got.splitlines()] == [
         _skeleton(line) for line in ref.splitlines()
@@ -279,4 +281,4 @@ def test_an_accepted_name_changes_nothing_but_itself(bridge: str, port: str, net
 
 
 def _skeleton(line: str) -> str:
-    return re.sub(r"iso_\S+", "iso_N", re.sub(r'"[^"]*"', '"S"', line))
+    return re.sub(r"(iso|ports|links)_\S+", r"\1_N", re.sub(r'"[^"]*"', '"S"', line))

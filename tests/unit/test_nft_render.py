@@ -16,7 +16,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netplumb.nft.render import TABLE, Allow, NetSpec, Publication, render, rule_count, transaction
+from netplumb.nft.render import (
+    TABLE,
+    Allow,
+    NetSpec,
+    Publication,
+    element_count,
+    render,
+    rule_count,
+    transaction,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = bool(os.environ.get("NETPLUMB_UPDATE_GOLDEN"))
@@ -48,26 +57,33 @@ ALLOWS = [
 ]
 ALLOWS6 = [Allow("np-iso6", "fd00:90::3", "fd00:90::2", 5432, "tcp", "link:app:pg")]
 
-# (golden file, networks, publications, allows, rule count)
-CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int]] = [
-    ("nothing", [], [], [], 0),
-    ("one_network", [DEFAULT], [], [], 8),
-    ("publications", [DEFAULT, V6NET], PUBLICATIONS, [], 4 + 2 + 9 + 5),
-    ("publications_only", [], PUBLICATIONS[:1], [], 2 + 2 + 1),
+# The chain ``publish`` holds four fixed rules, one lookup per DNAT map; publications are the
+# maps' elements.
+PUBLISH = 4
+
+# (golden file, networks, publications, allows, rule count, element count)
+CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]] = [
+    ("nothing", [], [], [], 0, 0),
+    ("one_network", [DEFAULT], [], [], 3 + 2 + PUBLISH + 3, 0),
+    ("publications", [DEFAULT, V6NET], PUBLICATIONS, [], 4 + 2 + PUBLISH + 5, 9),
+    ("publications_only", [], PUBLICATIONS[:1], [], 2 + 2 + PUBLISH, 1),
     (
         "isolated",
         [DEFAULT, ISO, ISO_EMPTY],
         [Publication("host:db", 4, None, 27017, "10.90.0.2", 27017, "tcp")],
         ALLOWS,
-        5 + 2 + 1 + 9 + 1 + (1 + 6 + 1) + (1 + 1),
+        # the isolated networks: a jump each, and a chain of ARP, two set lookups and a drop
+        5 + 2 + PUBLISH + 9 + 2 + (1 + 2 + 1) + (1 + 2 + 1),
+        1 + 3 + 3,  # a publication, the ports of np-iso, its link flows (np-elsewhere: none)
     ),
-    ("isolated_v6", [ISO6], [], ALLOWS6, 3 + 2 + 2 + 1 + (1 + 1 + 2 + 1)),
+    ("isolated_v6", [ISO6], [], ALLOWS6, 3 + 2 + PUBLISH + 2 + 1 + (1 + 1 + 2 + 1), 2 + 1),
     (
         "two_networks",
         [NetSpec("beta", "np-beta", "10.92.0.0/24", 4, False), DEFAULT],
         [],
         [],
-        4 + 2 + 6,
+        4 + 2 + PUBLISH + 6,
+        0,
     ),
 ]
 
@@ -77,10 +93,15 @@ def golden(name: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("name", "nets", "pubs", "allows", "rules"), CASES, ids=[c[0] for c in CASES]
+    ("name", "nets", "pubs", "allows", "rules", "elements"), CASES, ids=[c[0] for c in CASES]
 )
 def test_golden_ruleset(
-    name: str, nets: list[NetSpec], pubs: list[Publication], allows: list[Allow], rules: int
+    name: str,
+    nets: list[NetSpec],
+    pubs: list[Publication],
+    allows: list[Allow],
+    rules: int,
+    elements: int,
 ) -> None:
     text = render(nets, pubs, allows)
     path = golden(name)
@@ -89,6 +110,7 @@ def test_golden_ruleset(
         path.write_text(text)
     assert text == path.read_text(), f"ruleset differs from {path}"
     assert rule_count(text) == rules
+    assert element_count(text) == elements
 
 
 def test_every_golden_file_has_a_case() -> None:
@@ -108,8 +130,8 @@ def test_every_address_is_the_family_wide_rule() -> None:
         explicit = render([], [Publication(WEB, family, unspecified, 80, ip, 80, "tcp")], [])
         implicit = render([], [Publication(WEB, family, None, 80, ip, 80, "tcp")], [])
         assert explicit == implicit
-        assert f"meta nfproto ipv{family} tcp dport 80 dnat" in explicit
-        assert "daddr 0.0.0.0" not in explicit and "daddr :: " not in explicit
+        assert f'\t\t\ttcp . 80 comment "netplumb:{WEB}" : {ip} . 80\n' in explicit
+        assert "0.0.0.0 ." not in explicit and ":: ." not in explicit
 
 
 def test_isolation_chains_of_similar_names_stay_apart() -> None:
@@ -153,19 +175,24 @@ def test_transaction_replaces_both_tables() -> None:
 
 
 def rule_lines(text: str) -> list[str]:
-    """Rules, told apart from tables, chains, chain types and closing braces by their shape."""
-    out = []
+    """Rules: the lines of chains, told apart from chain types and closing braces by their
+    shape (maps hold no rules, only their type and elements)."""
+    out, in_chain = [], False
     for line in text.splitlines():
         word = line.strip().split(" ", 1)[0]
-        if word and word not in ("table", "chain", "type", "}"):
+        if word in ("table", "map", "chain"):
+            in_chain = word == "chain"
+        elif in_chain and word and word not in ("type", "}"):
             out.append(line.strip())
     return out
 
 
 def is_uncommented_kind(rule: str) -> bool:
-    """Jumps and the ARP/neighbour-discovery accepts of isolated networks carry no comment."""
+    """Jumps, the ARP/neighbour-discovery accepts of isolated networks and the lookups of maps
+    and sets (whose elements carry the owners' comments) carry no comment."""
     words = rule.split()
-    return rule.startswith(("ether type arp accept", "icmpv6 type {")) or words[-2] == "jump"
+    fixed = rule.startswith(("ether type arp accept", "icmpv6 type {"))
+    return fixed or words[-2] in ("jump", "map") or words[-2].startswith("@")
 
 
 NETS = [
@@ -197,6 +224,11 @@ def test_output_does_not_depend_on_input_order(
 
     rules = rule_lines(text)
     assert rule_count(text) == len(rules)
+    elements = [line for line in text.splitlines() if line.startswith("\t\t\t")]
+    assert element_count(text) == len(elements)
+    assert sum(1 for line in elements if " : " in line) == len(set(pubs))  # the DNAT maps'
+    for line in elements:
+        assert ' comment "netplumb:' in line, line
     for rule in rules:
         assert ('comment "netplumb' in rule) != is_uncommented_kind(rule), rule
     assert text.count("{") == text.count("}")

@@ -406,7 +406,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
     failed = 0
     removed: set[str] = set()
-    with ports.batch():  # one ruleset rewrite for all of them
+    with ports.batch():  # one nft transaction for all of them
         for name in args.names:
             try:
                 runtime.remove(name, force=args.force)
@@ -660,10 +660,8 @@ def main(argv: list[str]) -> int:
             return 2
         if args.command not in ("completion", "__complete"):
             _check_privileges(args.command)
-        if args.command not in ("reconcile", "watch", "completion", "__complete"):
-            from netplumb import ports
-
-            ports.reconcile_if_drifted()  # someone flushed the ruleset: put netplumb's back
+        # Reading commands change nothing: a flushed ruleset is repaired by `reconcile` (and by
+        # a changing command, for what its plan touches), never as a side effect of `ps`.
         func = getattr(args, "func", None) or COMMANDS[args.command]
         return int(func(args))
     except NetplumbError as exc:

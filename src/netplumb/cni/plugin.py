@@ -235,10 +235,10 @@ def _add(env: Env, conf: NetConf, environ: Mapping[str, str], rec: Record) -> di
             [m.spec() for m in conf.port_maps],
             addresses=addrs_by_family,
         )
-    elif conf.network is not None and conf.network.isolation:
+    if conf.network is not None and conf.network.isolation:
         from netplumb import ports
 
-        ports.sync()  # the new veth joins the isolated network's port set
+        ports.isolation_changed()  # the new veth joins the isolated network's port set
     mac_text = ":".join(f"{b:02x}" for b in mac)
     container_if: dict[str, object] = {"name": env.ifname, "mac": mac_text, "sandbox": env.netns}
     if conf.network is not None:

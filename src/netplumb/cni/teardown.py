@@ -9,6 +9,8 @@ there is nothing left to remove, so calling it twice is fine.
 
 from __future__ import annotations
 
+import os
+
 from netplumb import state
 from netplumb.cni import records
 from netplumb.cni.types import (
@@ -66,7 +68,7 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
 def _release(conf_name: str, mode: str, owner: str) -> None:
     from netplumb import networks
 
-    if state.read("ports", owner) is not None:  # ports' imports cost ~4 ms: only if needed
+    if os.path.exists(state.path("ports", owner)):  # ports' imports cost ~4 ms: only if needed
         from netplumb import ports
 
         ports.release(owner)
@@ -115,7 +117,7 @@ def remove_attachment(
     if rec is not None and rec.get("bridge") and isolated:
         from netplumb import ports
 
-        ports.sync()  # the veth leaves the isolated network's port set
+        ports.isolation_changed()  # the veth leaves the isolated network's port set
     records.remove(conf.name, rname)
 
 
@@ -183,7 +185,7 @@ def check(env: Env, conf: NetConf) -> None:
         for addr in rec.get("addresses") or []:
             if str(addr).split("/")[0] not in held:
                 raise CniError(CHECK_FAILED, f"{where}: the lease of {addr} is gone")
-    if rec.get("ports") and state.read("ports", owner) is None:
+    if rec.get("ports") and not os.path.exists(state.path("ports", owner)):
         raise CniError(CHECK_FAILED, f"{where}: its published ports are gone")
 
 

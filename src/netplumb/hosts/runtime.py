@@ -401,12 +401,12 @@ def remove_many(names: list[str], force: bool = False) -> list[str]:
             _kill(holder, signal.SIGKILL)
             holders.append((holder, start))
     _wait_exit(holders, 5)
-    with ports.batch():  # one ruleset rewrite, at the end (or at the caller's batch's end)
+    with ports.batch():  # one nft transaction, at the end (or at the caller's batch's end)
         ports.release_many(owners)
         networks.release_many(owners)
         cleanup.release_after_exit(left)
         if ports.isolation_in_use():
-            ports.sync()  # the guests' ports leave the isolated networks' port sets
+            ports.isolation_changed()  # the guests' ports leave the isolated networks' sets
     for name in records:
         state.remove("hosts", name)
         _remove_files(name)

@@ -27,14 +27,17 @@ def apply_text(text: str) -> None:
         raise KernelError(f"cannot apply netplumb's nftables ruleset: {detail}", 22)
 
 
-def rules_in_kernel() -> int | None:
-    """How many rules netplumb's inet table holds now; None when it does not exist."""
+def rules_in_kernel() -> tuple[int, int] | None:
+    """How many rules and set or map elements netplumb's tables hold now; None when its inet
+    table does not exist."""
     proc = _nft(["-j", "list", "table", "inet", TABLE])
     if proc.returncode != 0:
         return None
-    data = json.loads(proc.stdout)
-    count = sum(1 for item in data.get("nftables", []) if "rule" in item)
+    items = json.loads(proc.stdout).get("nftables", [])
     bridge = _nft(["-j", "list", "table", "bridge", TABLE])
     if bridge.returncode == 0:
-        count += sum(1 for item in json.loads(bridge.stdout).get("nftables", []) if "rule" in item)
-    return count
+        items += json.loads(bridge.stdout).get("nftables", [])
+    rules = sum(1 for item in items if "rule" in item)
+    sets = [item.get("map") or item.get("set") or {} for item in items]
+    elements = sum(len(found.get("elem", [])) for found in sets)
+    return rules, elements

@@ -5,19 +5,37 @@ machine itself, masquerade for loopback and hairpin traffic) and the guards Dock
 28.0; one ``bridge netplumb`` table isolates networks with ``isolation`` on. Every rule is
 commented with its owner. The text replaces both tables in one transaction (``apply_text``), so
 a half-applied ruleset never exists; golden files in tests pin the output.
+
+Published ports are not rules but elements of four DNAT maps (``nft/elements.py``): the rules of
+the chain ``publish`` are fixed, and publishing or unpublishing one port adds or deletes one
+element (``kernel/nftset.py``) without rewriting anything else. The whole text, elements
+included, is what the records say; it is applied when the tables are missing or drifted
+(``reconcile``) and when something other than a publication changes.
 """
 
 from __future__ import annotations
 
 import re
 
-from netplumb.errors import InvalidValue
 from netplumb.model.names import IFNAME_CHARS, IFNAME_RULE, IFNAMSIZ
 from netplumb.model.network import NETWORK_NAME_MAX
 from netplumb.model.value import Value
+from netplumb.nft.elements import (
+    COMMENT_MAX,
+    MAPS,
+    Element,
+    SetElement,
+    address,
+    comment,
+    link_element,
+    port,
+    port_element,
+    proto,
+    refuse,
+)
 
 TABLE = "netplumb"
-COMMENT_MAX = 128  # bytes nft keeps of a rule's comment; it refuses the ruleset beyond
+__all__ = ["COMMENT_MAX", "TABLE", "Allow", "NetSpec", "Publication", "element", "render"]
 
 
 class NetSpec(Value):
@@ -129,13 +147,8 @@ class Allow(Value):
 # that skipped the model, must not be able to rewrite the firewall. Comments are the exception:
 # they match nothing, so they are made safe instead of refused (see _comment).
 
-_ADDRESS = re.compile(r"[0-9A-Fa-f:.]+")  # IPv4 or IPv6 text, nothing nft reads as syntax
 _SUBNET = re.compile(r"[0-9A-Fa-f:.]+/[0-9]{1,3}")
-_PROTOS = ("tcp", "udp", "sctp")
-
-
-def _refuse(what: str, value: object, rule: str) -> InvalidValue:
-    return InvalidValue(f"invalid {what} {value!r} in the nftables ruleset: {rule}")
+_refuse, _address, _port, _proto, _comment = refuse, address, port, proto, comment
 
 
 def _ifname(name: str, what: str) -> str:
@@ -146,46 +159,14 @@ def _ifname(name: str, what: str) -> str:
     return name
 
 
-def _address(ip: str, what: str) -> str:
-    if not (isinstance(ip, str) and _ADDRESS.fullmatch(ip)):
-        raise _refuse(what, ip, "not an IP address")
-    return ip
-
-
 def _subnet(subnet: str) -> str:
     if not (isinstance(subnet, str) and _SUBNET.fullmatch(subnet)):
         raise _refuse("subnet", subnet, "not an IP subnet")
     return subnet
 
 
-def _port(port: int, what: str) -> int:
-    # bool is an int, and a str formats as itself: only a real port number is pasted
-    if type(port) is not int or not 0 <= port <= 65535:
-        raise _refuse(what, port, "not a port number")
-    return port
-
-
-def _proto(proto: str) -> str:
-    if proto not in _PROTOS:
-        raise _refuse("protocol", proto, "not tcp, udp or sctp")
-    return proto
-
-
 def _ipkw(family: int) -> str:
     return "ip" if family == 4 else "ip6"
-
-
-def _addr(ip: str, family: int) -> str:
-    return ip if family == 4 else f"[{ip}]"
-
-
-def _comment(text: str) -> str:
-    """``comment "TEXT"``, with TEXT unable to end the string: a comment matches no packet, so
-    an owner id with an odd character (a ``netns`` guest's name is any file name) is shown
-    altered rather than refused: '"' becomes "'", anything else outside printable ASCII but a
-    backslash becomes '?', and it is cut to the 128 bytes nft keeps (which it would refuse)."""
-    safe = "".join("'" if c == '"' else c if " " <= c <= "~" and c != "\\" else "?" for c in text)
-    return 'comment "' + safe[:COMMENT_MAX] + '"'
 
 
 def _iso_chain(n: NetSpec) -> str:
@@ -207,21 +188,39 @@ def _net_comment(n: NetSpec) -> str:
     return _comment(f"netplumb:network:{_network_name(n.name)}")
 
 
-def _publish_rule(p: Publication) -> str:
-    kw = _ipkw(p.family)
-    # 0.0.0.0 and :: mean every address of the family, as in Docker ("ip daddr 0.0.0.0" would
-    # match no packet at all)
-    if p.host_ip and p.host_ip not in ("0.0.0.0", "::"):
-        match = f"{kw} daddr {_address(p.host_ip, 'host address')} "
-    else:
-        match = f"meta nfproto ipv{6 if p.family == 6 else 4} "
-    ip = _address(p.container_ip, "container address")
-    target = f"{_addr(ip, p.family)}:{_port(p.container_port, 'container port')}"
-    return (
-        f"\t\t{match}{_proto(p.proto)} dport {_port(p.host_port, 'host port')} dnat {kw} "
-        f"to {target} "
-        f"{_comment('netplumb:' + p.owner)}"
+def element(p: Publication) -> Element:
+    """The publication as an element of one of the DNAT maps."""
+    return Element(
+        p.owner, p.family, p.host_ip, p.host_port, p.container_ip, p.container_port, p.proto
     )
+
+
+def _maps(pubs: list[Publication]) -> list[str]:
+    """The four DNAT maps with their elements, each on a line of its own, sorted."""
+    by_map: dict[str, list[Element]] = {name: [] for name, _, _ in MAPS}
+    for p in pubs:
+        e = element(p)
+        by_map[e.map].append(e)
+    out = []
+    for name, key, data in MAPS:
+        out += [f"\tmap {name} {{", f"\t\ttype {key} : {data}"]
+        elements = sorted(by_map[name], key=lambda e: e.sort_key)
+        if elements:
+            out.append("\t\telements = {")
+            out += [f"\t\t\t{e.text}," for e in elements[:-1]]
+            out += [f"\t\t\t{elements[-1].text}", "\t\t}"]
+        out.append("\t}")
+    return out
+
+
+# The chain ``publish``: one lookup per map, never changed by a publication. ``th dport`` is the
+# destination port of TCP, UDP and SCTP alike; a packet whose key is in no map matches nothing.
+PUBLISH_RULES = [
+    "\t\tmeta nfproto ipv4 dnat ip to meta l4proto . th dport map @publish4",
+    "\t\tdnat ip to ip daddr . meta l4proto . th dport map @publish4_addr",
+    "\t\tmeta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @publish6",
+    "\t\tdnat ip6 to ip6 daddr . meta l4proto . th dport map @publish6_addr",
+]
 
 
 def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) -> str:
@@ -229,6 +228,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
     if not nets and not pubs:
         return ""
     out = [f"table inet {TABLE} {{"]
+    out += _maps(pubs)
     out += [
         "\tchain raw_prerouting {",
         "\t\ttype filter hook prerouting priority raw; policy accept;",
@@ -261,8 +261,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         "\t}",
         "\tchain publish {",
     ]
-    key = lambda p: (p.family, p.proto, p.host_port, p.host_ip or "")  # noqa: E731
-    out += [_publish_rule(p) for p in sorted(pubs, key=key)]
+    out += PUBLISH_RULES
     out.append("\t}")
     out += [
         "\tchain nat_postrouting {",
@@ -280,39 +279,75 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         for kw, subnet in n.subnets():
             out.append(f'\t\t{kw} saddr {_subnet(subnet)} oifname != "{bridge}" masquerade {c}')
     out += ["\t}", "}"]
-    isolated = [n for n in nets if n.isolation]
+    isolated = sorted((n for n in nets if n.isolation), key=lambda n: n.name)
     if isolated:
+        out += [f"table bridge {TABLE} {{"]
+        for n in isolated:
+            ports, links = isolation_elements(n, allows)
+            out += _set(ports_set(n), "ifname", ports)
+            out += _set(links_set(n), f"{_addr_type(n)} . {_addr_type(n)} . {FLOW}", links)
         out += [
-            f"table bridge {TABLE} {{",
             "\tchain forward {",
             "\t\ttype filter hook forward priority filter; policy accept;",
         ]
-        for n in sorted(isolated, key=lambda n: n.name):
+        for n in isolated:
             # Frames between two of the network's ports (``meta ibrname`` would be simpler, but
             # kernels without CONFIG_NFT_BRIDGE_META, as here, refuse it).
-            if n.ports:
-                names = sorted(_ifname(p, "bridge port name") for p in n.ports)
-                ports = "{ " + ", ".join(f'"{p}"' for p in names) + " }"
-                out.append(f"\t\tiifname {ports} oifname {ports} jump {_iso_chain(n)}")
+            s = ports_set(n)
+            out.append(f"\t\tiifname @{s} oifname @{s} jump {_iso_chain(n)}")
         out.append("\t}")
-        for n in sorted(isolated, key=lambda n: n.name):
+        for n in isolated:
             out += [f"\tchain {_iso_chain(n)} {{", "\t\tether type arp accept"]
             if n.family == 6 or n.subnet6:
                 out.append("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
-            mine = sorted(
-                (a for a in allows if a.bridge == n.bridge),
-                key=lambda a: (a.src, a.dst, a.proto, a.port),
-            )
-            for a in mine:
-                kw = _ipkw(n.family)
-                c = _comment(f"netplumb:{a.owner}")
-                src, dst = _address(a.src, "link source"), _address(a.dst, "link target")
-                proto, port = _proto(a.proto), _port(a.port, "link port")
-                out.append(f"\t\t{kw} saddr {src} {kw} daddr {dst} {proto} dport {port} accept {c}")
-                out.append(f"\t\t{kw} saddr {dst} {kw} daddr {src} {proto} sport {port} accept {c}")
+            kw, s = _ipkw(n.family), links_set(n)
+            # a link flow, and its replies: one set lookup each, whatever the number of links
+            out.append(f"\t\t{kw} saddr . {kw} daddr . meta l4proto . th dport @{s} accept")
+            out.append(f"\t\t{kw} daddr . {kw} saddr . meta l4proto . th sport @{s} accept")
             out += [f"\t\tdrop {_net_comment(n)}", "\t}"]
         out.append("}")
     return "\n".join(out) + "\n"
+
+
+FLOW = "inet_proto . inet_service"
+
+
+def _addr_type(n: NetSpec) -> str:
+    return "ipv4_addr" if n.family == 4 else "ipv6_addr"
+
+
+def ports_set(n: NetSpec) -> str:
+    """The set of an isolated network's bridge ports (its name is checked as the chain's)."""
+    return f"ports_{_network_name(n.name)}"
+
+
+def links_set(n: NetSpec) -> str:
+    """The set of an isolated network's link flows: source . target . protocol . port."""
+    return f"links_{_network_name(n.name)}"
+
+
+def isolation_elements(n: NetSpec, allows: list[Allow]) -> tuple[list[SetElement], ...]:
+    """The elements of the network's two sets: its bridge ports and its link flows (sorted)."""
+    note = f"netplumb:network:{_network_name(n.name)}"
+    names = sorted({_ifname(p, "bridge port name") for p in n.ports})
+    ports = [port_element(ports_set(n), p, note) for p in names]
+    mine = sorted(
+        {(a.src, a.dst, a.proto, a.port, a.owner) for a in allows if a.bridge == n.bridge}
+    )
+    links = [
+        link_element(links_set(n), n.family, src, dst, port_, proto_, f"netplumb:{owner}")
+        for src, dst, proto_, port_, owner in mine
+    ]
+    return ports, links
+
+
+def _set(name: str, key: str, elements: list[SetElement]) -> list[str]:
+    out = [f"\tset {name} {{", f"\t\ttype {key}"]
+    if elements:
+        out.append("\t\telements = {")
+        out += [f"\t\t\t{e.text}," for e in elements[:-1]]
+        out += [f"\t\t\t{elements[-1].text}", "\t\t}"]
+    return [*out, "\t}"]
 
 
 def transaction(text: str) -> str:
@@ -326,9 +361,19 @@ def transaction(text: str) -> str:
 
 
 def rule_count(text: str) -> int:
-    """How many rules the rendered text holds (to notice a ruleset someone flushed)."""
-    return sum(
-        1
-        for line in text.splitlines()
-        if line.startswith("\t\t") and not line.lstrip().startswith("type ")
-    )
+    """How many rules the rendered text holds (to notice a ruleset someone flushed): the lines
+    of its chains, chain types left out."""
+    count, in_chain = 0, False
+    for line in text.splitlines():
+        if line.startswith("\tchain "):
+            in_chain = True
+        elif line == "\t}":
+            in_chain = False
+        elif in_chain and not line.lstrip().startswith("type "):
+            count += 1
+    return count
+
+
+def element_count(text: str) -> int:
+    """How many elements the maps of the rendered text hold."""
+    return sum(1 for line in text.splitlines() if line.startswith("\t\t\t"))
