@@ -143,6 +143,7 @@ def _start_host(r: Replica, project: str, digest: str) -> None:
         attachments=r.networks,
         interfaces=[i.attach_request(r.name) for i in r.interfaces],
         extra={"project": project, "digest": digest},
+        restart=r.restart,
     )
 
 
@@ -180,6 +181,7 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
                 # Docker turns IPv6 off in a container it gives no IPv6 network; netplumb's
                 # networks are dual stack, so the container keeps it.
                 sysctls={"net.ipv6.conf.all.disable_ipv6": "0"},
+                restart_policy=r.restart.docker() if r.restart.name != "no" else None,
             ),
         )
     except docker.errors.APIError as exc:
