@@ -77,10 +77,8 @@ def current(record: Record) -> Record:
     out.update(
         {k: reported.get(k) for k in ("pid", "start", "restart_count", "exit_code", "error")}
     )
-    st = str(reported.get("state", "exited"))
-    if st == "running" and not alive(reported.get("pid"), reported.get("start")):
-        st = "exited"  # it has just exited: the holder is about to say so
-    out["state"] = st
+    # what the holder said, as Docker shows a container: running until the exit is handled
+    out["state"] = str(reported.get("state", "exited"))
     return out
 
 
