@@ -125,6 +125,13 @@ def _main(wfd: int, go: int) -> None:
 
     try:
         os.setsid()
+        # the holder lives on: it must not keep the caller's terminal or pipes open (a caller
+        # reading netplumb's output would wait for their end for as long as the host lives)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        if devnull > 2:
+            os.close(devnull)
         supervise.become_holder()
         netns.unshare(netns.CLONE_NEWNET | netns.CLONE_NEWUTS | netns.CLONE_NEWNS)
         os.write(wfd, f"holder {os.getpid()}\n".encode())
