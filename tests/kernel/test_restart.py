@@ -172,6 +172,7 @@ def test_stop_kills_after_the_grace_period(machine: Machine) -> None:
 
 def test_a_host_with_no_policy_stops_and_starts_too(machine: Machine) -> None:
     machine.np("run", "--name", "plain", "--", "sh", "-c", "echo run; exec sleep 1000")
+    assert wait(lambda: machine.np("logs", "plain").stdout == "run\n")
     machine.np("stop", "plain")
     assert row(machine, "plain")["state"] == "exited"
     machine.np("start", "plain")

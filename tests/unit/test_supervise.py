@@ -132,6 +132,7 @@ def test_a_command_that_cannot_start_is_reported(tmp_path: Path) -> None:
 def test_always_restarts_and_counts(holders: Callable[[str, str], Holder]) -> None:
     h = holders("always", "echo run; exec sleep 1000")
     first = int(str(h.status()["pid"]))
+    assert wait(lambda: h.starts() == 1)  # killed before its echo, it would not count
     os.kill(first, signal.SIGKILL)
     assert wait(lambda: h.status()["restart_count"] == 1 and h.status()["state"] == "running")
     st = h.status()
