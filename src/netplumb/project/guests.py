@@ -76,7 +76,8 @@ def observe(names: list[str], docker_wanted: bool) -> dict[str, Guest]:
                 "host",
                 _str_or_none(record.get("project")),
                 _str_or_none(record.get("digest")),
-                runtime.status(record) == "running",
+                # a host waiting out its restart back-off is up, under its policy
+                runtime.status(record) in ("running", "restarting"),
             )
     if docker_wanted:
         for name in names:
