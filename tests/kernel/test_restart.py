@@ -47,8 +47,8 @@ def row(m: Machine, name: str) -> dict[str, object]:
 
 
 def inspect(m: Machine, name: str) -> dict[str, object]:
-    doc: dict[str, object] = json.loads(m.np("inspect", name).stdout)
-    return doc
+    docs: list[dict[str, object]] = json.loads(m.np("inspect", name).stdout)
+    return docs[0]
 
 
 def answers(m: Machine, ip: str) -> bool:

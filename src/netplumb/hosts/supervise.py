@@ -255,13 +255,12 @@ HOLDER_NAME = "netplumb-hold"
 
 
 def set_title(title: str) -> None:
-    """Show ``title`` as the process's name and command line (``ps``, ``pgrep -f``): the
-    holder is a fork of netplumb, whose command line it would show otherwise. As
-    setproctitle(3) does, the argument area is overwritten in place (through
-    ``/proc/self/mem``), the title cut to its size and the rest filled with NULs."""
+    """Show ``title`` as the process's command line (``ps``, ``pgrep -f``): the holder is a
+    fork of netplumb, whose command line it would show otherwise. As setproctitle(3) does,
+    the argument area is overwritten in place (through ``/proc/self/mem``), the title cut to
+    its size and the rest filled with NULs. The short name (``comm``) stays netplumb's: the
+    holder's zombie, until PID 1 reaps it, is no ``netplumb-hold`` left running."""
     try:
-        with open("/proc/self/comm", "w") as f:
-            f.write(title.split(maxsplit=1)[0][:15])
         with open("/proc/self/stat", "rb") as f:
             fields = f.read().rpartition(b")")[2].split()
         start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
