@@ -1,8 +1,8 @@
 """The holder's supervision loop (``hosts/supervise.py``) on real processes, without
 namespaces: a forked holder runs ``sh`` commands, orders go through its ``control`` file and
-SIGUSR1, and its ``status`` file is read back. The holder here is not named ``netplumb-hold``
-(that is ``become_holder``'s, in a host's child): nothing here is a host. Waits are bounded
-polls; the kernel tests (tests/kernel/test_restart.py) do the same through the CLI, in
+SIGUSR1, and its ``status`` file is read back; the holder re-execs its own small program
+(``hosts/holder.py``) as in a host, and is killed and reaped here. Waits are bounded polls;
+the kernel tests (tests/kernel/test_restart.py) do the same through the CLI, in
 namespaces."""
 
 from __future__ import annotations
@@ -98,6 +98,10 @@ def wait(cond: Callable[[], object], timeout: float = 15.0) -> bool:
 def test_the_first_start_is_reported_and_recorded(holders: Callable[[str, str], Holder]) -> None:
     h = holders("no", "echo run; exec sleep 1000")
     assert h.report.startswith("pid ")
+    # the holder goes on as its own small program, under its own title
+    title = f"netplumb-hold {os.path.basename(h.files)}".encode()
+    assert wait(lambda: Path(f"/proc/{h.pid}/cmdline").read_bytes().startswith(title))
+    assert b"holder.py" not in Path(f"/proc/{h.pid}/cmdline").read_bytes()
     pid = int(h.report.split()[1])
     st = h.status()
     assert (st["state"], st["pid"], st["restart_count"]) == ("running", pid, 0)

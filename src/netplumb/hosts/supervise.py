@@ -28,7 +28,19 @@ import signal
 import time
 
 from netplumb.model import restart
-from netplumb.runtimes.guests import pid_start_time
+
+
+def pid_start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), which
+    tells a process from a later one given the same PID (``runtimes.guests``'s, here so
+    that the holder imports nothing more)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
 
 STATUS = "status"
 CONTROL = "control"
@@ -283,11 +295,13 @@ def run(
     policy: restart.RestartPolicy,
 ) -> None:
     """Start the command, report ``pid N`` (or ``error TEXT``) on ``report`` and close it, then
-    supervise for as long as the host lives (the holder is killed by ``rm``)."""
-    import gc
+    supervise for as long as the host lives (the holder is killed by ``rm``).
 
-    gc.freeze()  # the holder shares its memory with netplumb's: no collection to copy it
-    gc.disable()
+    Once the command runs and the caller has its report, the holder execs a fresh, small
+    Python (``hosts/holder.py``: this module and the policy's, no more) and carries on
+    there: a fork of netplumb would keep netplumb's whole memory (~10 MB) for as long as
+    the host lives, once its parent has exited. The PID, the children and the blocked and
+    pending signals survive exec: no exit of the command is missed meanwhile."""
     holder = Holder(files, log, argv, env, policy)
     error = holder.start()
     holder.save()
@@ -295,4 +309,54 @@ def run(
     os.close(report)
     if error:
         os._exit(127)
+    _reexec(holder)
+    import gc
+
+    gc.disable()  # the exec failed: supervise from here, as a fork
+    holder.loop()
+
+
+def _reexec(holder: Holder) -> None:
+    import sys
+
+    state = {
+        "files": holder.files,
+        "log": holder.log,
+        "argv": holder.argv,
+        "env": holder.env,
+        "policy": (holder.policy.name, holder.policy.maximum_retry_count),
+        "pid": holder.pid,
+        "started": holder.started,  # CLOCK_MONOTONIC: the same clock after exec
+        "status": holder.status,
+    }
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "holder.py")
+    try:
+        fd = os.memfd_create("netplumb-hold", 0)
+        os.set_inheritable(fd, True)
+        os.write(fd, marshal.dumps(state))
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", script, str(fd)])
+    except (OSError, ValueError, AttributeError):
+        return
+
+
+def resume(fd: int) -> None:
+    """In the exec'd holder (``hosts/holder.py``): take up the supervision where it was."""
+    import gc
+
+    gc.disable()
+    with os.fdopen(fd, "rb") as f:
+        state = marshal.loads(f.read())
+    name, count = state["policy"]
+    holder = Holder(
+        state["files"],
+        state["log"],
+        state["argv"],
+        state["env"],
+        restart.RestartPolicy(name, count),
+    )
+    holder.pid = state["pid"]
+    holder.started = state["started"]
+    holder.status = state["status"]
+    set_title(f"{HOLDER_NAME} {os.path.basename(holder.files)}")
     holder.loop()

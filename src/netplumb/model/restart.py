@@ -9,8 +9,6 @@ a non-zero exit, and ``on-failure:N`` at most N times (0: no limit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from netplumb.errors import InvalidValue
 
 NO = "no"
@@ -24,10 +22,32 @@ MAX_DELAY = 60.0
 RESET_AFTER = 10.0  # a command that ran this long starts the back-off afresh
 
 
-@dataclass(frozen=True)
 class RestartPolicy:
-    name: str = NO
-    maximum_retry_count: int = 0
+    """A policy's name and ``on-failure``'s maximum (0: none). A plain immutable class, not a
+    dataclass: the holder imports this module, and ``dataclasses`` would cost it memory."""
+
+    __slots__ = ("maximum_retry_count", "name")
+    name: str
+    maximum_retry_count: int
+
+    def __init__(self, name: str = NO, maximum_retry_count: int = 0) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "maximum_retry_count", maximum_retry_count)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"RestartPolicy is immutable: cannot set {key}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RestartPolicy) and (self.name, self.maximum_retry_count) == (
+            other.name,
+            other.maximum_retry_count,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.maximum_retry_count))
+
+    def __repr__(self) -> str:
+        return f"RestartPolicy({self.name!r}, {self.maximum_retry_count})"
 
     def docker(self) -> dict[str, object]:
         """``HostConfig.RestartPolicy`` as ``docker inspect`` shows it."""
