@@ -14,6 +14,7 @@ from netplumb.model.ip import IP, Interface
 from netplumb.model.links import parse_link
 from netplumb.model.network import DEFAULT_NETWORK
 from netplumb.model.ports import parse_expose, parse_port_spec
+from netplumb.model.restart import RestartPolicy
 from netplumb.topofile.model import Attachment
 
 TYPE_CHECKING = False
@@ -39,6 +40,7 @@ def run(
     attachments: Sequence[Attachment] | None = None,
     interfaces: Sequence[AttachRequest] = (),
     extra: dict[str, object] | None = None,
+    restart: RestartPolicy | None = None,
 ) -> Record:
     """Start a host on a network with its links and ports. ``refresh_links=False`` leaves the
     other hosts' /etc/hosts alone (``up`` starts targets before the hosts that link to them).
@@ -88,7 +90,14 @@ def run(
         return env_vars, links.hosts_lines(pairs)
 
     record = runtime.run(
-        name, argv, hostname=hostname, env=env, expose=expose, extra=extra, prepare=prepare
+        name,
+        argv,
+        hostname=hostname,
+        env=env,
+        expose=expose,
+        extra=extra,
+        prepare=prepare,
+        restart=restart,
     )
     if refresh_links:
         links.refresh_hosts_files(name)

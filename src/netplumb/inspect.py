@@ -38,7 +38,9 @@ def inspect(name: str) -> Record:
     rec = state.read("hosts", name)
     if rec is None:
         raise NetplumbError(f"Error: No such object: {name}")
-    status = runtime.status(rec)
+    now = runtime.current(rec)
+    status = str(now["state"])
+    restart = rec.get("restart") or ["no", 0]
     nets: dict[str, object] = {}
     for entry in rec.get("networks", []):
         net = networks.get(str(entry["network"]))
@@ -75,8 +77,12 @@ def inspect(name: str) -> Record:
         "State": {
             "Status": status,
             "Running": status == "running",
-            "Pid": rec.get("pid"),
+            "Restarting": status == "restarting",
+            "Pid": now.get("pid") if status == "running" else 0,
+            "ExitCode": now.get("exit_code") or 0,
+            "Error": now.get("error") or "",
         },
+        "RestartCount": now.get("restart_count") or 0,
         "Config": {
             "Hostname": rec.get("hostname"),
             "Env": [f"{k}={v}" for k, v in dict(rec.get("env", {})).items()],
@@ -88,6 +94,7 @@ def inspect(name: str) -> Record:
         "HostConfig": {
             "Links": [f"/{t}:/{name}/{a}" for t, a in rec.get("links", [])],
             "LogPath": rec.get("log"),
+            "RestartPolicy": {"Name": restart[0], "MaximumRetryCount": restart[1]},
         },
         "NetworkSettings": {"Networks": nets, "Ports": published, "Interfaces": attachments},
     }

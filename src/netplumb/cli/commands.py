@@ -9,12 +9,20 @@ import sys
 from netplumb import __version__
 from netplumb.errors import NetplumbError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from netplumb.state import Record
+
 EXAMPLES = {
     "run": "netplumb run --name db --expose 27017 -- birthdays mongo --port 27017",
     "ps": "netplumb ps",
     "logs": "netplumb logs db",
     "exec": "netplumb exec db -- ip -br addr",
     "rm": "netplumb rm -f db",
+    "stop": "netplumb stop -t 5 db",
+    "start": "netplumb start db",
     "attach": "netplumb attach db br-demo --ip 10.2.0.11/16@10.2.0.1 -i eth1",
     "detach": "netplumb detach db eth1",
     "pipework": "netplumb pipework br1 -i eth1 db 10.2.0.11/16@10.2.0.1",
@@ -111,6 +119,13 @@ def build_parser() -> _Parser:
         action="store_true",
         help="publish every exposed port on an ephemeral host port",
     )
+    p.add_argument(
+        "--restart",
+        default="no",
+        metavar="POLICY",
+        help="restart the command when it exits: no (default), on-failure[:N], always, "
+        "unless-stopped (Docker's policies and back-off)",
+    )
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command")
 
     p = _sub(subs, "ps", "list hosts: name, pid, state, addresses")
@@ -126,6 +141,7 @@ def build_parser() -> _Parser:
     p = _sub(subs, "rm", "stop hosts and remove their network")
     p.add_argument("-f", "--force", action="store_true", help="kill at once (no grace period)")
     p.add_argument("names", nargs="+", metavar="NAME")
+    stop_start_parsers(subs)
 
     p = _sub(subs, "attach", "give a guest another interface on a bridge or a parent interface")
     p.add_argument("guest", help="host name, netns name, PID, netns path or Docker container")
@@ -266,6 +282,9 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netplumb import containers
+    from netplumb.model import restart
+
+    policy = restart.parse(args.restart)  # refused before anything is made
 
     env = list(args.env)
     if not any(e.partition("=")[0] == "PATH" for e in env):
@@ -281,6 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         publish=args.publish,
         publish_all=args.publish_all,
         ip=args.ip,
+        restart=policy,
     )
     print(record["name"])
     return 0
@@ -318,11 +338,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
         record = state.read("hosts", name)
         if record is None:
             continue
-        st = runtime.status(record)
+        now = runtime.current(record)
+        st = str(now["state"])
         rows.append(
             {
                 "name": name,
-                "pid": record.get("pid"),
+                "pid": now.get("pid") or record.get("pid"),
                 "state": st,
                 "addresses": _addresses(record) if st != "lost" else [],
                 "command": shlex.join(record.get("argv", [])),
@@ -418,6 +439,60 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if removed:
         links.refresh_hosts_files(removed)
     return failed
+
+
+def stop_start_parsers(subs: argparse._SubParsersAction[_Parser]) -> None:
+    p = _sub(
+        subs,
+        "stop",
+        "stop hosts' commands; they keep their network, and their restart policy waits for start",
+    )
+    p.add_argument(
+        "-t",
+        "--time",
+        type=int,
+        default=10,
+        metavar="SECONDS",
+        help="seconds to wait after SIGTERM before SIGKILL (default 10)",
+    )
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_stop)
+    p = _sub(subs, "start", "start stopped hosts' commands again, in the same namespaces")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_start)
+
+
+def _each_host(args: argparse.Namespace, verb: str, act: Callable[[Record], object]) -> int:
+    """Docker's way with many names: each is done or fails on its own line; exit 1 if any
+    failed."""
+    from netplumb import state
+
+    failed = 0
+    for name in args.names:
+        try:
+            record = state.read("hosts", name)
+            if record is None:
+                raise NetplumbError(f"No such host: {name}")
+            act(record)
+            print(name)
+        except NetplumbError as exc:
+            print(f"netplumb {verb}: {exc}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from netplumb.hosts import control
+
+    if args.time < 0:
+        raise UsageError(f"netplumb stop: invalid time {args.time}: seconds must be 0 or more")
+    return _each_host(args, "stop", lambda record: control.stop(record, float(args.time)))
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from netplumb.hosts import control
+
+    return _each_host(args, "start", control.start)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:

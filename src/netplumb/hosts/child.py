@@ -1,41 +1,43 @@
 """The forked child that becomes a host, and a spare one made ahead of time.
 
-The child unshares its network, UTS and mount namespaces, forks the *holder* (``sleep
-infinity`` named ``netplumb-hold``, which keeps the namespaces alive when the command exits)
-and reports its PID; the parent can then set up the network while the child, told the host's
-name, files and command, makes its mounts, sets its hostname and brings loopback up; finally
-it execs the command with the environment the parent sends. Reports are lines on one pipe
-(``holder PID``, ``error TEXT``; end of file = exec succeeded, the pipe being close-on-exec),
+The child unshares its network, UTS and mount namespaces and reports its PID: it is the
+host's *holder* (named ``netplumb-hold``), which keeps the namespaces alive for as long as the
+host exists. The parent can then set up the network while the child, told the host's name,
+files, command and restart policy, makes its mounts, sets its hostname and brings loopback up;
+finally, given the command's environment, it starts the command and supervises it
+(``hosts/supervise.py``: restart policies, ``stop``/``start``). Reports are lines on one pipe
+(``holder PID``, ``pid PID`` once the command runs, ``error TEXT``; end of file ends them),
 orders length-prefixed ``marshal`` values on another; end of file on the orders = the parent
-gave up or died, and the child kills its holder and exits.
+gave up or died, and the child exits, taking the namespaces with it.
 
 Within ``ports.batch()`` (a caller starting many hosts), each start forks the next host's
-child at once, a *spare*: its namespaces and holder are made (unshare(2) costs 1-4 ms here,
-the fork of the holder ~0.5 ms) while this host's network is set up, on the other CPU. The
-spare is dropped at the end of the batch.
+child at once, a *spare*: its namespaces are made (unshare(2) costs 1-4 ms here) while this
+host's network is set up, on the other CPU. The spare is dropped at the end of the batch.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 
 from netplumb.kernel import netns
 
-HOLDER_NAME = "netplumb-hold"
+HOLDER_NAME = "netplumb-hold"  # its name (comm) and command line
 
 
 class Child:
     """The parent's handle: the child's PID, its report pipe and its order pipe."""
 
-    __slots__ = ("go", "pid", "rfd")
+    __slots__ = ("command", "go", "pid", "rfd")
 
     def __init__(self, pid: int, rfd: int, go: int) -> None:
         self.pid = pid
         self.rfd = rfd
         self.go = go
+        self.command = 0  # the command's PID, once reported
 
-    def send(self, value: tuple[str, str, str, list[str]] | dict[str, str]) -> bool:
+    def send(
+        self, value: tuple[str, str, str, list[str], tuple[str, int]] | dict[str, str]
+    ) -> bool:
         """Send an order; False if the child is gone (its report says why)."""
         import marshal
 
@@ -60,9 +62,11 @@ class Child:
                 word, _, rest = line.partition(" ")
                 if word == "holder":
                     holder = int(rest)
+                elif word == "pid":
+                    self.command = int(rest)
                 elif word == "error":
                     error = rest
-            if holder or error:
+            if holder or error or self.command:
                 break
         return holder, error
 
@@ -114,26 +118,28 @@ def _recv(fd: int) -> object | None:
 
 
 def _main(wfd: int, go: int) -> None:
-    """In the forked child: namespaces, holder, report; then mounts, hostname, loopback;
-    then exec the command with the environment the parent sends."""
-    holder = 0
+    """In the forked child: namespaces, report; then mounts, hostname, loopback; then start
+    the command with the environment the parent sends, and supervise it."""
+    from netplumb.hosts import supervise
+    from netplumb.model.restart import RestartPolicy
+
     try:
         os.setsid()
+        # the holder lives on: it must not keep the caller's terminal or pipes open (a caller
+        # reading netplumb's output would wait for their end for as long as the host lives)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        if devnull > 2:
+            os.close(devnull)
+        supervise.become_holder()
         netns.unshare(netns.CLONE_NEWNET | netns.CLONE_NEWUTS | netns.CLONE_NEWNS)
-        holder = os.fork()
-        if holder == 0:
-            os.setpgid(0, 0)
-            devnull = os.open("/dev/null", os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.closerange(3, 65536)
-            os.execv("/bin/sleep", [HOLDER_NAME, "infinity"])
-        os.write(wfd, f"holder {holder}\n".encode())
+        os.write(wfd, f"holder {os.getpid()}\n".encode())
         setup = _recv(go)
         if not isinstance(setup, tuple):  # the parent gave up (or died): take the namespaces
-            os.kill(holder, signal.SIGKILL)
             os._exit(1)
-        hostname, files, log, argv = setup
+        hostname, files, log, argv, (policy, retries) = setup
+        supervise.set_title(f"{supervise.HOLDER_NAME} {os.path.basename(files)}")
         netns.mount("none", "/", None, netns.MS_REC | netns.MS_PRIVATE, "make / private")
         for fname in ("hosts", "hostname", "resolv.conf"):
             target = f"/etc/{fname}"
@@ -148,21 +154,13 @@ def _main(wfd: int, go: int) -> None:
                 nl.set_link(lo.index, up=True, what="cannot set lo up")
         env = _recv(go)
         if not isinstance(env, dict):
-            os.kill(holder, signal.SIGKILL)
             os._exit(1)
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        # 0600: a log holds what the command printed, secrets among it (see state.py); the
-        # command writes through this descriptor whatever user it becomes
-        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        os.dup2(devnull, 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
+        os.close(go)
         os.chdir("/")
-        os.execvpe(argv[0], argv, env)
+        supervise.run(wfd, files, log, argv, env, RestartPolicy(policy, retries))
+        os._exit(0)
     except BaseException as exc:  # report to the parent through the pipe, then die
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if holder:  # the parent is gone or failed (EPIPE): no holder may outlive this
-            os.kill(holder, signal.SIGKILL)
         try:
             os.write(wfd, f"error {message}\n".encode())
         finally:
@@ -201,7 +199,7 @@ def make_spare() -> None:
 
 
 def drop_spare() -> None:
-    """End the spare: without orders it kills its holder and exits."""
+    """End the spare: without orders it exits, and its namespaces go with it."""
     global _spare
     child, _spare = _spare, None
     if child is not None:

@@ -2,12 +2,13 @@
 
 ``run`` forks a child that unshares its namespaces, brings loopback up, sets its hostname,
 bind-mounts its own ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf`` (what
-``ip netns exec`` does with ``/etc/netns/NAME/``) in its private mount namespace, forks a
-*holder* (``sleep infinity`` under the name ``netplumb-hold``) that keeps the namespaces alive
-when the command exits, and execs the command detached from the terminal with its output to a
-log file (``hosts/child.py``; within ``ports.batch()`` the next host's child is forked ahead).
-A host whose command exits shows as exited and keeps its network until ``rm``;
-``remove_many`` removes many at a cost linear in their number.
+``ip netns exec`` does with ``/etc/netns/NAME/``) in its private mount namespace, and becomes
+the host's *holder* (named ``netplumb-hold``): it keeps the namespaces alive, starts the
+command detached from the terminal with its output to a log file, and supervises it per the
+host's restart policy (``hosts/child.py``, ``hosts/supervise.py``; within ``ports.batch()``
+the next host's child is forked ahead). A host whose command exits (and is not restarted)
+shows as exited and keeps its network until ``rm``; ``stop``/``start`` end and resume its
+command (``hosts/control.py``); ``remove_many`` removes many at a cost linear in their number.
 
 Why a holder process rather than a bind mount of the namespace (``ip netns add``'s way): a bind
 mount made under ``ip netns exec`` (how tests simulate whole machines) vanishes with that
@@ -24,7 +25,9 @@ import time
 from netplumb import state
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.hosts import child as children
+from netplumb.hosts import control
 from netplumb.kernel import netns
+from netplumb.model.restart import RestartPolicy
 from netplumb.runtimes.guests import pid_start_time
 
 TYPE_CHECKING = False
@@ -114,6 +117,7 @@ def run(
     expose: list[str] = [],  # noqa: B006 -- never mutated
     extra: dict[str, object] | None = None,
     prepare: Callable[[Record], tuple[dict[str, str], list[str]]] | None = None,
+    restart: RestartPolicy | None = None,
 ) -> Record:
     """Start a host; returns its record. Atomic: on failure nothing is left.
 
@@ -143,16 +147,20 @@ def run(
             state.write_file(f"{files}/{fname}", text.encode(), state.GUEST_FILE_MODE)
         log = os.path.join(state.ensure_dir("logs"), f"{name}.log")
         own_env = build_env(hostname, env, dict(os.environ))
+        policy = restart or RestartPolicy()
         proc = children.take()
-        proc.send((hostname, files, log, list(argv)))  # if it failed, its report says why
+        # if it failed, its report says why
+        proc.send((hostname, files, log, list(argv), (policy.name, policy.maximum_retry_count)))
         holder, error = proc.report()
         children.make_spare()  # within a batch: the next host's namespaces, made meanwhile
-        pid = proc.pid
+        pid = 0
         record: Record = {
             "name": name,
             "hostname": hostname,
-            "pid": pid,
-            "start": pid_start_time(pid),
+            "pid": holder,  # the command's once it runs; until then its holder's
+            "start": pid_start_time(holder) if holder else None,
+            "restart": [policy.name, policy.maximum_retry_count],
+            "files": files,
             "holder": holder,
             "holder_start": pid_start_time(holder) if holder else None,
             "netns": f"/proc/{holder}/ns/net",
@@ -176,18 +184,18 @@ def run(
             merged = {**final_env, **own_env}
             proc.send(merged)
             proc.close_orders()
-            _, error = proc.report()  # EOF (exec succeeded: close-on-exec) or an error
-            if error:
-                raise NetplumbError(f"cannot start host {name}: {argv[0]}: {error}")
-            start = pid_start_time(pid)  # exec keeps it: the same unless the PID was reused
-            if record.get("env") != merged or record.get("start") != start:
-                record["env"] = merged
-                record["start"] = start
-                state.write(record, "hosts", name)  # a file write costs ~0.5 ms under load
+            _, error = proc.report()  # "pid N" (the command runs) or an error
+            pid = proc.command
+            if error or not pid:
+                raise NetplumbError(f"cannot start host {name}: {argv[0]}: {error or 'failed'}")
+            record["env"] = merged
+            record["pid"] = pid
+            record["start"] = pid_start_time(pid)  # exec keeps it
+            state.write(record, "hosts", name)  # a file write costs ~0.5 ms under load
             return record
         except BaseException:
             proc.close_orders()
-            _abort(name, record, pid)
+            _abort(name, record, proc.pid, pid)
             raise
         finally:
             proc.close()
@@ -202,18 +210,17 @@ def _given(env: list[str]) -> set[str]:
     return {item.partition("=")[0] for item in env}
 
 
-def _abort(name: str, record: Record, pid: int) -> None:
+def _abort(name: str, record: Record, holder: int, command: int) -> None:
     """Undo a half-made host: its network, its processes, its records and files."""
     from netplumb import cleanup
 
     if state.read("hosts", name) is not None:
         cleanup.release_owner(f"host:{name}")
-    holder = record.get("holder")
-    if holder:
-        _kill(int(holder), signal.SIGKILL)
-    _kill(pid, signal.SIGKILL)
+    _kill(holder, signal.SIGKILL)
+    if command:
+        _kill(-command, signal.SIGKILL)
     try:
-        os.waitpid(pid, 0)
+        os.waitpid(holder, 0)
     except ChildProcessError:
         pass
     state.remove("hosts", name)
@@ -249,24 +256,18 @@ def _kill(pid: int, sig: int) -> None:
 
 
 def _alive(pid: int | None, start: int | None) -> bool:
-    if not pid:
-        return False
-    now = pid_start_time(pid)
-    if now is None or now != start:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
-    except OSError:
-        return False
+    return control.alive(pid, start)
+
+
+def current(record: Record) -> Record:
+    """The record with its holder's last report (``control.current``)."""
+    return control.current(record)
 
 
 def status(record: Record) -> str:
-    """running, exited (command ended, network kept) or lost (the namespace holder is gone)."""
-    if not _alive(record.get("holder"), record.get("holder_start")):
-        return "lost"
-    return "running" if _alive(record.get("pid"), record.get("start")) else "exited"
+    """running, restarting (in its back-off), exited (command ended or stopped, network kept)
+    or lost (the namespace holder is gone)."""
+    return control.status(record)
 
 
 def get(name: str) -> Record:
@@ -333,7 +334,13 @@ def _wait_exit(procs: list[Proc], timeout: float) -> list[Proc]:
 
 def _stop_all(records: list[Record], force: bool) -> None:
     """SIGTERM to every command's process group, then wait for all of them at once; SIGKILL
-    to those left after the grace period (or at once with ``force``)."""
+    to those left after the grace period (or at once with ``force``). A supervised host's
+    holder does it, told not to restart the command (``control.stop_many``)."""
+    records, unreachable = control.stop_many(records, 0 if force else GRACE_SECONDS)
+    for record in records:  # a holder that cannot be told goes first: it restarts no more
+        holder, start = record.get("holder"), record.get("holder_start")
+        if record["name"] in unreachable and isinstance(holder, int) and _alive(holder, start):
+            _kill(holder, signal.SIGKILL)
     running: list[Proc] = []
     for record in records:
         pid, start = record.get("pid"), record.get("start")
@@ -415,7 +422,7 @@ def remove_many(names: list[str], force: bool = False) -> list[str]:
 
 def _remove_files(name: str) -> None:
     files = state.path("hosts.d", name)
-    for fname in ("hosts", "hostname", "resolv.conf"):
+    for fname in ("hosts", "hostname", "resolv.conf", "status", "control"):
         try:
             os.unlink(f"{files}/{fname}")
         except FileNotFoundError:

@@ -76,7 +76,8 @@ def observe(names: list[str], docker_wanted: bool) -> dict[str, Guest]:
                 "host",
                 _str_or_none(record.get("project")),
                 _str_or_none(record.get("digest")),
-                runtime.status(record) == "running",
+                # a host waiting out its restart back-off is up, under its policy
+                runtime.status(record) in ("running", "restarting"),
             )
     if docker_wanted:
         for name in names:
@@ -143,6 +144,7 @@ def _start_host(r: Replica, project: str, digest: str) -> None:
         attachments=r.networks,
         interfaces=[i.attach_request(r.name) for i in r.interfaces],
         extra={"project": project, "digest": digest},
+        restart=r.restart,
     )
 
 
@@ -180,6 +182,7 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
                 # Docker turns IPv6 off in a container it gives no IPv6 network; netplumb's
                 # networks are dual stack, so the container keeps it.
                 sysctls={"net.ipv6.conf.all.disable_ipv6": "0"},
+                restart_policy=r.restart.docker() if r.restart.name != "no" else None,
             ),
         )
     except docker.errors.APIError as exc:

@@ -16,12 +16,14 @@ import shlex
 from dataclasses import dataclass
 
 from netplumb.errors import InvalidValue
+from netplumb.model import restart
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.attach import AttachRequest, DhcpSpec
 from netplumb.model.ip import IP
 from netplumb.model.mac import Mac
 from netplumb.model.network import Network
 from netplumb.model.ports import PortMapping
+from netplumb.model.restart import RestartPolicy
 
 Path = tuple[str | int, ...]
 
@@ -166,6 +168,7 @@ class Replica:
     networks: tuple[Attachment, ...]
     interfaces: tuple[ExtraInterface, ...]
     depends_on: tuple[Dependency, ...]
+    restart: RestartPolicy = RestartPolicy()  # noqa: RUF009 -- frozen: one shared value is fine
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,8 @@ def replica_lines(r: Replica) -> list[str]:
     if r.command:
         lines.append(f"  command: {shlex.join(r.command)}")
     lines.append(f"  hostname: {r.hostname}")
+    if r.restart.name != restart.NO:
+        lines.append(f"  restart: {r.restart}")
     lines += [f"  env: {e}" for e in r.environment]
     if r.expose:
         lines.append("  expose: " + " ".join(f"{p}/{proto}" for p, proto in r.expose))

@@ -35,6 +35,7 @@ from netplumb.topofile.values import (
     LinkSpec,
     MacText,
     PortSpec,
+    RestartText,
     Subnet,
     fail,
     names_to_mapping,
@@ -177,6 +178,8 @@ class RawService(RawModel):
     """The Docker image (runtime: docker); command then replaces its CMD."""
     runtime: Literal["host", "docker"] = "host"
     """host: a netplumb lightweight host; docker: a Docker container."""
+    restart: RestartText | None = None
+    """Restart policy: no (default), on-failure[:N], always or unless-stopped (Docker's)."""
     replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] = 1
     """How many guests alike."""
     replica_names: str | None = None

@@ -6,6 +6,7 @@ of the document (``services.webserver.ports[1]``); the loader turns the path int
 
 from __future__ import annotations
 
+from netplumb.model import restart
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.ip import IP, Interface
 from netplumb.model.links import parse_link
@@ -192,6 +193,7 @@ class _Resolver:
             runtime=rs.runtime,
             command=tuple(rs.command or ()),
             image=rs.image,
+            restart=restart.parse(rs.restart or ""),
             hostname=hostname,
             environment=tuple(f"{k}={v}" for k, v in env.items()),
             expose=expose,

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from netplumb.errors import InvalidValue
+from netplumb.model import restart
 from netplumb.model.addresses import AddressSpec, parse_address_spec
 from netplumb.model.ip import IP, Interface
 from netplumb.model.links import parse_link
@@ -193,6 +194,15 @@ def parse_condition(text: str) -> tuple[str, int | None, str | None]:
     raise InvalidValue(f"invalid condition {text!r}: expected started, tcp:PORT or command: CMD")
 
 
+def _restart_text(value: object) -> object:
+    """``restart: no`` unquoted is YAML's false: it means the policy no, as in Compose."""
+    if value is False:
+        return "no"
+    if not isinstance(value, str):
+        raise expected("a string", value)
+    return value
+
+
 Subnet = Annotated[str, AfterValidator(_check_subnet)]
 Address = Annotated[str, AfterValidator(_ip_of(4))]
 Address6 = Annotated[str, AfterValidator(_ip_of(6))]
@@ -212,6 +222,11 @@ PortSpec = Annotated[
     AfterValidator(_parsed_by(parse_port_spec)),
 ]
 LinkSpec = Annotated[str, AfterValidator(_parsed_by(parse_link))]
+RestartText = Annotated[
+    str,
+    BeforeValidator(_restart_text, json_schema_input_type=str),
+    AfterValidator(_parsed_by(restart.parse)),
+]
 AddressList = Annotated[str, AfterValidator(_parsed_by(parse_addresses))]
 MacText = Annotated[str, AfterValidator(_parsed_by(Mac.parse))]
 ConditionText = Annotated[str, AfterValidator(_parsed_by(parse_condition))]

@@ -1,0 +1,192 @@
+"""The holder's supervision loop (``hosts/supervise.py``) on real processes, without
+namespaces: a forked holder runs ``sh`` commands, orders go through its ``control`` file and
+SIGUSR1, and its ``status`` file is read back; the holder re-execs its own small program
+(``hosts/holder.py``) as in a host, and is killed and reaped here. Waits are bounded polls;
+the kernel tests (tests/kernel/test_restart.py) do the same through the CLI, in
+namespaces."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from netplumb.hosts import supervise
+from netplumb.model import restart
+
+
+class Holder:
+    def __init__(self, tmp: Path, policy: str, script: str) -> None:
+        self.files = str(tmp)
+        self.log = str(tmp / "log")
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.close(rfd)
+                os.setsid()
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGUSR1})
+                supervise.run(
+                    wfd,
+                    self.files,
+                    self.log,
+                    ["sh", "-c", script],
+                    {"PATH": os.environ["PATH"]},
+                    restart.parse(policy),
+                )
+            finally:
+                os._exit(1)
+        os.close(wfd)
+        self.pid = pid
+        with os.fdopen(rfd, "rb") as f:
+            self.report = f.read().decode()
+
+    def status(self) -> dict[str, object]:
+        return supervise.read_status(self.files) or {}
+
+    def order(self, words: str) -> None:
+        path = os.path.join(self.files, supervise.CONTROL)
+        Path(path + ".tmp").write_text(words)
+        os.replace(path + ".tmp", path)
+        os.kill(self.pid, signal.SIGUSR1)
+
+    def starts(self) -> int:
+        try:
+            return Path(self.log).read_text().count("run")
+        except FileNotFoundError:
+            return 0
+
+    def close(self) -> None:
+        st = self.status()
+        if st.get("pid"):
+            try:
+                os.kill(-int(str(st["pid"])), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+
+
+@pytest.fixture
+def holders(tmp_path: Path) -> Iterator[Callable[[str, str], Holder]]:
+    made: list[Holder] = []
+
+    def make(policy: str, script: str) -> Holder:
+        d = tmp_path / str(len(made))
+        d.mkdir()
+        made.append(Holder(d, policy, script))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def wait(cond: Callable[[], object], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_first_start_is_reported_and_recorded(holders: Callable[[str, str], Holder]) -> None:
+    h = holders("no", "echo run; exec sleep 1000")
+    assert h.report.startswith("pid ")
+    # the holder goes on as its own small program, under its own title
+    title = f"netplumb-hold {os.path.basename(h.files)}".encode()
+    assert wait(lambda: Path(f"/proc/{h.pid}/cmdline").read_bytes().startswith(title))
+    assert b"holder.py" not in Path(f"/proc/{h.pid}/cmdline").read_bytes()
+    pid = int(h.report.split()[1])
+    st = h.status()
+    assert (st["state"], st["pid"], st["restart_count"]) == ("running", pid, 0)
+    assert os.stat(os.path.join(h.files, supervise.STATUS)).st_mode & 0o777 == 0o600
+    assert os.getpgid(pid) == pid  # a session and process group of its own
+    assert wait(lambda: h.starts() == 1)
+
+
+def test_a_command_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(rfd)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGUSR1})
+            supervise.run(
+                wfd,
+                str(tmp_path),
+                str(tmp_path / "log"),
+                ["/nonexistent"],
+                {},
+                restart.parse("always"),
+            )
+        finally:
+            os._exit(1)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        assert f.read() == b"error No such file or directory\n"
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 127
+
+
+def test_always_restarts_and_counts(holders: Callable[[str, str], Holder]) -> None:
+    h = holders("always", "echo run; exec sleep 1000")
+    first = int(str(h.status()["pid"]))
+    assert wait(lambda: h.starts() == 1)  # killed before its echo, it would not count
+    os.kill(first, signal.SIGKILL)
+    assert wait(lambda: h.status()["restart_count"] == 1 and h.status()["state"] == "running")
+    st = h.status()
+    assert st["pid"] != first and st["exit_code"] == 137
+    assert wait(lambda: h.starts() == 2)
+
+
+def test_on_failure_2_gives_up_after_two_restarts(holders: Callable[[str, str], Holder]) -> None:
+    h = holders("on-failure:2", "echo run; exit 3")
+    assert wait(lambda: h.status().get("state") == "exited" and h.starts() == 3)
+    st = h.status()
+    assert (st["restart_count"], st["exit_code"]) == (2, 3)
+
+
+@pytest.mark.parametrize(("policy", "code"), [("on-failure", 0), ("no", 1)])
+def test_no_restart_where_none_is_due(
+    holders: Callable[[str, str], Holder], policy: str, code: int
+) -> None:
+    h = holders(policy, f"echo run; exit {code}")
+    assert wait(lambda: h.status().get("state") == "exited")  # decided with the exit
+    st = h.status()
+    assert (st["restart_count"], st["exit_code"]) == (0, code)
+    assert h.starts() == 1
+
+
+def test_restarting_during_the_back_off_then_stop_and_start(
+    holders: Callable[[str, str], Holder],
+) -> None:
+    h = holders("always", "echo run; exit 1")
+    assert wait(lambda: h.status().get("state") == "restarting")
+    h.order("stop t1 10")
+    assert wait(lambda: h.status().get("ack") == "t1")
+    assert h.status()["state"] == "exited"
+    n = h.starts()
+    h.order("start t2")
+    assert wait(lambda: h.status().get("ack") == "t2")
+    assert wait(lambda: h.starts() > n)
+
+
+def test_stop_terms_then_kills_after_the_grace(holders: Callable[[str, str], Holder]) -> None:
+    h = holders("unless-stopped", "trap '' TERM; echo run; while :; do sleep 1; done")
+    assert wait(lambda: h.starts() == 1)
+    h.order("stop t1 0.2")
+    assert wait(lambda: h.status().get("ack") == "t1")
+    st = h.status()
+    assert (st["state"], st["exit_code"], st["pid"]) == ("exited", 137, 0)
+    h.order("start t2")
+    assert wait(lambda: h.status().get("ack") == "t2")
+    assert h.status()["state"] == "running"
+    assert h.status()["restart_count"] == 0
+    h.order("stop t3 0")  # no grace: SIGKILL at once
+    assert wait(lambda: h.status().get("ack") == "t3")
+    assert h.status()["exit_code"] == 137
