@@ -1,9 +1,10 @@
 """The holder's supervision loop (``hosts/supervise.py``) on real processes, without
 namespaces: a forked holder runs ``sh`` commands, orders go through its ``control`` file and
-SIGUSR1, and its ``status`` file is read back; the holder re-execs its own small program
-(``hosts/holder.py``) as in a host, and is killed and reaped here. Waits are bounded polls;
-the kernel tests (tests/kernel/test_restart.py) do the same through the CLI, in
-namespaces."""
+SIGUSR1, and its ``status`` file is read back; the holder re-execs its own small program as
+in a host, and is killed and reaped here. Every test runs against both holder programs, the
+C one (``hosts/holder.c``, built by scripts/setup.sh) and the Python one (``hosts/holder.py``),
+chosen with ``NETPLUMB_HOLDER``. Waits are bounded polls; the kernel tests
+(tests/kernel/test_restart.py) do the same through the CLI, in namespaces."""
 
 from __future__ import annotations
 
@@ -71,8 +72,23 @@ class Holder:
         os.waitpid(self.pid, 0)
 
 
+@pytest.fixture(params=["c", "python"])
+def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which holder program the holders exec (the fork reads ``NETPLUMB_HOLDER``)."""
+    monkeypatch.setenv("NETPLUMB_HOLDER", request.param)
+    if request.param == "c" and supervise.c_holder() is None:
+        pytest.skip("the C holder is not built (scripts/setup.sh, with a C compiler)")
+    return str(request.param)
+
+
+def program(pid: int) -> str:
+    """What a holder execs: the C holder, or Python."""
+    exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    return "c" if exe == supervise.C_HOLDER else "python" if exe.startswith("python") else exe
+
+
 @pytest.fixture
-def holders(tmp_path: Path) -> Iterator[Callable[[str, str], Holder]]:
+def holders(tmp_path: Path, kind: str) -> Iterator[Callable[[str, str], Holder]]:
     made: list[Holder] = []
 
     def make(policy: str, script: str) -> Holder:
@@ -95,14 +111,21 @@ def wait(cond: Callable[[], object], timeout: float = 15.0) -> bool:
     return False
 
 
-def test_the_first_start_is_reported_and_recorded(holders: Callable[[str, str], Holder]) -> None:
+def test_the_first_start_is_reported_and_recorded(
+    holders: Callable[[str, str], Holder], kind: str
+) -> None:
     h = holders("no", "echo run; exec sleep 1000")
     assert h.report.startswith("pid ")
     # the holder goes on as its own small program, under its own title
     title = f"netplumb-hold {os.path.basename(h.files)}".encode()
     assert wait(lambda: Path(f"/proc/{h.pid}/cmdline").read_bytes().startswith(title))
     assert b"holder.py" not in Path(f"/proc/{h.pid}/cmdline").read_bytes()
+    assert Path(f"/proc/{h.pid}/cmdline").read_bytes().rstrip(b"\0") == title  # nothing more
+    assert program(h.pid) == kind
+    # the command inherits no descriptor but its standard ones
     pid = int(h.report.split()[1])
+    assert wait(lambda: os.readlink(f"/proc/{pid}/exe").endswith("sleep"))
+    assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"]
     st = h.status()
     assert (st["state"], st["pid"], st["restart_count"]) == ("running", pid, 0)
     assert os.stat(os.path.join(h.files, supervise.STATUS)).st_mode & 0o777 == 0o600
@@ -142,6 +165,10 @@ def test_always_restarts_and_counts(holders: Callable[[str, str], Holder]) -> No
     st = h.status()
     assert st["pid"] != first and st["exit_code"] == 137
     assert wait(lambda: h.starts() == 2)
+    # started by the holder program: it inherits no descriptor but its standard ones
+    fds = f"/proc/{st['pid']}/fd"
+    assert wait(lambda: os.readlink(f"/proc/{st['pid']}/exe").endswith("sleep"))
+    assert sorted(os.listdir(fds)) == ["0", "1", "2"]
 
 
 def test_on_failure_2_gives_up_after_two_restarts(holders: Callable[[str, str], Holder]) -> None:
@@ -190,3 +217,51 @@ def test_stop_terms_then_kills_after_the_grace(holders: Callable[[str, str], Hol
     h.order("stop t3 0")  # no grace: SIGKILL at once
     assert wait(lambda: h.status().get("ack") == "t3")
     assert h.status()["exit_code"] == 137
+
+
+def test_the_c_holder_is_small(holders: Callable[[str, str], Holder], kind: str) -> None:
+    """A host's cost is its holder's private memory: ~2.8 MB for a Python, ~0.1 MB in C."""
+    h = holders("always", "exec sleep 1000")
+    title = f"netplumb-hold {os.path.basename(h.files)}".encode()
+    assert wait(lambda: Path(f"/proc/{h.pid}/cmdline").read_bytes().startswith(title))
+    rollup = Path(f"/proc/{h.pid}/smaps_rollup").read_text().splitlines()
+    kb = {ln.split()[0].rstrip(":"): int(ln.split()[1]) for ln in rollup[1:]}
+    if kind == "c":
+        assert kb["Private_Dirty"] < 1024
+    else:
+        assert kb["Private_Dirty"] > 1024  # the difference this test is about is real
+
+
+def test_the_status_format_round_trips() -> None:
+    from netplumb.hosts import holderfile
+
+    status: dict[str, object] = {
+        "state": "restarting",
+        "pid": 0,
+        "start": None,
+        "restart_count": 3,
+        "exit_code": 137,
+        "error": "No such\nfile",
+        "ack": "1.2",
+        "started_at": 1.5,
+        "finished_at": 2.25,
+    }
+    assert holderfile.load_status(holderfile.dump_status(status)) == {
+        **status,
+        "error": "No such file",  # one line
+    }
+    assert holderfile.load_status(b"state running\n") is None  # not all fields
+    assert holderfile.load_status(holderfile.dump_status({**status, "pid": "x"})) is None
+    data = holderfile.dump_handover(
+        "/f", "/l", ["sh", "-c", "a b\nc"], {"K": "V=W", "E": ""}, ("on-failure", 2), 7.5, status
+    )
+    state = holderfile.load_handover(data)
+    assert (state.files, state.log, state.policy, state.retries, state.started) == (
+        "/f",
+        "/l",
+        "on-failure",
+        2,
+        7.5,
+    )
+    assert state.argv == ["sh", "-c", "a b\nc"] and state.env == {"K": "V=W", "E": ""}
+    assert state.status["restart_count"] == 3 and state.status["start"] is None

@@ -22,10 +22,10 @@ lost between two waits and there is no polling.
 
 from __future__ import annotations
 
-import marshal
 import os
 import time
 
+from netplumb.hosts import holderfile
 from netplumb.model import restart
 
 TYPE_CHECKING = False
@@ -58,17 +58,26 @@ def write_status(files: str, status: dict[str, object]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with open(fd, "wb") as f:
-        f.write(marshal.dumps(status))
+        f.write(holderfile.dump_status(status))
     os.replace(tmp, path)
 
 
 def read_status(files: str) -> dict[str, object] | None:
+    """The holder's last status (``holderfile``'s format; None if there is none)."""
     try:
         with open(os.path.join(files, STATUS), "rb") as f:
-            value = marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
+            data = f.read()
+    except OSError:
         return None
-    return value if isinstance(value, dict) else None
+    if data[:1] in (b"{", b"\xfb"):  # a marshal dict: a holder started before holderfile
+        import marshal
+
+        try:
+            value = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return None
+        return value if isinstance(value, dict) else None
+    return holderfile.load_status(data)
 
 
 def read_control(files: str) -> list[str]:
@@ -99,6 +108,8 @@ def spawn(argv: list[str], env: dict[str, str], log: str) -> tuple[int, str]:
             os.dup2(out, 1)
             os.dup2(out, 2)
             os.chdir("/")
+            os.closerange(3, wfd)  # nothing else of ours leaks into the command
+            os.closerange(wfd + 1, 1 << 20)  # (the pipe closes on exec)
             os.execvpe(argv[0], argv, env)
         except BaseException as exc:
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -321,28 +332,54 @@ def run(
     holder.loop()
 
 
-def _reexec(holder: Holder) -> None:
+C_HOLDER = "np-holder"  # not netplumb-hold*: its zombie must not look like a live holder
+
+
+def c_holder() -> str | None:
+    """The C holder (``hosts/holder.c``, ~0.1 MB a host where a Python holder takes ~2.8 MB),
+    next to netplumb's Python where ``scripts/setup.sh`` compiles it; None where it was not
+    built (no compiler) or ``NETPLUMB_HOLDER=python`` asks for the Python one."""
     import sys
 
-    state = {
-        "files": holder.files,
-        "log": holder.log,
-        "argv": holder.argv,
-        "env": holder.env,
-        "policy": (holder.policy.name, holder.policy.maximum_retry_count),
-        "pid": holder.pid,
-        "started": holder.started,  # CLOCK_MONOTONIC: the same clock after exec
-        "status": holder.status,
-    }
+    if os.environ.get("NETPLUMB_HOLDER") == "python":
+        return None
+    path = os.path.join(os.path.dirname(sys.executable), C_HOLDER)
+    return path if os.access(path, os.X_OK) else None
+
+
+def _reexec(holder: Holder) -> None:
+    """Exec the C holder, or the small Python program, handing over the state in a memory
+    file (``holderfile``'s format); returns only if neither could be exec'd."""
+    import sys
+
+    data = holderfile.dump_handover(
+        holder.files,
+        holder.log,
+        holder.argv,
+        holder.env,
+        (holder.policy.name, holder.policy.maximum_retry_count),
+        holder.started,  # CLOCK_MONOTONIC: the same clock after exec
+        holder.status,
+    )
+    title = f"{HOLDER_NAME} {os.path.basename(holder.files)}"
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "holder.py")
     try:
         fd = os.memfd_create("netplumb-hold", 0)
         os.set_inheritable(fd, True)
-        os.write(fd, marshal.dumps(state))
+        os.write(fd, data)
         os.lseek(fd, 0, os.SEEK_SET)
-        os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", script, str(fd)])
-    except (OSError, ValueError, AttributeError):
+    except (OSError, AttributeError):
         return
+    program = c_holder()
+    if program is not None:
+        try:
+            os.execv(program, [title, str(fd)])  # argv[0] is the title ps shows
+        except OSError:
+            pass
+    try:
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", script, str(fd)])
+    except (OSError, ValueError):
+        os.close(fd)
 
 
 def resume(fd: int) -> None:
@@ -351,17 +388,16 @@ def resume(fd: int) -> None:
 
     gc.disable()
     with os.fdopen(fd, "rb") as f:
-        state = marshal.loads(f.read())
-    name, count = state["policy"]
+        state = holderfile.load_handover(f.read())
     holder = Holder(
-        state["files"],
-        state["log"],
-        state["argv"],
-        state["env"],
-        restart.RestartPolicy(name, count),
+        state.files,
+        state.log,
+        state.argv,
+        state.env,
+        restart.RestartPolicy(state.policy, state.retries),
     )
-    holder.pid = state["pid"]
-    holder.started = state["started"]
-    holder.status = state["status"]
+    holder.status = state.status
+    holder.pid = int(state.status.get("pid") or 0)  # type: ignore[call-overload]
+    holder.started = state.started
     set_title(f"{HOLDER_NAME} {os.path.basename(holder.files)}")
     holder.loop()
