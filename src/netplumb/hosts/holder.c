@@ -6,8 +6,9 @@
  * interpreter costs ~2.8 MB of private memory per host and this ~0.1 MB (1,000 hosts: 2.8 GB
  * against 0.1 GB). The Python holder (hosts/holder.py) remains where this was not compiled.
  *
- * Invocation: argv = {"netplumb-hold NAME", "FD"}: argv[0] is the title ps shows, FD a memory
- * file with the state handed over (hosts/holderfile.py: NUL-separated key, value pairs). The
+ * Invocation: argv = {"netplumb-hold NAME"}, the title ps shows (pgrep -f and the tests look
+ * for it), and NETPLUMB_HOLDER_FD=FD in the environment, a memory file with the state handed
+ * over (hosts/holderfile.py: NUL-separated key, value pairs). The
  * PID, the command (our child), the blocked SIGCHLD and SIGUSR1 and any of them pending all
  * survive exec, so no exit and no order is lost in between.
  *
@@ -350,12 +351,14 @@ static char *value(char *buf, size_t len, const char *key) {
     return collect(buf, len, key, NULL) == 1 && collect(buf, len, key, v) ? v[0] : NULL;
 }
 
-/* Read the hand-over; 0 if complete. Its strings stay in the buffer for the process's life. */
+static char *handover; /* the hand-over's text: the strings above point into it for good */
+
+/* Read the hand-over; 0 if complete. */
 static int load(int fd) {
     struct stat sb;
     if (fstat(fd, &sb) < 0 || sb.st_size <= 0) return -1;
     size_t len = (size_t)sb.st_size, got = 0;
-    char *buf = malloc(len + 1);
+    char *buf = handover = malloc(len + 1);
     if (buf == NULL) return -1;
     while (got < len) {
         ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
@@ -399,18 +402,18 @@ static int load(int fd) {
 }
 
 int main(int argc, char **argv) {
+    (void)argv;
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGCHLD);
     sigaddset(&signals, SIGUSR1);
     /* blocked already (inherited through exec); again in case of a caller that did not */
     sigprocmask(SIG_BLOCK, &signals, NULL);
-    if (argc != 2) return 2;
-    int fd = (int)strtol(argv[1], NULL, 10);
+    const char *fd_text = getenv("NETPLUMB_HOLDER_FD");
+    if (argc != 1 || fd_text == NULL) return 2;
+    int fd = (int)strtol(fd_text, NULL, 10);
     if (load(fd) < 0) return 1;
     close(fd);
-    /* the title alone, as the Python holder shows it: `netplumb-hold NAME` and NULs */
-    memset(argv[1], 0, strlen(argv[1]));
     if (reap()) save(); /* the command may have exited before this exec */
     loop(&signals);
 }
