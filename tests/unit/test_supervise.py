@@ -265,3 +265,31 @@ def test_the_status_format_round_trips() -> None:
     )
     assert state.argv == ["sh", "-c", "a b\nc"] and state.env == {"K": "V=W", "E": ""}
     assert state.status["restart_count"] == 3 and state.status["start"] is None
+
+
+def test_a_c_holder_that_cannot_read_the_hand_over_leaves_it_to_python(
+    holders: Callable[[str, str], Holder],
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A C holder built from another holder.c (another hand-over version) execs the Python
+    holder rather than leave the host without one."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc")
+    if kind != "c" or cc is None:
+        pytest.skip("a C holder only")
+    source = Path(supervise.__file__).with_name("holder.c")
+    binary = tmp_path / "np-holder-v0"
+    subprocess.run([cc, "-O2", '-DVERSION="0"', "-o", str(binary), str(source)], check=True)
+    monkeypatch.setattr(supervise, "c_holder", lambda: str(binary))
+    h = holders("always", "echo run; exec sleep 1000")
+    assert wait(lambda: program(h.pid) == "python")
+    title = f"netplumb-hold {os.path.basename(h.files)}".encode()
+    assert wait(lambda: Path(f"/proc/{h.pid}/cmdline").read_bytes().startswith(title))
+    first = int(str(h.status()["pid"]))
+    assert wait(lambda: h.starts() == 1)
+    os.kill(first, signal.SIGKILL)  # and it supervises
+    assert wait(lambda: h.status()["restart_count"] == 1 and h.status()["state"] == "running")

@@ -31,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef VERSION
 #define VERSION "1" /* holderfile.VERSION: the hand-over's format */
+#endif
 #define FIRST_DELAY 0.1 /* model/restart.py: Docker's restart manager */
 #define MAX_DELAY 60.0
 #define RESET_AFTER 10.0
@@ -409,10 +411,18 @@ int main(int argc, char **argv) {
     sigaddset(&signals, SIGUSR1);
     /* blocked already (inherited through exec); again in case of a caller that did not */
     sigprocmask(SIG_BLOCK, &signals, NULL);
-    const char *fd_text = getenv("NETPLUMB_HOLDER_FD");
+    char *fd_text = getenv("NETPLUMB_HOLDER_FD");
     if (argc != 1 || fd_text == NULL) return 2;
     int fd = (int)strtol(fd_text, NULL, 10);
-    if (load(fd) < 0) return 1;
+    if (load(fd) < 0) {
+        /* a hand-over this build cannot read (a binary older than its source): the Python
+         * holder can, and the host must not lose its holder */
+        char *python = getenv("NETPLUMB_HOLDER_PYTHON");
+        char *script = getenv("NETPLUMB_HOLDER_SCRIPT");
+        char *args[] = {python, "-I", "-S", "-B", script, fd_text, NULL};
+        if (python != NULL && script != NULL) execv(python, args);
+        return 1;
+    }
     close(fd);
     if (reap()) save(); /* the command may have exited before this exec */
     loop(&signals);

@@ -377,8 +377,14 @@ def _reexec(holder: Holder) -> None:
     if program is not None:
         try:
             # argv is the title alone, final from the exec on; the memory file's number in
-            # the environment (the command gets its own)
-            env = {**os.environ, HANDOVER_FD: str(fd)}
+            # the environment (the command gets its own), and the Python holder, which the C
+            # one execs if it cannot read the hand-over (built from an older holder.c)
+            env = {
+                **os.environ,
+                HANDOVER_FD: str(fd),
+                "NETPLUMB_HOLDER_PYTHON": sys.executable,
+                "NETPLUMB_HOLDER_SCRIPT": script,
+            }
             os.execve(program, [title], env)
         except OSError:
             pass
