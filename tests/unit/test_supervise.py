@@ -21,7 +21,7 @@ from netplumb.model import restart
 
 
 class Holder:
-    def __init__(self, tmp: Path, policy: str, script: str) -> None:
+    def __init__(self, tmp: Path, policy: str, script: str, argv: list[str] | None = None) -> None:
         self.files = str(tmp)
         self.log = str(tmp / "log")
         rfd, wfd = os.pipe()
@@ -35,7 +35,7 @@ class Holder:
                     wfd,
                     self.files,
                     self.log,
-                    ["sh", "-c", script],
+                    argv or ["sh", "-c", script],
                     {"PATH": os.environ["PATH"]},
                     restart.parse(policy),
                 )
@@ -293,3 +293,29 @@ def test_a_c_holder_that_cannot_read_the_hand_over_leaves_it_to_python(
     assert wait(lambda: h.starts() == 1)
     os.kill(first, signal.SIGKILL)  # and it supervises
     assert wait(lambda: h.status()["restart_count"] == 1 and h.status()["state"] == "running")
+
+
+def test_a_start_that_cannot_exec_is_an_exit_127_with_its_reason(tmp_path: Path, kind: str) -> None:
+    """The command's program is gone when ``start`` comes: the holder says why (what
+    ``netplumb start`` prints) and shows the host exited with 127, as a shell would."""
+    import shutil
+
+    gone = tmp_path / "prog"
+    shutil.copy("/bin/sh", gone)
+    d = tmp_path / "h"
+    d.mkdir()
+    h = Holder(d, "no", "", argv=[str(gone), "-c", "echo run"])
+    try:
+        assert wait(lambda: h.status().get("state") == "exited" and h.starts() == 1)
+        title = f"netplumb-hold {os.path.basename(h.files)}".encode()
+        assert wait(lambda: Path(f"/proc/{h.pid}/cmdline").read_bytes().startswith(title))
+        assert program(h.pid) == kind
+        gone.unlink()
+        h.order("start t1")
+        assert wait(lambda: h.status().get("ack") == "t1")
+        st = h.status()
+        assert (st["state"], st["exit_code"], st["pid"]) == ("exited", 127, 0)
+        assert st["error"] == "No such file or directory"
+        assert h.starts() == 1
+    finally:
+        h.close()
