@@ -38,9 +38,10 @@ IMAGE = "netplumb/busybox:test"
 
 WORKER = """
 import json, os, subprocess, sys, time
-from netplumb import containers, networks, ports, state
+from netplumb import ports, state
+from netplumb.ops import containers, networks
 from netplumb.hosts import runtime
-from netplumb import engine
+from netplumb.ops import engine
 n = int(sys.argv[1])
 names = [f"h{i}" for i in range(n)]
 attach_s = []  # per host: engine.attach, almost all of it the kernel's netlink requests

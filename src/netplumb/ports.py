@@ -13,21 +13,19 @@ import os
 import random
 import socket
 
-from netplumb import networks, portindex, state
+from netplumb import portindex, state
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.model.ip import IP
 from netplumb.model.ports import PortMapping, parse_expose, parse_port_spec
 from netplumb.nft.render import Allow, NetSpec, Publication, render, rule_count
+from netplumb.ops import networks
+from netplumb.state.lock import Lock as _Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from netplumb.state import Record
-
-
-class _Lock(networks._Lock):
-    pass
 
 
 # -- records ---------------------------------------------------------------------------------

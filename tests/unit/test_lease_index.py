@@ -1,4 +1,4 @@
-"""Address leases on disk (``netplumb.networks``): one entry per address, an owner's list, the
+"""Address leases on disk (``netplumb.ops.networks``): one entry per address, an owner's list, the
 lowest-free offset; checked with parallel processes, with ``ipaddress`` and the state files as
 the oracle. No kernel objects: the network record is written directly (``lease`` only reads it).
 """
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from netplumb import networks, state
+from netplumb import state
 from netplumb.errors import Conflict, InvalidValue
 from netplumb.model.ip import IP
 from netplumb.model.network import make_network
+from netplumb.ops import networks
 
 NET = "t"
 

@@ -257,7 +257,7 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from netplumb import containers
+    from netplumb.ops import containers
 
     env = list(args.env)
     if not any(e.partition("=")[0] == "PATH" for e in env):
@@ -380,7 +380,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     argv = _strip_dashdash(args.argv)
     if not argv:
         raise UsageError("netplumb exec: no command given: netplumb exec NAME -- CMD [ARGS...]")
-    from netplumb import containers
+    from netplumb.ops import containers
 
     record = runtime.get(args.name)
     env = containers.exec_env(record)
@@ -393,8 +393,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from netplumb import links, ports
+    from netplumb import ports
     from netplumb.hosts import runtime
+    from netplumb.ops import links
 
     failed = 0
     removed: set[str] = set()
@@ -413,11 +414,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from netplumb import engine
     from netplumb.model.addresses import parse_address_spec
     from netplumb.model.attach import AttachRequest, DhcpSpec
     from netplumb.model.mac import Mac
     from netplumb.model.names import check_ifname
+    from netplumb.ops import engine
 
     if args.dhcp is not None and args.ip:
         raise UsageError("netplumb attach: --dhcp and --ip exclude each other")
@@ -441,14 +442,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    from netplumb import engine
+    from netplumb.ops import engine
 
     engine.detach(args.guest, args.ifname)
     return 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from netplumb import cleanup
+    from netplumb.ops import cleanup
 
     for line in cleanup.gc():
         print(f"removed {line}")
@@ -495,7 +496,7 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from netplumb import links
+    from netplumb.ops import links
 
     lines = links.env_for(args.target, args.alias, args.linking)
     if args.json:
@@ -508,8 +509,9 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 
 def cmd_network(args: argparse.Namespace) -> int:
-    from netplumb import networks, ports
+    from netplumb import ports
     from netplumb.model.network import make_network
+    from netplumb.ops import networks
 
     if args.network_command == "create":
         net = make_network(
@@ -551,7 +553,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from netplumb.inspect import inspect
+    from netplumb.ops.inspect import inspect
 
     print(json.dumps([inspect(name) for name in args.names], indent=4))
     return 0

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | None) -> None:
     """The guest interface (through the engine's record when the namespace is reachable), and
     the host end of the veth if it is still there and netplumb's."""
-    from netplumb import engine
     from netplumb.kernel.session import Session, host_socket
     from netplumb.model.names import owner_mark
+    from netplumb.ops import engine
     from netplumb.runtimes.guests import resolve
 
     attach_name = rec.get("attach_record") if rec else None
@@ -63,7 +63,7 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
 
 
 def _release(conf_name: str, mode: str, owner: str) -> None:
-    from netplumb import networks
+    from netplumb.ops import networks
 
     if state.read("ports", owner) is not None:  # ports' imports cost ~4 ms: only if needed
         from netplumb import ports
@@ -132,7 +132,7 @@ def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
     # leases of attachments that have no record any more (an interrupted DEL)
     valid_owners = {records.owner(c, i) for c, i in valid}
     if conf.network is not None:
-        from netplumb import networks
+        from netplumb.ops import networks
 
         if networks.get(conf.name) is not None:
             for o in set(networks._leases(conf.name).values()):
@@ -148,9 +148,9 @@ def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
 
 def check(env: Env, conf: NetConf) -> None:
     """The attachment is as ADD made it: record, interface, MAC, addresses, leases, ports."""
-    from netplumb import networks
     from netplumb.kernel.netns import socket_in
     from netplumb.model.ip import IP
+    from netplumb.ops import networks
     from netplumb.runtimes.guests import resolve
 
     if conf.prev_result is None:
@@ -197,7 +197,7 @@ def status(conf: NetConf) -> None:
     if conf.mode == "macvlan" and host_socket().get_link(str(conf.master)) is None:
         raise CniError(NOT_AVAILABLE, f'master interface "{conf.master}" does not exist')
     if conf.network is not None:
-        from netplumb import networks
+        from netplumb.ops import networks
 
         try:
             existing = networks.get(conf.name)

@@ -204,7 +204,7 @@ def _given(env: list[str]) -> set[str]:
 
 def _abort(name: str, record: Record, pid: int) -> None:
     """Undo a half-made host: its network, its processes, its records and files."""
-    from netplumb import cleanup
+    from netplumb.ops import cleanup
 
     if state.read("hosts", name) is not None:
         cleanup.release_owner(f"host:{name}")
@@ -355,7 +355,7 @@ def stop(record: Record, force: bool) -> None:
 
 def remove(name: str, force: bool = False) -> None:
     """Stop the host and remove its network (interfaces, DHCP clients, records) and files."""
-    from netplumb import cleanup
+    from netplumb.ops import cleanup
 
     record = get(name)
     cleanup.release_owner(f"host:{name}")
@@ -379,7 +379,8 @@ def remove_many(names: list[str], force: bool = False) -> list[str]:
     a namespace (a physical interface, a DHCP client) is undone first; published ports and
     addresses are released under one lock each, with one ruleset rewrite.
     """
-    from netplumb import cleanup, networks, ports
+    from netplumb import ports
+    from netplumb.ops import cleanup, networks
 
     records: dict[str, Record] = {}
     for name in names:

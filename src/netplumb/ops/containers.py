@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from netplumb import engine, links, networks, ports, state
+from netplumb import ports, state
 from netplumb.errors import NetplumbError
 from netplumb.hosts import runtime
 from netplumb.model.addresses import AddressSpec
@@ -14,6 +14,7 @@ from netplumb.model.ip import IP, Interface
 from netplumb.model.links import parse_link
 from netplumb.model.network import DEFAULT_NETWORK
 from netplumb.model.ports import parse_expose, parse_port_spec
+from netplumb.ops import engine, links, networks
 from netplumb.topofile.model import Attachment
 
 TYPE_CHECKING = False

@@ -176,7 +176,7 @@ def _lease_static(req: AttachRequest, owner: str) -> list[tuple[str, str]]:
     networks have no address table, and cost no lookup beyond a directory listing."""
     if not req.addresses or req.host_if is None or not state.names("networks"):
         return []
-    from netplumb import networks
+    from netplumb.ops import networks
 
     net = networks.by_bridge(req.host_if)
     if net is None:
@@ -201,8 +201,8 @@ def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
     ``stat`` when no LAN is set up."""
     if not req.addresses or req.host_if is None or not os.path.isdir(state.path("lan")):
         return []
-    from netplumb import lanpool
     from netplumb.kernel import arp
+    from netplumb.ops import lanpool
 
     try:
         host_if, dev = lanpool.lan_target()
@@ -236,7 +236,7 @@ def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
 
 def _release_lan(leased: list[str], holder: str) -> None:
     if leased:
-        from netplumb import lanpool
+        from netplumb.ops import lanpool
 
         for ip in leased:
             lanpool.release(ip, holder)
@@ -248,7 +248,7 @@ def _static_leases(record: Record) -> list[tuple[str, str]]:
     host_if = sig.get("host_if")
     if not host_if or not state.names("networks"):
         return []
-    from netplumb import networks
+    from netplumb.ops import networks
 
     net = networks.by_bridge(str(host_if))
     if net is None:
@@ -257,7 +257,7 @@ def _static_leases(record: Record) -> list[tuple[str, str]]:
 
 
 def _release_static(leased: list[tuple[str, str]], owner: str) -> None:
-    from netplumb import networks
+    from netplumb.ops import networks
 
     for name, ip in leased:
         networks.release_address(name, ip, owner)
@@ -328,7 +328,7 @@ def detach(guest_ref: str, ifname: str) -> None:
             _undo_from_results(session, ifname, record)
             _release_static(_static_leases(record), guest.key)
             if os.path.isdir(state.path("lan")):
-                from netplumb import lanpool
+                from netplumb.ops import lanpool
 
                 lanpool.release_holder(name)
             state.remove("attach", name)

@@ -24,6 +24,7 @@ from netplumb.model.network import (
     Network,
     make_network,
 )
+from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,29 +33,6 @@ if TYPE_CHECKING:
 
 def network_mark(name: str) -> str:
     return f"netplumb:network:{name}"
-
-
-class _Lock:
-    """An exclusive flock on a file in the state directory, for the ``with`` block."""
-
-    def __init__(self, *parts: str) -> None:
-        self.parts = parts
-        self.fd = -1
-
-    def __enter__(self) -> _Lock:
-        import fcntl
-
-        p = state.path(*self.parts)
-        try:
-            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
-        except FileNotFoundError:
-            state.ensure_dir(*self.parts[:-1])
-            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
 
 
 def get(name: str) -> Network | None:
@@ -123,7 +101,7 @@ def ensure_kernel(net: Network) -> None:
 
 
 def create(net: Network) -> Network:
-    with _Lock("networks.lock"):
+    with Lock("networks.lock"):
         existing = get(net.name)
         if existing is not None and existing != net:
             raise Conflict(
@@ -201,7 +179,7 @@ def default() -> Network:
 def remove(name: str) -> None:
     from netplumb.kernel import dockeruser
 
-    with _Lock("networks.lock"):
+    with Lock("networks.lock"):
         net = get(name)
         if net is None:
             raise NetplumbError(f"network {name} not found")
@@ -218,7 +196,7 @@ def remove(name: str) -> None:
         state.remove("networks", name)
         import shutil
 
-        with _Lock(_LEASES, f"{name}.lock") as lock:
+        with Lock(_LEASES, f"{name}.lock") as lock:
             shutil.rmtree(state.path(_LEASES, name), ignore_errors=True)
             _set_hint(lock, 4, 0)
             _set_hint(lock, 6, 0)
@@ -257,7 +235,7 @@ def _range(gw: Interface) -> tuple[int, int]:
     return gw.network_int + 1, gw.broadcast_int - (1 if gw.version == 4 else 0)
 
 
-def _hints(lock: _Lock) -> list[int]:
+def _hints(lock: Lock) -> list[int]:
     """[IPv4 offset, IPv6 offset] from the network's lock file (zeros if unreadable)."""
     words = os.pread(lock.fd, 128, 0).split()
     if len(words) == 2 and all(w.isdigit() for w in words):
@@ -265,19 +243,19 @@ def _hints(lock: _Lock) -> list[int]:
     return [0, 0]
 
 
-def _set_hint(lock: _Lock, version: int, offset: int) -> None:
+def _set_hint(lock: Lock, version: int, offset: int) -> None:
     hints = _hints(lock)
     hints[version == 6] = offset
     os.pwrite(lock.fd, f"{hints[0]} {hints[1]}".encode().ljust(63) + b"\n", 0)
 
 
-def _lower_hint(lock: _Lock, gw: Interface, ip: IP) -> None:
+def _lower_hint(lock: Lock, gw: Interface, ip: IP) -> None:
     offset = ip.as_int - _range(gw)[0]
     if 0 <= offset < _hints(lock)[gw.version == 6]:
         _set_hint(lock, gw.version, offset)
 
 
-def _take_lowest(lock: _Lock, name: str, gw: Interface, owner: str) -> IP:
+def _take_lowest(lock: Lock, name: str, gw: Interface, owner: str) -> IP:
     """Lease the lowest free host address (the caller holds the network's lock)."""
     first, last = _range(gw)
     width = 4 if gw.version == 4 else 16
@@ -318,7 +296,7 @@ def lease(name: str, owner: str, wanted: IP | None = None, family: int | None = 
     gw = next((g for g in net.gateways if g.version == version), None)
     if gw is None:
         raise Conflict(f"network {name} has no IPv{version} subnet")
-    with _Lock(_LEASES, f"{name}.lock") as lock:
+    with Lock(_LEASES, f"{name}.lock") as lock:
         if wanted is not None:
             if not gw.contains(wanted) or wanted == gw.ip:
                 raise Conflict(
@@ -339,7 +317,7 @@ def lease(name: str, owner: str, wanted: IP | None = None, family: int | None = 
     return ip
 
 
-def _free(lock: _Lock, net: Network | None, name: str, ip: str, owner: str) -> bool:
+def _free(lock: Lock, net: Network | None, name: str, ip: str, owner: str) -> bool:
     """Free one address if ``owner`` holds it (the caller holds the network's lock)."""
     if state.readlink(_LEASES, name, ip) != owner:
         return False
@@ -392,7 +370,7 @@ def release_many(owners: list[str], only: str | None = None) -> int:
     freed = 0
     for name, pairs in by_net.items():
         network = get(name)
-        with _Lock(_LEASES, f"{name}.lock") as lock:
+        with Lock(_LEASES, f"{name}.lock") as lock:
             for owner, ip in pairs:
                 freed += _free(lock, network, name, ip, owner)
     for owner in emptied:
@@ -405,7 +383,7 @@ def release_many(owners: list[str], only: str | None = None) -> int:
 def release_address(name: str, ip: str, owner: str) -> None:
     """Release one address, if ``owner`` holds it (its line in the owner's list stays until
     the owner's last release: reading the list checks each address)."""
-    with _Lock(_LEASES, f"{name}.lock") as lock:
+    with Lock(_LEASES, f"{name}.lock") as lock:
         _free(lock, get(name), name, ip, owner)
 
 

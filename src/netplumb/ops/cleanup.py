@@ -45,7 +45,7 @@ def _release_dead(name: str, record: Record, host: Netlink) -> None:
 
 def _undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
     """Undo one attachment inside its living guest, then forget its record."""
-    from netplumb.engine import _undo_from_results
+    from netplumb.ops.engine import _undo_from_results
 
     session = Session(guest.fd)
     try:
@@ -58,7 +58,8 @@ def _undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
 
 def release_owner(owner: str) -> int:
     """Detach every interface netplumb attached to ``owner``; returns how many."""
-    from netplumb import networks, ports
+    from netplumb import ports
+    from netplumb.ops import networks
 
     ports.release(owner)
     records = records_of(owner)
@@ -211,7 +212,8 @@ def gc() -> list[str]:
             state.remove("hosts", name)
             runtime._remove_files(name)
             removed.append(f"host {name}")
-    from netplumb import networks, ports
+    from netplumb import ports
+    from netplumb.ops import networks
 
     for owner in state.names("ports"):
         if not alive(owner):
