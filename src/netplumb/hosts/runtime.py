@@ -25,7 +25,7 @@ from netplumb import state
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.hosts import child as children
 from netplumb.kernel import netns
-from netplumb.runtimes.guests import pid_start_time
+from netplumb.kernel.proc import pid_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

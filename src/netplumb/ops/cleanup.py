@@ -11,7 +11,8 @@ from netplumb.errors import NetplumbError
 from netplumb.kernel.netlink import Netlink
 from netplumb.kernel.session import BRIDGE_MARK, Session
 from netplumb.model.names import mark_owner, owner_mark
-from netplumb.runtimes.guests import Guest, alive, resolve
+from netplumb.runtimes.guest import Guest
+from netplumb.runtimes.guests import alive, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -29,7 +29,8 @@ from netplumb.plan.actions import (
     StartDhcp,
 )
 from netplumb.plan.attach import HostLink, Observed, plan_attach
-from netplumb.runtimes.guests import Guest, resolve
+from netplumb.runtimes.guest import Guest
+from netplumb.runtimes.guests import resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -103,7 +104,13 @@ def apply(
                 from netplumb.kernel import dhcp
 
                 pf = dhcp.start(
-                    guest.fd, guest.key, action.ifname, action.client, action.args, action.hostname
+                    guest.fd,
+                    guest.key,
+                    action.ifname,
+                    action.client,
+                    action.args,
+                    action.hostname,
+                    state.ensure_dir("dhcp"),
                 )
                 session.results["dhcp_pidfile"] = pf
                 undo.append(lambda pf=pf, ifname=action.ifname: dhcp.stop(pf, ifname))  # type: ignore[misc]
