@@ -102,7 +102,7 @@ left = {
         for item in nft["nftables"]
         if "rule" in item and any("dnat" in e for e in item["rule"]["expr"])
     ),
-    "leases": sum(len(networks._leases(net)) for net in networks.names()),
+    "leases": sum(len(networks.leases(net)) for net in networks.names()),
     "host_records": len(runtime.names()),
 }
 print(json.dumps({

@@ -108,8 +108,6 @@ def isolation_in_use() -> bool:
 
 def _allows() -> list[Allow]:
     """Link flows on isolated networks: the linking host may reach the target's exposed ports."""
-    from netplumb.hosts import runtime
-
     isolated = {}
     for name in networks.names():
         net = networks.get(name)
@@ -117,7 +115,7 @@ def _allows() -> list[Allow]:
             isolated[name] = net
     if not isolated:
         return []
-    hosts = {n: state.read("hosts", n) for n in runtime.names()}
+    hosts = {n: state.read("hosts", n) for n in state.names("hosts")}  # not hosts/: below it
     out = []
     for name, rec in hosts.items():
         if rec is None:

@@ -7,6 +7,7 @@ import os
 import sys
 
 from netplumb import __version__
+from netplumb.cli.parser import Parser
 from netplumb.errors import NetplumbError, UsageError
 
 EXAMPLES = {
@@ -31,9 +32,8 @@ EXAMPLES = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+# The shared parser; ``_Parser`` here, as the command definitions below name it.
+_Parser = Parser
 
 
 def _sub(subs: argparse._SubParsersAction[_Parser], name: str, help_text: str) -> _Parser:
@@ -245,7 +245,7 @@ def build_parser() -> _Parser:
     project.register(subs)  # type: ignore[arg-type]
     lan.register(subs)
     cni.register(subs)  # type: ignore[arg-type]
-    completion.register(subs)  # type: ignore[arg-type]
+    completion.register(subs, parser)  # type: ignore[arg-type]
     from netplumb.cli.examples import attach_examples
 
     attach_examples(parser)
@@ -449,9 +449,9 @@ def cmd_detach(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from netplumb.ops import cleanup
+    from netplumb.ops import gc
 
-    for line in cleanup.gc():
+    for line in gc.gc():
         print(f"removed {line}")
     return 0
 

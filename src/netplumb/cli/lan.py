@@ -229,7 +229,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
     from netplumb.lan.checks import check_mac
     from netplumb.model.ip import IP
     from netplumb.model.names import check_ifname
-    from netplumb.ops import lanpool
+    from netplumb.ops import languest
 
     if args.dhcp and args.ip:
         raise UsageError("netplumb lan attach: --dhcp and --ip exclude each other")
@@ -240,15 +240,15 @@ def cmd_attach(args: argparse.Namespace) -> int:
             print(f"netplumb: {warning}", file=sys.stderr)
     ip = IP.parse(args.ip.split("/")[0]) if args.ip else None
     ifname = check_ifname(args.ifname, "interface name (-i)")
-    got = lanpool.attach(args.guest, ifname, ip, args.dhcp, mac, _timing(args))  # type: ignore[arg-type]
+    got = languest.attach(args.guest, ifname, ip, args.dhcp, mac, _timing(args))  # type: ignore[arg-type]
     print(got)
     return 0
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    from netplumb.ops import lanpool
+    from netplumb.ops import languest
 
-    lanpool.detach(args.guest, args.ifname)
+    languest.detach(args.guest, args.ifname)
     return 0
 
 
@@ -270,13 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m netplumb.cli.lan SUBCOMMAND ...``: the same as ``netplumb lan ...``."""
     import os
 
-    from netplumb.cli.commands import _Parser
+    from netplumb.cli.parser import Parser
 
     args_in = sys.argv[1:] if argv is None else argv
     debug = os.environ.get("NETPLUMB_DEBUG") == "1"
     try:
-        parser = _Parser(prog="netplumb")
-        subs = parser.add_subparsers(dest="command", parser_class=_Parser)
+        parser = Parser(prog="netplumb")
+        subs = parser.add_subparsers(dest="command", parser_class=Parser)
         register(subs)
         args = parser.parse_args(["lan", *args_in])
         return run(args)

@@ -46,7 +46,7 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
             session = Session(guest.fd)
             try:
                 attach["owner_mark"] = owner_mark(str(attach.get("owner")))
-                engine._undo_from_results(session, ifname, attach)
+                engine.undo_from_results(session, ifname, attach)
             finally:
                 session.close()
                 guest.close()
@@ -135,7 +135,7 @@ def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
         from netplumb.ops import networks
 
         if networks.get(conf.name) is not None:
-            for o in set(networks._leases(conf.name).values()):
+            for o in set(networks.leases(conf.name).values()):
                 if o.startswith("cni:") and o not in valid_owners:
                     networks.release(conf.name, o)
     else:

@@ -432,6 +432,29 @@ def _remove_files(name: str) -> None:
         pass
 
 
+# -- for gc: hosts whose records are moved aside or whose holder is gone -------------------
+
+
+def stop_all(records: list[Record], force: bool) -> None:
+    """``stop`` for many hosts at once (all signalled, then all waited for)."""
+    _stop_all(records, force)
+
+
+def alive(pid: int | None, start: int | None) -> bool:
+    """Whether the process ``pid`` started at ``start`` still runs (not a zombie)."""
+    return _alive(pid, start)
+
+
+def kill(pid: int, sig: int) -> None:
+    """``os.kill`` that ignores a process already gone."""
+    _kill(pid, sig)
+
+
+def remove_files(name: str) -> None:
+    """The host's ``/etc`` files and its log."""
+    _remove_files(name)
+
+
 def enter(record: Record) -> None:
     """Join the host's network, UTS and mount namespaces (through its holder) in this process."""
     holder = record.get("holder")

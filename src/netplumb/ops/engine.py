@@ -284,7 +284,7 @@ def _write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) 
     state.write(record, "attach", record_name(guest.key, req.guest_ifname))
 
 
-def _undo_from_results(session: Session, ifname: str, results: dict[str, object]) -> None:
+def undo_from_results(session: Session, ifname: str, results: dict[str, object]) -> None:
     """Remove what an attach made, as its record says."""
     pf = results.get("dhcp_pidfile")
     if isinstance(pf, str):
@@ -332,7 +332,7 @@ def detach(guest_ref: str, ifname: str) -> None:
                     )
                 record = {"kind": link.kind}
             record["owner_mark"] = owner_mark(guest.key)
-            _undo_from_results(session, ifname, record)
+            undo_from_results(session, ifname, record)
             _release_static(_static_leases(record), guest.key)
             if os.path.isdir(state.path("lan")):
                 from netplumb.ops import lanpool

@@ -179,61 +179,6 @@ def claim(pool: LanPool, holder: str, wanted: IP | None, dev: str, timing: Timin
     raise Conflict(f"no free address found in the LAN pool {pool}: 16 candidates were in use")
 
 
-# -- containers -------------------------------------------------------------------------------
-
-
-def attach(
-    guest: str,
-    ifname: str = "eth1",
-    ip: IP | None = None,
-    dhcp: bool = False,
-    mac: Mac | None = None,
-    timing: Timing | None = None,
-) -> str:
-    """Give ``guest`` an interface on the LAN: a pool address (probed, announced) or DHCP."""
-    from netplumb.kernel import arp, netns
-    from netplumb.model.addresses import AddressSpec
-    from netplumb.model.attach import AttachRequest, DhcpSpec
-    from netplumb.ops import engine
-    from netplumb.runtimes.guests import resolve
-
-    timing = timing or arp.timing_from_env()
-    host_if, dev = lan_target()
-    with resolve(guest) as g:
-        holder = engine.record_name(g.key, ifname)
-    if dhcp:
-        req = AttachRequest(guest, host_if, ifname, dhcp=DhcpSpec(), mac=mac)
-        engine.attach(req)
-        return "dhcp"
-    pool = get_pool()
-    if pool is None:
-        raise NetplumbError(
-            "no LAN pool: declare one with netplumb lan pool set SUBNET --range A-B"
-        )
-    addr = claim(pool, holder, ip, dev, timing)
-    spec = AddressSpec(pool.interface(addr), pool.gateway)
-    try:
-        engine.attach(
-            AttachRequest(guest, host_if, ifname, addresses=(spec,), mac=mac), lan_checked=True
-        )
-        with resolve(guest) as g, netns.entered(g.fd):
-            arp.announce(ifname, addr, timing)
-    except BaseException:
-        release(addr, holder)
-        raise
-    return str(addr)
-
-
-def detach(guest: str, ifname: str = "eth1") -> None:
-    from netplumb.ops import engine
-    from netplumb.runtimes.guests import resolve
-
-    with resolve(guest) as g:
-        holder = engine.record_name(g.key, ifname)
-    engine.detach(guest, ifname)
-    release_holder(holder)
-
-
 # -- macvlan mode -----------------------------------------------------------------------------
 
 

@@ -183,10 +183,10 @@ def remove(name: str) -> None:
         net = get(name)
         if net is None:
             raise NetplumbError(f"network {name} not found")
-        leases = _leases(name)
-        if leases:
+        held = leases(name)
+        if held:
             raise Conflict(
-                f"network {name} has active endpoints: {', '.join(sorted(set(leases.values())))}"
+                f"network {name} has active endpoints: {', '.join(sorted(set(held.values())))}"
             )
         with Netlink() as nl:
             link = nl.get_link(net.bridge)
@@ -220,7 +220,7 @@ _LEASES = "leases.d"
 _BY_OWNER = "leases.by-owner"
 
 
-def _leases(name: str) -> dict[str, str]:
+def leases(name: str) -> dict[str, str]:
     """address -> owner, every lease of network ``name`` (one pass over its folder)."""
     out = {}
     for ip in state.names(_LEASES, name):
@@ -401,4 +401,4 @@ def leases_of(owner: str) -> list[tuple[str, str]]:
 
 
 def describe(net: Network) -> Record:
-    return {**net.to_record(), "subnet": net.subnet, "leases": _leases(net.name)}
+    return {**net.to_record(), "subnet": net.subnet, "leases": leases(net.name)}
