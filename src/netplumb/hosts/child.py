@@ -139,7 +139,7 @@ def _main(wfd: int, go: int) -> None:
             target = f"/etc/{fname}"
             if os.path.exists(target):
                 netns.mount(f"{files}/{fname}", target, None, netns.MS_BIND, f"bind {target}")
-        netns._lib().sethostname(hostname.encode(), len(hostname.encode()))
+        netns.sethostname(hostname)
         from netplumb.kernel.netlink import Netlink
 
         with Netlink() as nl:
