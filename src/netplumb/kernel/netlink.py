@@ -71,8 +71,6 @@ from netplumb.kernel.rtmsg import (
     RTPROT_STATIC,
     SOL_NETLINK,
     VETH_INFO_PEER,
-    Addr,
-    Link,
     align,
     attr,
     attr_str,
@@ -82,6 +80,11 @@ from netplumb.kernel.rtmsg import (
     parse_attrs,
     parse_link,
 )
+
+# Link and Addr, the values a dump returns, are named here too (callers have always found them);
+# the constants and attribute helpers are rtmsg's.
+from netplumb.kernel.rtmsg import Addr as Addr  # noqa: PLC0414
+from netplumb.kernel.rtmsg import Link as Link  # noqa: PLC0414
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,8 +12,11 @@ import os
 
 from netplumb import state
 from netplumb.errors import GuestNotFound, NetplumbError, RuntimeUnavailable
-from netplumb.kernel.proc import pid_start_time
-from netplumb.runtimes.guest import Guest, open_netns
+
+# Guest and pid_start_time are named here too, where callers have always found them.
+from netplumb.kernel.proc import pid_start_time as pid_start_time  # noqa: PLC0414
+from netplumb.runtimes.guest import Guest as Guest  # noqa: PLC0414
+from netplumb.runtimes.guest import open_netns
 
 NETNS_RUN_DIR = "/run/netns"
 
