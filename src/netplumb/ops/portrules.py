@@ -30,9 +30,12 @@ nfnetlink costs nothing next to the record writes, and imports nothing heavy.
 
 from __future__ import annotations
 
-from netplumb import networks, portrecords, state
+from netplumb import state
 from netplumb.model.ports import parse_expose
 from netplumb.nft.render import Allow, NetSpec, Publication, element, render, rule_count
+from netplumb.ops import networks
+from netplumb.state import portrecords
+from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 TABLE = "netplumb"
 
 
-class PortsLock(networks._Lock):
+class PortsLock(Lock):
     """The ports lock: records of published ports and the kernel's tables change under it, so
     a whole rewrite never drops an element another process added after it read the records.
     Re-entrant within the process (a publication that repairs the table takes it again)."""
