@@ -592,7 +592,7 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 def cmd_network(args: argparse.Namespace) -> int:
     from netplumb.model.network import make_network
-    from netplumb.ops import networks, ports
+    from netplumb.ops import networks
 
     if args.network_command == "create":
         net = make_network(
@@ -605,12 +605,10 @@ def cmd_network(args: argparse.Namespace) -> int:
             subnet6=args.subnet6,
             gateway6=args.gateway6,
         )
-        networks.create(net)
-        ports.sync()
+        networks.create(net)  # its rules come with it (networks.create writes the ruleset)
         print(net.name)
     elif args.network_command == "rm":
         networks.remove(args.name)
-        ports.sync()
     else:
         for name in networks.names():
             found = networks.get(name)

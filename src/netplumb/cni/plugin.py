@@ -54,10 +54,7 @@ def _ensure_network(net: Network) -> None:
 
     existing = networks.get(net.name)
     if existing is None:
-        from netplumb.ops import ports
-
-        networks.create(net)
-        ports.sync()  # the network's masquerade and guard rules
+        networks.create(net)  # with its masquerade and guard rules
         return
     if existing != net:
         raise CniError(

@@ -135,7 +135,18 @@ def create(net: Network) -> Network:
             _check_free(net)
         ensure_kernel(net)
         state.write(net.to_record(), "networks", net.name)
+    if existing is None:
+        _ruleset_changed()
     return net
+
+
+def _ruleset_changed() -> None:
+    """A network came or went: its guard, masquerade (and isolation) rules are part of the
+    whole ruleset, which is written again from the records (deferred to the end of a
+    ``ports.batch()``). Here, so that every way of making or removing a network does it."""
+    from netplumb.ops import portrules
+
+    portrules.sync()
 
 
 def _check_free(net: Network) -> None:
@@ -208,6 +219,7 @@ def remove(name: str) -> None:
             dockeruser.sync(nl)
         state.remove("networks", name)
         addresses.drop(name)
+    _ruleset_changed()
 
 
 def by_bridge(bridge: str) -> Network | None:
