@@ -163,8 +163,8 @@ def run_inproc(tag: str, n: int) -> SideRun:
     run = SideRun()
     parse_ns: list[int] = []
     try:
-        from netplumb import engine
         from netplumb.model.attach import AttachRequest
+        from netplumb.ops import engine
         from netplumb.pipework.grammar import parse
     except Exception:
         run.fail(traceback.format_exc())

@@ -1,6 +1,6 @@
 """What one more published port costs in the kernel, five ways, with 0 and with N ports existing.
 
-The measurement behind the choice in ``src/netplumb/portrules.py`` (DNAT map elements added over
+The measurement behind the choice in ``src/netplumb/ops/portrules.py`` (DNAT map elements added over
 nfnetlink): the whole ruleset rewritten with ``nft -f`` (netplumb before issue 13), a rule per
 port with ``nft add rule``, a map element with ``nft add element``, the same through
 libnftables in-process (ctypes), and the element over nfnetlink (``kernel/nftset.py``). Only the

@@ -107,7 +107,7 @@ def publish_timing(ns: str, env: dict[str, str], count: int) -> dict[str, float]
     timed apart: a publication must cost the same whatever already exists."""
     code = f"""
 import time, json
-from netplumb import ports
+from netplumb.ops import ports
 specs = [f"{{p}}:80" for p in range(20000, 20000 + {count})]
 each = []
 for s in specs:

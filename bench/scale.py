@@ -38,9 +38,11 @@ IMAGE = "netplumb/busybox:test"
 
 WORKER = """
 import json, os, subprocess, sys, time
-from netplumb import containers, networks, portrules, ports, state
+from netplumb import state
+from netplumb.ops import portrules, ports
+from netplumb.ops import containers, networks
 from netplumb.hosts import runtime
-from netplumb import engine
+from netplumb.ops import engine
 n = int(sys.argv[1])
 names = [f"h{i}" for i in range(n)]
 attach_s = []  # per host: engine.attach, almost all of it the kernel's netlink requests
@@ -114,7 +116,7 @@ left = {
         for item in nft["nftables"]
         if "rule" in item and any("dnat" in e for e in item["rule"]["expr"])
     ),
-    "leases": sum(len(networks._leases(net)) for net in networks.names()),
+    "leases": sum(len(networks.leases(net)) for net in networks.names()),
     "host_records": len(runtime.names()),
 }
 print(json.dumps({

@@ -160,7 +160,7 @@ class Cni:
     def leases(self) -> dict[str, str]:
         """The network's address table, through netplumb's public ``networks.describe``."""
         code = (
-            "import sys, json; from netplumb import networks; n = networks.get(sys.argv[1]); "
+            "import sys, json; from netplumb.ops import networks; n = networks.get(sys.argv[1]); "
             "print(json.dumps(networks.describe(n)['leases'] if n else {}))"
         )
         out = self.lab.in_host(VENV_PY, "-c", code, self.net).stdout

@@ -439,7 +439,7 @@ def test_no_stdout_noise_and_json_only(cni: Cni) -> None:
 
 
 def test_agent_fast_path_in_a_namespace_named_by_its_cookie(lab: Lab, tmp_path: Path) -> None:
-    """No NETPLUMB_STATE_DIR: the client finds the agent's socket by state.py's rule, the
+    """No NETPLUMB_STATE_DIR: the client finds the agent's socket by state/__init__.py's rule, the
     namespace's inode and cookie (``netns-<inode>-<cookie>``), and the call takes the agent's
     path (its NETPLUMB_CNI_DEBUG line says so); the socket is root's alone."""
     import os

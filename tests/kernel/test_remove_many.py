@@ -25,7 +25,8 @@ NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
 
 UP = """
 import json, sys
-from netplumb import containers, ports
+from netplumb.ops import ports
+from netplumb.ops import containers
 from netplumb.hosts import runtime
 out = {}
 with ports.batch():

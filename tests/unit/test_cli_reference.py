@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from netplumb.cli.commands import build_parser
-from netplumb.cli.reference import render, walk
+from netplumb.cli.parser import walk
+from netplumb.cli.reference import render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 

@@ -1,4 +1,4 @@
-"""Address leases on disk (``netplumb.networks``): one entry per address, an owner's list, the
+"""Address leases on disk (``netplumb.ops.networks``): one entry per address, an owner's list, the
 lowest-free offset; checked with parallel processes, with ``ipaddress`` and the state files as
 the oracle. No kernel objects: the network record is written directly (``lease`` only reads it).
 """
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from netplumb import networks, state
+from netplumb import state
 from netplumb.errors import Conflict, InvalidValue
 from netplumb.model.ip import IP
 from netplumb.model.network import make_network
+from netplumb.ops import networks
 
 NET = "t"
 
@@ -68,7 +69,7 @@ def test_sixteen_parallel_processes_get_distinct_lowest_addresses(statedir: Path
     assert sorted(ipaddress.ip_address(a) for a in got6) == [
         ipaddress.ip_address(f"fd50::{i:x}") for i in range(2, 34)
     ]
-    table = networks._leases(NET)
+    table = networks.leases(NET)
     assert len(table) == 128
     for owner, mine4, mine6 in zip(owners, v4, v6, strict=True):
         assert sorted(ip for _n, ip in networks.leases_of(owner)) == sorted(mine4 + mine6)
@@ -86,7 +87,7 @@ def test_parallel_release_frees_the_addresses_and_the_index(statedir: Path) -> N
         assert not (statedir / "leases.by-owner" / owner).exists()
     by_owner = dict(zip(owners, got, strict=True))
     kept = {ip for owner in owners[1::2] for ip in by_owner[owner]}
-    assert set(networks._leases(NET)) == kept
+    assert set(networks.leases(NET)) == kept
     assert sorted(os.listdir(statedir / "leases.by-owner")) == sorted(owners[1::2])
     # the lowest address freed is the next one handed out
     lowest_freed = min(
@@ -105,7 +106,7 @@ def test_one_wanted_address_goes_to_one_of_sixteen_parallel_processes(statedir: 
             assert r == (
                 f"conflict: address 10.50.0.77 is already in use in network {NET} (by {winner})"
             )
-    assert networks._leases(NET) == {"10.50.0.77": winner}
+    assert networks.leases(NET) == {"10.50.0.77": winner}
     assert networks.leases_of(winner) == [(NET, "10.50.0.77")]
 
 
@@ -117,7 +118,7 @@ def test_lowest_free_skips_static_leases_and_reuses_released_ones(statedir: Path
     networks.release_address(NET, "10.50.0.2", "pid:9:1")  # not the holder: nothing happens
     assert networks.leases_of("pid:2:1") == [(NET, "10.50.0.4")]
     assert str(networks.lease(NET, "pid:3:1")) == "10.50.0.2"
-    assert networks._leases(NET) == {
+    assert networks.leases(NET) == {
         "10.50.0.2": "pid:3:1",
         "10.50.0.3": "pid:1:1",
         "10.50.0.4": "pid:2:1",
@@ -136,7 +137,7 @@ def test_errors_change_nothing(statedir: Path) -> None:
         networks.lease(NET, "pid:1:1", IP.parse("10.50.0.1"))  # the gateway
     with pytest.raises(Conflict, match=r"^address 10\.60\.0\.5 is not available in network t "):
         networks.lease(NET, "pid:1:1", IP.parse("10.60.0.5"))
-    assert networks._leases(NET) == {}
+    assert networks.leases(NET) == {}
     assert networks.leases_of("pid:1:1") == []
 
 

@@ -7,7 +7,7 @@ tests/kernel/test_nft_map_elements.py and test_ports_links.py.)
 
 from __future__ import annotations
 
-from netplumb import portrules
+from netplumb.ops import portrules
 
 
 def b(port: int, ip: str = "10.89.0.2") -> dict[str, object]:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from netplumb import portrecords, state
+from netplumb import state
 from netplumb.errors import StateError
+from netplumb.state import portrecords
 
 
 @pytest.fixture

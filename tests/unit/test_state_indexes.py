@@ -1,5 +1,6 @@
-"""The per-owner list of attach records (``state.group_names``) and the index of published host
-ports (``netplumb.portindex``): what they list must follow the records, checked on the files."""
+"""The per-owner list of attach records (``state.group_names``) and the index of published
+host ports (``netplumb.state.portindex``): what they list must follow the records, checked on
+the files."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from netplumb import portindex, state
-from netplumb.state import Record
+from netplumb import state
+from netplumb.state import Record, portindex
 
 
 @pytest.fixture

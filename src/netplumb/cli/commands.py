@@ -7,6 +7,7 @@ import os
 import sys
 
 from netplumb import __version__
+from netplumb.cli.parser import Parser
 from netplumb.errors import NetplumbError, UsageError
 
 TYPE_CHECKING = False
@@ -40,9 +41,8 @@ EXAMPLES = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+# The shared parser; ``_Parser`` here, as the command definitions below name it.
+_Parser = Parser
 
 
 def _sub(subs: argparse._SubParsersAction[_Parser], name: str, help_text: str) -> _Parser:
@@ -269,7 +269,7 @@ def build_parser() -> _Parser:
     project.register(subs)  # type: ignore[arg-type]
     lan.register(subs)
     cni.register(subs)  # type: ignore[arg-type]
-    completion.register(subs)  # type: ignore[arg-type]
+    completion.register(subs, parser)  # type: ignore[arg-type]
     from netplumb.cli.examples import attach_examples
 
     attach_examples(parser)
@@ -281,8 +281,8 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from netplumb import containers
     from netplumb.model import restart
+    from netplumb.ops import containers
 
     policy = restart.parse(args.restart)  # refused before anything is made
 
@@ -409,7 +409,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     argv = _strip_dashdash(args.argv)
     if not argv:
         raise UsageError("netplumb exec: no command given: netplumb exec NAME -- CMD [ARGS...]")
-    from netplumb import containers
+    from netplumb.ops import containers
 
     record = runtime.get(args.name)
     env = containers.exec_env(record)
@@ -422,8 +422,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from netplumb import links, ports
     from netplumb.hosts import runtime
+    from netplumb.ops import links, ports
 
     failed = 0
     removed: set[str] = set()
@@ -496,11 +496,11 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from netplumb import engine
     from netplumb.model.addresses import parse_address_spec
     from netplumb.model.attach import AttachRequest, DhcpSpec
     from netplumb.model.mac import Mac
     from netplumb.model.names import check_ifname
+    from netplumb.ops import engine
 
     if args.dhcp is not None and args.ip:
         raise UsageError("netplumb attach: --dhcp and --ip exclude each other")
@@ -524,16 +524,16 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    from netplumb import engine
+    from netplumb.ops import engine
 
     engine.detach(args.guest, args.ifname)
     return 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from netplumb import cleanup
+    from netplumb.ops import gc
 
-    for line in cleanup.gc():
+    for line in gc.gc():
         print(f"removed {line}")
     return 0
 
@@ -550,7 +550,7 @@ def _owner(guest: str) -> tuple[str, str]:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from netplumb import ports
+    from netplumb.ops import ports
 
     owner, name = _owner(args.guest)
     ports.publish(owner, name, args.specs)
@@ -560,7 +560,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_unpublish(args: argparse.Namespace) -> int:
-    from netplumb import ports
+    from netplumb.ops import ports
 
     owner, name = _owner(args.guest)
     if ports.unpublish(owner, args.specs) == 0:
@@ -569,7 +569,7 @@ def cmd_unpublish(args: argparse.Namespace) -> int:
 
 
 def cmd_port(args: argparse.Namespace) -> int:
-    from netplumb import ports
+    from netplumb.ops import ports
 
     owner, name = _owner(args.guest)
     for line in ports.port_lines(owner, name, args.port):
@@ -578,7 +578,7 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from netplumb import links
+    from netplumb.ops import links
 
     lines = links.env_for(args.target, args.alias, args.linking)
     if args.json:
@@ -591,8 +591,8 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 
 def cmd_network(args: argparse.Namespace) -> int:
-    from netplumb import networks, ports
     from netplumb.model.network import make_network
+    from netplumb.ops import networks
 
     if args.network_command == "create":
         net = make_network(
@@ -605,12 +605,10 @@ def cmd_network(args: argparse.Namespace) -> int:
             subnet6=args.subnet6,
             gateway6=args.gateway6,
         )
-        networks.create(net)
-        ports.sync()
+        networks.create(net)  # its rules come with it (networks.create writes the ruleset)
         print(net.name)
     elif args.network_command == "rm":
         networks.remove(args.name)
-        ports.sync()
     else:
         for name in networks.names():
             found = networks.get(name)
@@ -623,8 +621,8 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from netplumb import reconcile
     from netplumb.kernel import dockeruser
+    from netplumb.ops import reconcile
 
     reconcile.reconcile(print)  # interfaces, then netplumb's nftables tables
     dockeruser.sync()  # a dockerd started since: its FORWARD DROP must not cut netplumb's bridges
@@ -634,7 +632,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     import time
 
-    from netplumb import watch
+    from netplumb.ops import watch
 
     def log(line: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -647,7 +645,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from netplumb.inspect import inspect
+    from netplumb.ops.inspect import inspect
 
     print(json.dumps([inspect(name) for name in args.names], indent=4))
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from netplumb.cli.reference import subcommands
+from netplumb.cli.parser import subcommands
 
 # What a positional argument or an option's value names, by its dest or option.
 GUESTS = {"name", "names", "guest", "target", "linking", "link"}
@@ -131,7 +131,11 @@ def script(shell: str) -> str:
     return BASH if shell == "bash" else ZSH
 
 
-def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    subs: argparse._SubParsersAction[argparse.ArgumentParser], root: argparse.ArgumentParser
+) -> None:
+    """Add ``completion`` and the hidden ``__complete``, which completes against ``root`` (the
+    whole tree, passed in: this module must not import the commands that import it)."""
     p = subs.add_parser(
         "completion",
         help="print a shell completion script (bash or zsh)",
@@ -150,7 +154,7 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hidden = subs.add_parser("__complete")
     hidden.add_argument("cword", type=int)
     hidden.add_argument("words", nargs=argparse.REMAINDER)
-    hidden.set_defaults(func=cmd_complete)
+    hidden.set_defaults(func=lambda args: cmd_complete(args, root))
     # not listed in ``netplumb --help``: drop the pseudo-action argparse made for it
     subs._choices_actions = [a for a in subs._choices_actions if a.dest != "__complete"]
 
@@ -162,9 +166,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_complete(args: argparse.Namespace) -> int:
-    from netplumb.cli.commands import build_parser
-
-    for word in candidates(build_parser(), list(args.words), int(args.cword)):
+def cmd_complete(args: argparse.Namespace, root: argparse.ArgumentParser) -> int:
+    for word in candidates(root, list(args.words), int(args.cword)):
         print(word)
     return 0

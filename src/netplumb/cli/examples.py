@@ -34,7 +34,7 @@ NESTED = {
 
 
 def attach_examples(root: argparse.ArgumentParser) -> None:
-    from netplumb.cli.reference import walk
+    from netplumb.cli.parser import walk
 
     for path, parser in walk(root):
         example = NESTED.get(" ".join(path))

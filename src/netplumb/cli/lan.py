@@ -116,7 +116,7 @@ def _timing(args: argparse.Namespace) -> object:
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
-    from netplumb import lanbridge
+    from netplumb.ops import lanbridge
 
     rec = lanbridge.bridge(args.hostif, args.bridge, args.timeout)
     st = lanbridge.status()
@@ -130,7 +130,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from netplumb import lanbridge
+    from netplumb.ops import lanbridge
 
     rec = lanbridge.confirm()
     print(f"confirmed: {rec['hostif']} stays on bridge {rec['bridge']}")
@@ -138,7 +138,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 
 def cmd_unbridge(args: argparse.Namespace) -> int:
-    from netplumb import lanbridge
+    from netplumb.ops import lanbridge
 
     rec = lanbridge.unbridge(args.force)
     print(f"{rec['hostif']} restored; bridge {rec['bridge']} removed")
@@ -146,7 +146,8 @@ def cmd_unbridge(args: argparse.Namespace) -> int:
 
 
 def status_record() -> dict[str, object]:
-    from netplumb import lanbridge, lanpool, state
+    from netplumb import state
+    from netplumb.ops import lanbridge, lanpool
 
     out = lanbridge.status()
     mv = state.read("lan", "macvlan")
@@ -177,9 +178,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_macvlan(args: argparse.Namespace) -> int:
-    from netplumb import lanpool
     from netplumb.errors import UsageError
     from netplumb.model.ip import IP
+    from netplumb.ops import lanpool
 
     if args.remove:
         rec = lanpool.macvlan_remove()
@@ -197,8 +198,8 @@ def cmd_macvlan(args: argparse.Namespace) -> int:
 
 
 def cmd_pool_set(args: argparse.Namespace) -> int:
-    from netplumb import lanpool
     from netplumb.lan.pool import make_pool
+    from netplumb.ops import lanpool
 
     pool = make_pool(args.subnet, args.range, args.gateway, args.dhcp_range)
     lanpool.set_pool(pool)
@@ -207,7 +208,7 @@ def cmd_pool_set(args: argparse.Namespace) -> int:
 
 
 def cmd_pool_show(args: argparse.Namespace) -> int:
-    from netplumb import lanpool
+    from netplumb.ops import lanpool
 
     pool = lanpool.get_pool()
     print(pool if pool else "no LAN pool")
@@ -217,18 +218,18 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
 
 
 def cmd_pool_rm(args: argparse.Namespace) -> int:
-    from netplumb import lanpool
+    from netplumb.ops import lanpool
 
     lanpool.remove_pool()
     return 0
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from netplumb import lanpool
     from netplumb.errors import UsageError
     from netplumb.lan.checks import check_mac
     from netplumb.model.ip import IP
     from netplumb.model.names import check_ifname
+    from netplumb.ops import languest
 
     if args.dhcp and args.ip:
         raise UsageError("netplumb lan attach: --dhcp and --ip exclude each other")
@@ -239,21 +240,21 @@ def cmd_attach(args: argparse.Namespace) -> int:
             print(f"netplumb: {warning}", file=sys.stderr)
     ip = IP.parse(args.ip.split("/")[0]) if args.ip else None
     ifname = check_ifname(args.ifname, "interface name (-i)")
-    got = lanpool.attach(args.guest, ifname, ip, args.dhcp, mac, _timing(args))  # type: ignore[arg-type]
+    got = languest.attach(args.guest, ifname, ip, args.dhcp, mac, _timing(args))  # type: ignore[arg-type]
     print(got)
     return 0
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    from netplumb import lanpool
+    from netplumb.ops import languest
 
-    lanpool.detach(args.guest, args.ifname)
+    languest.detach(args.guest, args.ifname)
     return 0
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from netplumb import lanpool
     from netplumb.model.ip import IP
+    from netplumb.ops import lanpool
 
     ip = IP.parse(args.address)
     dev = args.dev or lanpool.lan_target()[1]
@@ -269,13 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m netplumb.cli.lan SUBCOMMAND ...``: the same as ``netplumb lan ...``."""
     import os
 
-    from netplumb.cli.commands import _Parser
+    from netplumb.cli.parser import Parser
 
     args_in = sys.argv[1:] if argv is None else argv
     debug = os.environ.get("NETPLUMB_DEBUG") == "1"
     try:
-        parser = _Parser(prog="netplumb")
-        subs = parser.add_subparsers(dest="command", parser_class=_Parser)
+        parser = Parser(prog="netplumb")
+        subs = parser.add_subparsers(dest="command", parser_class=Parser)
         register(subs)
         args = parser.parse_args(["lan", *args_in])
         return run(args)

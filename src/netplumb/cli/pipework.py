@@ -62,7 +62,7 @@ def run(argv: list[str]) -> int:
     if isinstance(request, GuestCommand):
         return guest_command(request)
     assert isinstance(request, AttachRequest)
-    from netplumb import engine
+    from netplumb.ops import engine
 
     engine.attach(request)
     return 0

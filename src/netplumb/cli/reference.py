@@ -9,33 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 
-
-def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """The parser's subcommands by name, in the order they were added."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices.items())
-    return {}
-
-
-def helps(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """The one-line help of each subcommand (what ``netplumb --help`` lists)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return {a.dest: a.help or "" for a in action._choices_actions}
-    return {}
-
-
-def walk(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    """Every parser of the tree with its command path, depth first in definition order."""
-    yield path, parser
-    for name, sub in subcommands(parser).items():
-        if not name.startswith("_"):  # internal (netplumb __complete)
-            yield from walk(sub, (*path, name))
+from netplumb.cli.parser import helps, subcommands, walk
 
 
 def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:

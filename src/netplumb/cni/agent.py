@@ -50,9 +50,9 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, str], str]:
 
 def serve(ready: object = None) -> None:
     """Serve until killed. ``ready``: a callable run once the socket listens (tests)."""
-    from netplumb import engine, networks, ports  # noqa: F401 -- loaded once, before any call
     from netplumb.cni import ipam, teardown  # noqa: F401
     from netplumb.kernel.session import host_socket
+    from netplumb.ops import engine, networks  # noqa: F401 -- loaded once, before any call
 
     host_socket()
     state.ensure_dir()

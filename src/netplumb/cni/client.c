@@ -48,7 +48,7 @@ static void fallback(void) {
 #endif
 #define INIT_NETNS_INODE 0xEFFFFFF9UL /* init_net's fixed inode on Linux 6.x */
 
-/* netplumb's state directory, by state.py's rule (its docstring): NETPLUMB_STATE_DIR, else
+/* netplumb's state directory, by state/__init__.py's rule (its docstring): NETPLUMB_STATE_DIR, else
  * under NETPLUMB_STATE_ROOT (/run/netplumb) "host" for the machine's own namespace and
  * "netns-<inode>-<cookie>" for any other. The cookie is never reused, so a socket found there
  * is this namespace's agent; a directory not made yet (or an old kernel without the cookie)

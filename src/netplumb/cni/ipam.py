@@ -17,7 +17,7 @@ from netplumb.cni.types import IPAM_FAILURE, CniError
 from netplumb.errors import Conflict
 from netplumb.model.ip import IP, Interface
 from netplumb.model.network import allocate
-from netplumb.networks import _Lock
+from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def _pool(name: str) -> dict[str, str]:
 
 def pool_lease(name: str, gateway: Interface, owner: str, wanted: IP | None) -> IP:
     """An address of the pool ``name`` (subnet of ``gateway``) for ``owner``."""
-    with _Lock(POOLS, f".{name}.lock"):
+    with Lock(POOLS, f".{name}.lock"):
         table = _pool(name)
         if wanted is not None:
             if not gateway.contains(wanted) or wanted == gateway.ip:
@@ -62,7 +62,7 @@ def pool_lease(name: str, gateway: Interface, owner: str, wanted: IP | None) -> 
 def pool_release(name: str, owner: str) -> None:
     if state.read(POOLS, name) is None:
         return
-    with _Lock(POOLS, f".{name}.lock"):
+    with Lock(POOLS, f".{name}.lock"):
         table = _pool(name)
         kept = {ip: o for ip, o in table.items() if o != owner}
         if kept != table:

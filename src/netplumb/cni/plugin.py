@@ -50,14 +50,11 @@ def _random_mac() -> bytes:
 def _ensure_network(net: Network) -> None:
     """The netplumb network of a bridge-mode config: created on first use, its bridge put
     back if it went missing; a record with another definition is a config error."""
-    from netplumb import networks
+    from netplumb.ops import networks
 
     existing = networks.get(net.name)
     if existing is None:
-        from netplumb import ports
-
-        networks.create(net)
-        ports.sync()  # the network's masquerade and guard rules
+        networks.create(net)  # with its masquerade and guard rules
         return
     if existing != net:
         raise CniError(
@@ -78,7 +75,7 @@ def _own_addresses(conf: NetConf, owner: str) -> list[tuple[IP, Interface]]:
     """Lease from netplumb's tables: (address, its subnet's gateway) pairs."""
     out: list[tuple[IP, Interface]] = []
     if conf.network is not None:
-        from netplumb import networks
+        from netplumb.ops import networks
 
         net = conf.network
         if conf.ips:
@@ -129,7 +126,7 @@ def _delegated_addresses(
             )
         routes.append(dict(r))
     if conf.network is not None:
-        from netplumb import networks
+        from netplumb.ops import networks
 
         for iface, _gw in addrs:
             networks.lease(conf.network.name, owner, iface.ip)
@@ -137,7 +134,7 @@ def _delegated_addresses(
 
 
 def add(env: Env, conf: NetConf, environ: Mapping[str, str]) -> dict[str, object]:
-    from netplumb import engine
+    from netplumb.ops import engine
     from netplumb.runtimes.guests import resolve
 
     with resolve(env.netns) as guest:  # code 3 when the namespace is not there
@@ -179,10 +176,10 @@ def add(env: Env, conf: NetConf, environ: Mapping[str, str]) -> dict[str, object
 
 
 def _add(env: Env, conf: NetConf, environ: Mapping[str, str], rec: Record) -> dict[str, object]:
-    from netplumb import engine
     from netplumb.model.addresses import AddressSpec
     from netplumb.model.attach import AttachRequest
     from netplumb.model.mac import Mac
+    from netplumb.ops import engine
 
     owner = str(rec["owner"])
     if conf.network is not None:
@@ -221,7 +218,7 @@ def _add(env: Env, conf: NetConf, environ: Mapping[str, str], rec: Record) -> di
     )
     engine.attach(req, leased=True)
     if conf.port_maps:
-        from netplumb import ports
+        from netplumb.ops import ports
 
         addrs_by_family: dict[int, str] = {}
         for s in specs:
@@ -236,7 +233,7 @@ def _add(env: Env, conf: NetConf, environ: Mapping[str, str], rec: Record) -> di
             addresses=addrs_by_family,
         )
     if conf.network is not None and conf.network.isolation:
-        from netplumb import ports
+        from netplumb.ops import ports
 
         ports.isolation_changed()  # the new veth joins the isolated network's port set
     mac_text = ":".join(f"{b:02x}" for b in mac)

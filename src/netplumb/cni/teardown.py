@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | None) -> None:
     """The guest interface (through the engine's record when the namespace is reachable), and
     the host end of the veth if it is still there and netplumb's."""
-    from netplumb import engine
     from netplumb.kernel.session import Session, host_socket
     from netplumb.model.names import mark_owner, owner_mark
+    from netplumb.ops import engine
     from netplumb.runtimes.guests import resolve
 
     attach_name = rec.get("attach_record") if rec else None
@@ -48,7 +48,7 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
             session = Session(guest.fd)
             try:
                 attach["owner_mark"] = owner_mark(str(attach.get("owner")))
-                engine._undo_from_results(session, ifname, attach)
+                engine.undo_from_results(session, ifname, attach)
             finally:
                 session.close()
                 guest.close()
@@ -66,10 +66,10 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
 
 
 def _release(conf_name: str, mode: str, owner: str) -> None:
-    from netplumb import networks
+    from netplumb.ops import networks
 
     if os.path.exists(state.path("ports", owner)):  # ports' imports cost ~4 ms: only if needed
-        from netplumb import ports
+        from netplumb.ops import ports
 
         ports.release(owner)
     if mode == "bridge":
@@ -115,7 +115,7 @@ def remove_attachment(
         ipam.delegate("DEL", conf, child_env, child, raw=raw, plugin=str(ipam_type))
     isolated = conf.network is not None and conf.network.isolation
     if rec is not None and rec.get("bridge") and isolated:
-        from netplumb import ports
+        from netplumb.ops import ports
 
         ports.isolation_changed()  # the veth leaves the isolated network's port set
     records.remove(conf.name, rname)
@@ -135,10 +135,10 @@ def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
     # leases of attachments that have no record any more (an interrupted DEL)
     valid_owners = {records.owner(c, i) for c, i in valid}
     if conf.network is not None:
-        from netplumb import networks
+        from netplumb.ops import networks
 
         if networks.get(conf.name) is not None:
-            for o in set(networks._leases(conf.name).values()):
+            for o in set(networks.leases(conf.name).values()):
                 if o.startswith("cni:") and o not in valid_owners:
                     networks.release(conf.name, o)
     else:
@@ -151,9 +151,9 @@ def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
 
 def check(env: Env, conf: NetConf) -> None:
     """The attachment is as ADD made it: record, interface, MAC, addresses, leases, ports."""
-    from netplumb import networks
     from netplumb.kernel.netns import socket_in
     from netplumb.model.ip import IP
+    from netplumb.ops import networks
     from netplumb.runtimes.guests import resolve
 
     if conf.prev_result is None:
@@ -200,7 +200,7 @@ def status(conf: NetConf) -> None:
     if conf.mode == "macvlan" and host_socket().get_link(str(conf.master)) is None:
         raise CniError(NOT_AVAILABLE, f'master interface "{conf.master}" does not exist')
     if conf.network is not None:
-        from netplumb import networks
+        from netplumb.ops import networks
 
         try:
             existing = networks.get(conf.name)

@@ -44,7 +44,7 @@ def _bin(name: str) -> str:
 
 
 def _ip_of(name: str) -> str:
-    from netplumb import links
+    from netplumb.ops import links
 
     ip = links.find_target(name).ip
     if not ip:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from netplumb import networks, ports, state
+from netplumb import state
 from netplumb.graph.svg import GHost, GNet
+from netplumb.ops import networks, ports
 
 
 def snapshot() -> tuple[list[GNet], list[GHost]]:

@@ -145,7 +145,7 @@ def _main(wfd: int, go: int) -> None:
             target = f"/etc/{fname}"
             if os.path.exists(target):
                 netns.mount(f"{files}/{fname}", target, None, netns.MS_BIND, f"bind {target}")
-        netns._lib().sethostname(hostname.encode(), len(hostname.encode()))
+        netns.sethostname(hostname)
         from netplumb.kernel.netlink import Netlink
 
         with Netlink() as nl:
@@ -188,7 +188,7 @@ def take() -> Child:
 def make_spare() -> None:
     """Within ``ports.batch()``, fork the next host's child now (dropped at the batch's end)."""
     global _spare  # noqa: PLW0603
-    from netplumb import ports
+    from netplumb.ops import ports
 
     if _spare is None and ports.in_batch():
         try:

@@ -27,8 +27,8 @@ from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.hosts import child as children
 from netplumb.hosts import control
 from netplumb.kernel import netns
+from netplumb.kernel.proc import pid_start_time
 from netplumb.model.restart import RestartPolicy
-from netplumb.runtimes.guests import pid_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def _given(env: list[str]) -> set[str]:
 
 def _abort(name: str, record: Record, holder: int, command: int) -> None:
     """Undo a half-made host: its network, its processes, its records and files."""
-    from netplumb import cleanup
+    from netplumb.ops import cleanup
 
     if state.read("hosts", name) is not None:
         cleanup.release_owner(f"host:{name}")
@@ -362,7 +362,7 @@ def stop(record: Record, force: bool) -> None:
 
 def remove(name: str, force: bool = False) -> None:
     """Stop the host and remove its network (interfaces, DHCP clients, records) and files."""
-    from netplumb import cleanup
+    from netplumb.ops import cleanup
 
     record = get(name)
     cleanup.release_owner(f"host:{name}")
@@ -386,7 +386,7 @@ def remove_many(names: list[str], force: bool = False) -> list[str]:
     a namespace (a physical interface, a DHCP client) is undone first; published ports and
     addresses are released under one lock each, with one ruleset rewrite.
     """
-    from netplumb import cleanup, networks, ports
+    from netplumb.ops import cleanup, networks, ports
 
     records: dict[str, Record] = {}
     for name in names:
@@ -436,6 +436,29 @@ def _remove_files(name: str) -> None:
         os.unlink(os.path.join(state.path("logs"), f"{name}.log"))
     except FileNotFoundError:
         pass
+
+
+# -- for gc: hosts whose records are moved aside or whose holder is gone -------------------
+
+
+def stop_all(records: list[Record], force: bool) -> None:
+    """``stop`` for many hosts at once (all signalled, then all waited for)."""
+    _stop_all(records, force)
+
+
+def alive(pid: int | None, start: int | None) -> bool:
+    """Whether the process ``pid`` started at ``start`` still runs (not a zombie)."""
+    return _alive(pid, start)
+
+
+def kill(pid: int, sig: int) -> None:
+    """``os.kill`` that ignores a process already gone."""
+    _kill(pid, sig)
+
+
+def remove_files(name: str) -> None:
+    """The host's ``/etc`` files and its log."""
+    _remove_files(name)
 
 
 def enter(record: Record) -> None:

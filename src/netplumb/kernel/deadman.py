@@ -15,11 +15,11 @@ TAG = "netplumb-lan-deadman"
 
 
 def spawn(args: list[str], env: dict[str, str]) -> int:
-    """Start ``python -m``-like ``netplumb.lanbridge`` timer main with ``args``; its PID."""
+    """Start ``python -m``-like ``netplumb.ops.lanbridge`` timer main with ``args``; its PID."""
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = (
         f"import sys; sys.path.insert(0, {src!r}); "
-        "from netplumb.lanbridge import deadman_main; deadman_main(sys.argv[2:])"
+        "from netplumb.ops.lanbridge import deadman_main; deadman_main(sys.argv[2:])"
     )
     argv = [sys.executable, "-S", "-c", code, TAG, *args]
     read_fd, write_fd = os.pipe()

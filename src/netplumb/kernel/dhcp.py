@@ -3,6 +3,10 @@
 pipework runs its client once (``udhcpc -q``) and lets the lease expire; netplumb starts the
 client in the guest's network namespace and leaves it running as a daemon that renews the
 lease, until detach, ``rm`` or ``gc`` stops it.
+
+The caller names the directory where the client's pidfile, lease file and (when the installed
+script lost its mode) the event script go: netplumb's state directory, ``dhcp/``. The kernel
+layer knows nothing of records.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 
-from netplumb import state
 from netplumb.errors import KernelError, NetplumbError
 from netplumb.kernel import netns
 
@@ -30,29 +33,44 @@ def find_client(wanted: str | None) -> str | None:
     return None
 
 
-def script() -> str:
+def script(workdir: str) -> str:
     """The udhcpc event script, executable: installers may drop the file's mode, and udhcpc
     silently ignores a script it cannot run (the lease is then never configured)."""
     if os.access(SCRIPT, os.X_OK):
         return SCRIPT
-    copy = os.path.join(state.ensure_dir("dhcp"), "udhcpc-script.sh")
+    copy = os.path.join(workdir, "udhcpc-script.sh")
     with open(SCRIPT, "rb") as src:
-        state.write_file(copy + ".tmp", src.read(), 0o700)  # root runs it, nobody else
+        data = src.read()
+    # root runs it, nobody else: 0700 from its creation
+    fd = os.open(copy + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o700)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     os.replace(copy + ".tmp", copy)
     return copy
 
 
-def pidfile(owner: str, ifname: str) -> str:
-    return os.path.join(state.ensure_dir("dhcp"), f"{owner}@{ifname}.pid")
+def pidfile(workdir: str, owner: str, ifname: str) -> str:
+    return os.path.join(workdir, f"{owner}@{ifname}.pid")
 
 
 def start(
-    guest_fd: int, owner: str, ifname: str, client: str, args: tuple[str, ...], hostname: str
+    guest_fd: int,
+    owner: str,
+    ifname: str,
+    client: str,
+    args: tuple[str, ...],
+    hostname: str,
+    workdir: str,
 ) -> str:
-    """Start the client; return its pidfile once it holds a first lease (or raise)."""
+    """Start the client; return its pidfile once it holds a first lease (or raise). Its
+    pidfile and lease file go into ``workdir`` (which exists)."""
     import subprocess
 
-    pf = pidfile(owner, ifname)
+    pf = pidfile(workdir, owner, ifname)
     if client == "udhcpc":
         exe = ["udhcpc"] if shutil.which("udhcpc") else ["busybox", "udhcpc"]
         # Without -q, udhcpc daemonizes once it has a lease and renews it; -n: fail if none.
@@ -61,7 +79,7 @@ def start(
             "-i",
             ifname,
             "-s",
-            script(),
+            script(workdir),
             "-p",
             pf,
             "-n",
@@ -74,7 +92,7 @@ def start(
             *args,
         ]
     elif client == "dhclient":
-        lease = os.path.join(state.ensure_dir("dhcp"), f"{owner}@{ifname}.lease")
+        lease = os.path.join(workdir, f"{owner}@{ifname}.lease")
         argv = ["dhclient", "-1", "-pf", pf, "-lf", lease, *args, ifname]
     else:
         argv = ["dhcpcd", "-4", "-t", "15", "-h", hostname, *args, ifname]

@@ -11,7 +11,8 @@ import errno as _errno
 import struct
 
 from netplumb.errors import KernelError
-from netplumb.kernel.netlink import (
+from netplumb.kernel.netlink import Netlink
+from netplumb.kernel.rtmsg import (
     NLM_F_CREATE,
     NLM_F_EXCL,
     RTM_DELADDR,
@@ -20,7 +21,6 @@ from netplumb.kernel.netlink import (
     RTM_GETROUTE,
     RTM_NEWADDR,
     RTM_NEWROUTE,
-    Netlink,
 )
 from netplumb.lan.layout import AF_INET, AF_INET6, Address, Route
 

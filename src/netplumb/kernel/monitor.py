@@ -14,7 +14,7 @@ from _socket import AF_NETLINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKE
 from _socket import socket as _rawsocket
 
 from netplumb.kernel import netns
-from netplumb.kernel.netlink import (
+from netplumb.kernel.rtmsg import (
     IFLA_IFALIAS,
     IFLA_IFNAME,
     NETLINK_ROUTE,

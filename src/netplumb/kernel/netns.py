@@ -67,6 +67,13 @@ def setns(fd: int, nstype: int, what: str = "enter namespace") -> None:
         _check(_lib().setns(fd, nstype), what)
 
 
+def sethostname(name: str) -> None:
+    """Name the current UTS namespace (unchecked: a host whose name cannot be set keeps the
+    one it inherited, and runs anyway)."""
+    raw = name.encode()
+    _lib().sethostname(raw, len(raw))
+
+
 def unshare(flags: int) -> None:
     _check(_lib().unshare(flags), "unshare namespaces")
 

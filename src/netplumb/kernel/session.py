@@ -14,7 +14,8 @@ import struct
 
 from netplumb.errors import KernelError, NetplumbError
 from netplumb.kernel import netns
-from netplumb.kernel.netlink import Link, Netlink
+from netplumb.kernel.netlink import Netlink
+from netplumb.kernel.rtmsg import Link
 from netplumb.plan.actions import (
     AddAddress,
     AddHostRoute,

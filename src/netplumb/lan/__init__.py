@@ -2,6 +2,6 @@
 RFC 5227 ARP packets, the LAN address pool, MAC checks.
 
 Nothing here touches the kernel; ``netplumb.kernel.lanlink``, ``netplumb.kernel.arp`` and
-``netplumb.kernel.deadman`` do, and ``netplumb.lanbridge`` / ``netplumb.lanpool`` tie them
+``netplumb.kernel.deadman`` do, and ``netplumb.ops.lanbridge`` / ``netplumb.ops.lanpool`` tie them
 together.
 """

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 
-from netplumb import networks, ports, state
+from netplumb import state
 from netplumb.errors import NetplumbError
 from netplumb.model.network import DEFAULT_NETWORK, Network
+from netplumb.ops import networks, ports
 from netplumb.project import guests, shared
 from netplumb.project.plan import (
     Action,
@@ -29,6 +30,7 @@ from netplumb.project.plan import (
     plan_down,
     plan_up,
 )
+from netplumb.state.lock import Lock
 from netplumb.topofile.model import Topology
 
 TYPE_CHECKING = False
@@ -117,7 +119,7 @@ def _uses_docker(topo: Topology | None, rec: _Record) -> bool:
 def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[Action]:
     """Bring the project to the file: atomic (a failure removes what this ``up`` made) and
     idempotent (a second ``up`` changes nothing). Returns the actions taken."""
-    with networks._Lock("projects", f".{topo.name}.lock"):  # one up/down at a time
+    with Lock("projects", f".{topo.name}.lock"):  # one up/down at a time
         rec = _Record(topo.name, file)
         rec.file = file
         net_names = [n.name for n in topo.networks]
@@ -157,7 +159,7 @@ def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[
                     f"up failed at '{what}': {exc}; removed what this up had created"
                 ) from None
             raise
-        from netplumb import links
+        from netplumb.ops import links
 
         links.refresh_hosts_files({a.replica.name for a in actions if isinstance(a, StartGuest)})
         return actions
@@ -224,7 +226,7 @@ def _rollback(made: list[tuple[str, str]], rec: _Record) -> None:
 
 def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> list[Action]:
     """Remove every guest and network the project owns. Idempotent: nothing to remove is fine."""
-    with networks._Lock("projects", f".{project}.lock"):
+    with Lock("projects", f".{project}.lock"):
         rec = _Record(project, None)
         names = list(rec.replicas)
         for name, kind in _labelled(project, topo, rec):

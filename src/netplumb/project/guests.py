@@ -16,13 +16,14 @@ import subprocess
 import sys
 import time
 
-from netplumb import containers, engine, links, networks, ports, state
+from netplumb import state
 from netplumb.errors import NetplumbError
 from netplumb.hosts import runtime
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.attach import AttachRequest
 from netplumb.model.ip import Interface
 from netplumb.model.network import DEFAULT_NETWORK
+from netplumb.ops import containers, engine, links, networks, ports
 from netplumb.project.plan import Guest
 from netplumb.topofile.model import Condition, Replica
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 LABEL_PROJECT = "io.netplumb.project"
 LABEL_DIGEST = "io.netplumb.digest"
-# Docker is one for the whole machine, netplumb's records are per network namespace (state.py):
+# Docker is one for the whole machine, netplumb's records are per network namespace (state/):
 # a container also names the state directory whose project it belongs to.
 LABEL_STATE = "io.netplumb.state"
 
@@ -261,7 +262,7 @@ def remove(name: str, runtime_kind: str, project: str) -> None:
 def _remove_docker(name: str, project: str) -> None:
     import docker.errors
 
-    from netplumb import cleanup
+    from netplumb.ops import cleanup
     from netplumb.runtimes import docker as rt
 
     attrs = _docker_inspect(name)

@@ -10,18 +10,20 @@ cannot each leave the network to the other.
 
 from __future__ import annotations
 
-from netplumb import networks, state
+from netplumb import state
 from netplumb.errors import Conflict
 from netplumb.model.network import DEFAULT_NETWORK, Network
+from netplumb.ops import networks
+from netplumb.state import lock as state_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def Lock() -> networks._Lock:
+def Lock() -> state_lock.Lock:
     """One lock over every project's use of networks (the same flock as the network table's)."""
-    return networks._Lock("projects", ".networks.lock")
+    return state_lock.Lock("projects", ".networks.lock")
 
 
 def users(name: str, besides: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from netplumb.errors import NetplumbError, RuntimeUnavailable
-from netplumb.runtimes.guests import Guest, _open_netns
+from netplumb.runtimes.guest import Guest, open_netns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def guest(ref: str) -> Guest | None:
     pid = attrs["State"].get("Pid") or 0
     if not attrs["State"].get("Running") or pid == 0:
         raise NetplumbError(f"Docker container {ref} is not running")
-    fd = _open_netns(f"/proc/{pid}/ns/net")
+    fd = open_netns(f"/proc/{pid}/ns/net")
     # The PID could have died and been reused between the inspect and the open: check that
     # the container still runs under that very PID now that the descriptor is held.
     again = inspect(cid)

@@ -8,73 +8,17 @@ a PID that dies and is reused meanwhile can never send an interface into another
 
 from __future__ import annotations
 
-import errno
 import os
 
 from netplumb import state
 from netplumb.errors import GuestNotFound, NetplumbError, RuntimeUnavailable
 
+# Guest and pid_start_time are named here too, where callers have always found them.
+from netplumb.kernel.proc import pid_start_time as pid_start_time  # noqa: PLC0414
+from netplumb.runtimes.guest import Guest as Guest  # noqa: PLC0414
+from netplumb.runtimes.guest import open_netns
+
 NETNS_RUN_DIR = "/run/netns"
-
-
-class Guest:
-    """A resolved guest. ``key`` identifies it in ownership marks and records."""
-
-    __slots__ = ("fd", "key", "kind", "name", "pid", "short")
-
-    def __init__(
-        self, key: str, kind: str, name: str, fd: int, pid: int | None, short: str
-    ) -> None:
-        self.key = key
-        self.kind = kind
-        self.name = name
-        self.fd = fd
-        self.pid = pid
-        self.short = short
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self) -> Guest:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def pid_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat: with the PID, it identifies a process for good."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rindex(b")") + 2 :].split()[19])
-
-
-def _open_netns(path: str) -> int:
-    """Open a namespace file; refuse anything that is not one (by its file system, nsfs).
-
-    Whether it is a *network* namespace is checked by the kernel at the first setns(2), which
-    fails with EINVAL otherwise (an ioctl here would cost the one-shot path ~1.5 ms to load
-    ``fcntl``).
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    if os.fstat(fd).st_dev != _nsfs_dev():
-        os.close(fd)
-        raise OSError(errno.EINVAL, "not a namespace file")
-    return fd
-
-
-_nsfs: list[int] = []
-
-
-def _nsfs_dev() -> int:
-    if not _nsfs:
-        _nsfs.append(os.stat("/proc/self/ns/net").st_dev)
-    return _nsfs[0]
 
 
 def _netns_key(fd: int) -> str:
@@ -90,7 +34,7 @@ def from_host(name: str) -> Guest | None:
     if not holder or pid_start_time(holder) != record.get("holder_start"):
         raise GuestNotFound(f"host {name} has lost its namespaces (its holder process is gone)")
     try:
-        fd = _open_netns(record["netns"])
+        fd = open_netns(record["netns"])
     except FileNotFoundError:
         raise GuestNotFound(
             f"host {name} has lost its namespaces (its holder process is gone)"
@@ -99,7 +43,7 @@ def from_host(name: str) -> Guest | None:
 
 
 def from_pid(pid: int, ref: str) -> Guest:
-    fd = _open_netns(f"/proc/{pid}/ns/net")
+    fd = open_netns(f"/proc/{pid}/ns/net")
     start = pid_start_time(pid)
     if start is None:  # died between open and stat: the descriptor may be a dead namespace
         os.close(fd)
@@ -118,7 +62,7 @@ def resolve(ref: str) -> Guest:
             return guest
         path = f"{NETNS_RUN_DIR}/{ref}"
         if os.path.exists(path):
-            fd = _open_netns(path)
+            fd = open_netns(path)
             return Guest(
                 f"netns:{ref}:{_netns_key(fd)}", "netns", ref, fd, None, _netns_key(fd)[-6:]
             )
@@ -129,7 +73,7 @@ def resolve(ref: str) -> Guest:
                 raise GuestNotFound(f"no such guest {ref}: no process with PID {ref}") from None
     else:
         try:
-            fd = _open_netns(ref)
+            fd = open_netns(ref)
         except FileNotFoundError:
             raise GuestNotFound(f"no such guest {ref}: no such file") from None
         except OSError as exc:

@@ -29,7 +29,8 @@ from netplumb.plan.actions import (
     StartDhcp,
 )
 from netplumb.plan.attach import HostLink, Observed, plan_attach
-from netplumb.runtimes.guests import Guest, resolve
+from netplumb.runtimes.guest import Guest
+from netplumb.runtimes.guests import resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -103,7 +104,13 @@ def apply(
                 from netplumb.kernel import dhcp
 
                 pf = dhcp.start(
-                    guest.fd, guest.key, action.ifname, action.client, action.args, action.hostname
+                    guest.fd,
+                    guest.key,
+                    action.ifname,
+                    action.client,
+                    action.args,
+                    action.hostname,
+                    state.ensure_dir("dhcp"),
                 )
                 session.results["dhcp_pidfile"] = pf
                 undo.append(lambda pf=pf, ifname=action.ifname: dhcp.stop(pf, ifname))  # type: ignore[misc]
@@ -184,7 +191,7 @@ def _lease_static(req: AttachRequest, owner: str) -> list[tuple[str, str]]:
     networks have no address table, and cost no lookup beyond a directory listing."""
     if not req.addresses or req.host_if is None or not state.names("networks"):
         return []
-    from netplumb import networks
+    from netplumb.ops import networks
 
     net = networks.by_bridge(req.host_if)
     if net is None:
@@ -209,8 +216,8 @@ def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
     ``stat`` when no LAN is set up."""
     if not req.addresses or req.host_if is None or not os.path.isdir(state.path("lan")):
         return []
-    from netplumb import lanpool
     from netplumb.kernel import arp
+    from netplumb.ops import lanpool
 
     try:
         host_if, dev = lanpool.lan_target()
@@ -244,7 +251,7 @@ def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
 
 def _release_lan(leased: list[str], holder: str) -> None:
     if leased:
-        from netplumb import lanpool
+        from netplumb.ops import lanpool
 
         for ip in leased:
             lanpool.release(ip, holder)
@@ -256,7 +263,7 @@ def _static_leases(record: Record) -> list[tuple[str, str]]:
     host_if = sig.get("host_if")
     if not host_if or not state.names("networks"):
         return []
-    from netplumb import networks
+    from netplumb.ops import networks
 
     net = networks.by_bridge(str(host_if))
     if net is None:
@@ -265,7 +272,7 @@ def _static_leases(record: Record) -> list[tuple[str, str]]:
 
 
 def _release_static(leased: list[tuple[str, str]], owner: str) -> None:
-    from netplumb import networks
+    from netplumb.ops import networks
 
     for name, ip in leased:
         networks.release_address(name, ip, owner)
@@ -285,7 +292,7 @@ def _write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) 
     state.write(record, "attach", record_name(guest.key, req.guest_ifname))
 
 
-def _undo_from_results(session: Session, ifname: str, results: dict[str, object]) -> None:
+def undo_from_results(session: Session, ifname: str, results: dict[str, object]) -> None:
     """Remove what an attach made, as its record says."""
     pf = results.get("dhcp_pidfile")
     if isinstance(pf, str):
@@ -335,10 +342,10 @@ def detach(guest_ref: str, ifname: str) -> None:
                     )
                 record = {"kind": link.kind}
             record["owner_mark"] = owner_mark(guest.key)
-            _undo_from_results(session, ifname, record)
+            undo_from_results(session, ifname, record)
             _release_static(_static_leases(record), guest.key)
             if os.path.isdir(state.path("lan")):
-                from netplumb import lanpool
+                from netplumb.ops import lanpool
 
                 lanpool.release_holder(name)
             state.remove("attach", name)

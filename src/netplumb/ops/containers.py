@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from netplumb import engine, links, networks, ports, state
+from netplumb import state
 from netplumb.errors import NetplumbError
 from netplumb.hosts import runtime
 from netplumb.model.addresses import AddressSpec
@@ -15,6 +15,7 @@ from netplumb.model.links import parse_link
 from netplumb.model.network import DEFAULT_NETWORK
 from netplumb.model.ports import parse_expose, parse_port_spec
 from netplumb.model.restart import RestartPolicy
+from netplumb.ops import engine, links, networks, ports
 from netplumb.topofile.model import Attachment
 
 TYPE_CHECKING = False

@@ -69,7 +69,7 @@ def _docker_target(ref: str) -> Target | None:
                 ip = net["IPAddress"]
                 break
     if not ip:  # --network none, and netplumb gave it its interfaces (``up``, ``attach``)
-        from netplumb import networks
+        from netplumb.ops import networks
 
         mine = [a for _n, a in networks.leases_of(f"docker:{str(attrs['Id'])[:12]}")]
         ip = next((a for a in mine if ":" not in a), mine[0] if mine else "")

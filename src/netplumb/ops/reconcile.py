@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import time
 
-from netplumb import engine, state
+from netplumb import state
 from netplumb.errors import NetplumbError
 from netplumb.kernel.session import Session
 from netplumb.model.ip import IP, Interface
 from netplumb.model.names import mark_owner, mark_scope
+from netplumb.ops import engine
 from netplumb.plan.attach import plan_attach
 from netplumb.plan.reconcile import GuestView, is_ours, orphans, plan_repair, request_from_record
 from netplumb.runtimes.guests import NETNS_RUN_DIR, Guest, from_host, from_pid, resolve
@@ -284,7 +285,8 @@ def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:
     """A Docker container that restarted may have a new address on Docker's network: its
     published ports follow it. Then netplumb's table: rewritten on a full pass (as
     ``reconcile`` always did), re-applied only if it drifted on an event's pass."""
-    from netplumb import portrecords, portrules, ports
+    from netplumb.ops import portrules, ports
+    from netplumb.state import portrecords
 
     changed = False
     for owner in portrecords.owners():

@@ -28,10 +28,11 @@ import signal
 import threading
 import time
 
-from netplumb import reconcile, state
+from netplumb import state
 from netplumb.errors import Conflict, NetplumbError
 from netplumb.kernel.monitor import Monitor, Removal
 from netplumb.model.names import mark_owner
+from netplumb.ops import reconcile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ class Watch:
         self.stop = True
 
     def _drift(self) -> None:
-        from netplumb import portrules
+        from netplumb.ops import portrules
 
         try:
             if portrules.reconcile_if_drifted():

@@ -227,7 +227,7 @@ def _settle(top: str, name: str) -> None:
 def _shows_life(old: str) -> bool:
     """Whether a directory of the layout before cookies, named by our inode, is ours: a host it
     records still runs, or an interface here carries a netplumb mark."""
-    from netplumb.runtimes.guests import pid_start_time
+    from netplumb.kernel.proc import pid_start_time
 
     hosts = os.path.join(old, "hosts")
     for entry in os.listdir(hosts) if os.path.isdir(hosts) else []:

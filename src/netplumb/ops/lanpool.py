@@ -5,7 +5,7 @@ Why not a netplumb network record for the LAN: ``networks`` owns its bridge's ga
 refuses a subnet that overlaps one of the host's (the LAN's, by definition), and its records
 drive the nftables rules (masquerading, isolation). The LAN is none of netplumb's: its
 gateway is the LAN's router. So the LAN has its own small lease table, under the same
-``flock`` discipline as ``networks.lease`` (``networks._Lock``) and in the same state directory.
+``flock`` discipline as ``networks.lease`` (``state.lock.Lock``) and in the same state directory.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from netplumb.lan.arp import Timing
 from netplumb.lan.pool import LanPool
 from netplumb.model.ip import IP, Interface
 from netplumb.model.mac import Mac
+from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from netplumb.networks import _Lock
     from netplumb.state import Record
 
 ARP_HOLD = 600.0  # an address someone answered for is skipped for this long
@@ -32,10 +32,8 @@ SHIM_MARK = "netplumb:lan-shim:"
 SHIM_HOLDER = "lan-shim"
 
 
-def _lock() -> _Lock:
-    from netplumb.networks import _Lock
-
-    return _Lock("lan", "leases.lock")
+def lock() -> Lock:
+    return Lock("lan", "leases.lock")
 
 
 # -- the pool ---------------------------------------------------------------------------------
@@ -47,7 +45,7 @@ def get_pool() -> LanPool | None:
 
 
 def set_pool(pool: LanPool) -> None:
-    with _lock():
+    with lock():
         held = [ip for ip, h in _leases().items() if not h[0].startswith("arp:")]
         outside = [ip for ip in held if not pool.subnet.contains(IP.parse(ip))]
         if outside:
@@ -56,7 +54,7 @@ def set_pool(pool: LanPool) -> None:
 
 
 def remove_pool() -> None:
-    with _lock():
+    with lock():
         held = sorted({h[0] for h in _leases().values() if not h[0].startswith("arp:")})
         if held:
             raise Conflict(f"the LAN pool has leases: {', '.join(held)}")
@@ -87,7 +85,7 @@ def lease(pool: LanPool, holder: str, wanted: IP | None, skip: set[str]) -> IP:
     """Lease ``wanted`` (checked against the pool) or the lowest free address of the range."""
     if wanted is not None:
         pool.check_wanted(wanted)
-    with _lock():
+    with lock():
         now = time.time()
         table = _leases()
         _prune(table, now)
@@ -110,7 +108,7 @@ def lease(pool: LanPool, holder: str, wanted: IP | None, skip: set[str]) -> IP:
 
 def release(ip: IP | str, holder: str, arp_holder: Mac | None = None) -> None:
     """Release ``ip`` if ``holder`` has it; with ``arp_holder``, remember who answered for it."""
-    with _lock():
+    with lock():
         table = _leases()
         if table.get(str(ip), [""])[0] == holder:
             del table[str(ip)]
@@ -120,7 +118,7 @@ def release(ip: IP | str, holder: str, arp_holder: Mac | None = None) -> None:
 
 
 def release_holder(holder: str) -> None:
-    with _lock():
+    with lock():
         table = _leases()
         kept = {ip: h for ip, h in table.items() if h[0] != holder}
         if kept != table:
@@ -181,61 +179,6 @@ def claim(pool: LanPool, holder: str, wanted: IP | None, dev: str, timing: Timin
     raise Conflict(f"no free address found in the LAN pool {pool}: 16 candidates were in use")
 
 
-# -- containers -------------------------------------------------------------------------------
-
-
-def attach(
-    guest: str,
-    ifname: str = "eth1",
-    ip: IP | None = None,
-    dhcp: bool = False,
-    mac: Mac | None = None,
-    timing: Timing | None = None,
-) -> str:
-    """Give ``guest`` an interface on the LAN: a pool address (probed, announced) or DHCP."""
-    from netplumb import engine
-    from netplumb.kernel import arp, netns
-    from netplumb.model.addresses import AddressSpec
-    from netplumb.model.attach import AttachRequest, DhcpSpec
-    from netplumb.runtimes.guests import resolve
-
-    timing = timing or arp.timing_from_env()
-    host_if, dev = lan_target()
-    with resolve(guest) as g:
-        holder = engine.record_name(g.key, ifname)
-    if dhcp:
-        req = AttachRequest(guest, host_if, ifname, dhcp=DhcpSpec(), mac=mac)
-        engine.attach(req)
-        return "dhcp"
-    pool = get_pool()
-    if pool is None:
-        raise NetplumbError(
-            "no LAN pool: declare one with netplumb lan pool set SUBNET --range A-B"
-        )
-    addr = claim(pool, holder, ip, dev, timing)
-    spec = AddressSpec(pool.interface(addr), pool.gateway)
-    try:
-        engine.attach(
-            AttachRequest(guest, host_if, ifname, addresses=(spec,), mac=mac), lan_checked=True
-        )
-        with resolve(guest) as g, netns.entered(g.fd):
-            arp.announce(ifname, addr, timing)
-    except BaseException:
-        release(addr, holder)
-        raise
-    return str(addr)
-
-
-def detach(guest: str, ifname: str = "eth1") -> None:
-    from netplumb import engine
-    from netplumb.runtimes.guests import resolve
-
-    with resolve(guest) as g:
-        holder = engine.record_name(g.key, ifname)
-    engine.detach(guest, ifname)
-    release_holder(holder)
-
-
 # -- macvlan mode -----------------------------------------------------------------------------
 
 
@@ -243,14 +186,14 @@ def macvlan(hostif: str, shim: str | None, shim_ip: IP | None, timing: Timing | 
     """Macvlan mode on ``hostif`` (left untouched); with ``shim``, a macvlan of the host's own
     with an address from the pool and routes to the pool's range, so host and containers talk
     (a host cannot reach its macvlan children through the parent)."""
-    from netplumb import lanbridge
     from netplumb.kernel import arp
     from netplumb.kernel.netlink import Netlink
     from netplumb.model.names import check_ifname
+    from netplumb.ops import lanbridge
 
     hostif = check_ifname(hostif, "host interface")
     timing = timing or arp.timing_from_env()
-    with lanbridge._lock():
+    with lanbridge.lock():
         if state.read("lan", "bridge") is not None:
             raise Conflict("the LAN is in bridge mode: netplumb lan unbridge first")
         old = state.read("lan", "macvlan")
@@ -328,10 +271,10 @@ def _link_route(dst: Interface, src: IP, oif: int) -> layout.Route:
 
 
 def macvlan_remove() -> Record:
-    from netplumb import lanbridge
     from netplumb.kernel.netlink import Netlink
+    from netplumb.ops import lanbridge
 
-    with lanbridge._lock():
+    with lanbridge.lock():
         rec = state.read("lan", "macvlan")
         if rec is None:
             raise NetplumbError("the LAN is not in macvlan mode (netplumb lan status)")

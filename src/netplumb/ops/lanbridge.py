@@ -18,10 +18,10 @@ from netplumb.kernel import deadman, dockeruser, lanlink
 from netplumb.kernel.netlink import Netlink
 from netplumb.lan import layout
 from netplumb.model.names import check_ifname
+from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from netplumb.networks import _Lock
     from netplumb.state import Record
 
 DEFAULT_TIMEOUT = 60
@@ -38,10 +38,8 @@ STEPS = (
 )
 
 
-def _lock() -> _Lock:
-    from netplumb.networks import _Lock
-
-    return _Lock("lan", "bridge.lock")
+def lock() -> Lock:
+    return Lock("lan", "bridge.lock")
 
 
 def _fail_after(step: str) -> None:
@@ -63,7 +61,7 @@ def bridge(hostif: str, bridge_name: str | None = None, timeout: int = DEFAULT_T
     name = check_ifname(bridge_name or default_bridge(hostif), "bridge name")
     if not 1 <= timeout <= 86400:
         raise InvalidValue(f"invalid --timeout {timeout}: 1 to 86400 seconds")
-    with _lock():
+    with lock():
         if current() is not None:
             rec = current() or {}
             raise Conflict(
@@ -194,7 +192,7 @@ def restore(nl: Netlink, record: Record) -> None:
 
 
 def confirm() -> Record:
-    with _lock():
+    with lock():
         rec = current()
         if rec is None:
             raise NetplumbError("no LAN change is waiting for confirmation (netplumb lan status)")
@@ -207,7 +205,7 @@ def confirm() -> Record:
 
 
 def unbridge(force: bool = False) -> Record:
-    with _lock():
+    with lock():
         rec = current()
         if rec is None:
             raise NetplumbError("no LAN bridge to undo (netplumb lan status)")
@@ -257,7 +255,7 @@ def deadman_main(argv: list[str]) -> None:
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         time.sleep(left)
-    with _lock():
+    with lock():
         rec = current()
         if rec is None or rec.get("token") != token or rec.get("confirmed"):
             return

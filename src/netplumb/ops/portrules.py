@@ -30,9 +30,12 @@ nfnetlink costs nothing next to the record writes, and imports nothing heavy.
 
 from __future__ import annotations
 
-from netplumb import networks, portrecords, state
+from netplumb import state
+from netplumb.model.network import Network
 from netplumb.model.ports import parse_expose
 from netplumb.nft.render import Allow, NetSpec, Publication, element, render, rule_count
+from netplumb.state import portrecords
+from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +47,19 @@ if TYPE_CHECKING:
 TABLE = "netplumb"
 
 
-class PortsLock(networks._Lock):
+# The networks' records, read here rather than through ops/networks.py: a network created or
+# removed asks for the whole ruleset (networks.create/remove call ``sync``), so this module
+# must not import that one.
+def _network_names() -> list[str]:
+    return state.names("networks")
+
+
+def _network(name: str) -> Network | None:
+    rec = state.read("networks", name)
+    return Network.from_record(rec) if rec else None
+
+
+class PortsLock(Lock):
     """The ports lock: records of published ports and the kernel's tables change under it, so
     a whole rewrite never drops an element another process added after it read the records.
     Re-entrant within the process (a publication that repairs the table takes it again)."""
@@ -68,8 +83,8 @@ class PortsLock(networks._Lock):
 
 def _nets(isolated_only: bool = False) -> list[NetSpec]:
     nets = []
-    for name in networks.names():
-        net = networks.get(name)
+    for name in _network_names():
+        net = _network(name)
         if net is not None and (net.isolation or not isolated_only):
             ports = _bridge_ports(net.bridge) if net.isolation else ()
             nets.append(
@@ -102,14 +117,14 @@ def _bridge_ports(bridge: str) -> tuple[str, ...]:
 
 
 def isolation_in_use() -> bool:
-    return any((n := networks.get(name)) is not None and n.isolation for name in networks.names())
+    return any((n := _network(name)) is not None and n.isolation for name in _network_names())
 
 
 def _allows() -> list[Allow]:
     """Link flows on isolated networks: the linking host may reach the target's exposed ports."""
     isolated = {}
-    for name in networks.names():
-        net = networks.get(name)
+    for name in _network_names():
+        net = _network(name)
         if net is not None and net.isolation:
             isolated[name] = net
     if not isolated:
@@ -288,7 +303,7 @@ def reconcile_if_drifted() -> bool:
     """Re-apply when the tables are missing or hold another number of rules or elements (say
     after ``nft flush ruleset``); returns whether it did. Cheap when netplumb owns nothing.
     Only ``reconcile``-like callers use it: reading commands change nothing."""
-    if not networks.names() and not portrecords.owners():
+    if not _network_names() and not portrecords.owners():
         return False
     from netplumb.kernel import nft
     from netplumb.nft.render import element_count

@@ -8,13 +8,13 @@ publication is one map element added or deleted on its own.
 
 from __future__ import annotations
 
-from netplumb import portindex, portrecords, portrules, state
+from netplumb import state
 from netplumb.errors import InvalidValue, NetplumbError
 from netplumb.model.ip import IP
 from netplumb.model.ports import PortMapping, parse_expose, parse_port_spec
-from netplumb.portchoice import choose_port, families, ip_text
-from netplumb.portrecords import bindings
-from netplumb.portrules import (
+from netplumb.ops import portrules
+from netplumb.ops.portchoice import choose_port, families, ip_text
+from netplumb.ops.portrules import (
     at_batch_end,
     batch,
     in_batch,
@@ -22,6 +22,8 @@ from netplumb.portrules import (
     isolation_in_use,
     sync,
 )
+from netplumb.state import portindex, portrecords
+from netplumb.state.portrecords import bindings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

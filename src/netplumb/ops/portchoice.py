@@ -11,8 +11,8 @@ import errno
 import random
 import socket
 
-from netplumb import portindex
 from netplumb.errors import Conflict, InvalidValue
+from netplumb.state import portindex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from netplumb import networks, ports, state
+from netplumb import state
 from netplumb.errors import NetplumbError
+from netplumb.ops import networks, ports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Removing what netplumb owns: every attachment of an owner, and ``gc`` of dead guests.
+"""Removing what netplumb owns: every attachment of an owner (``gc`` of dead guests is
+``ops/gc.py``, which uses this).
 
 Only objects that carry netplumb's mark (an interface alias ``netplumb:<owner>``) or that
 netplumb's own records name are ever removed; nothing is matched by name pattern.
@@ -9,9 +10,10 @@ from __future__ import annotations
 from netplumb import state
 from netplumb.errors import NetplumbError
 from netplumb.kernel.netlink import Netlink
-from netplumb.kernel.session import BRIDGE_MARK, Session
+from netplumb.kernel.session import Session
 from netplumb.model.names import mark_owner, owner_mark
-from netplumb.runtimes.guests import Guest, alive, resolve
+from netplumb.runtimes.guest import Guest
+from netplumb.runtimes.guests import alive, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ def records_of(owner: str) -> list[tuple[str, Record]]:
     return out
 
 
-def _release_dead(name: str, record: Record, host: Netlink) -> None:
+def release_dead(name: str, record: Record, host: Netlink) -> None:
     """The guest is gone: its namespace took the guest ends with it; clean the host side."""
     from netplumb.kernel import dhcp
 
@@ -45,12 +47,12 @@ def _release_dead(name: str, record: Record, host: Netlink) -> None:
 
 def _undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
     """Undo one attachment inside its living guest, then forget its record."""
-    from netplumb.engine import _undo_from_results
+    from netplumb.ops.engine import undo_from_results
 
     session = Session(guest.fd)
     try:
         record["owner_mark"] = owner_mark(owner)
-        _undo_from_results(session, str(record["ifname"]), record)
+        undo_from_results(session, str(record["ifname"]), record)
         state.remove("attach", name)
     finally:
         session.close()
@@ -58,7 +60,7 @@ def _undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
 
 def release_owner(owner: str) -> int:
     """Detach every interface netplumb attached to ``owner``; returns how many."""
-    from netplumb import networks, ports
+    from netplumb.ops import networks, ports
 
     ports.release(owner)
     records = records_of(owner)
@@ -75,7 +77,7 @@ def release_owner(owner: str) -> int:
     with Netlink() as host:
         for name, record in records:
             if guest is None:
-                _release_dead(name, record, host)
+                release_dead(name, record, host)
                 continue
             _undo_in(guest, owner, name, record)
     if guest is not None:
@@ -145,110 +147,6 @@ def release_after_exit(records: list[tuple[str, Record]], timeout: float = 10.0)
             pause = min(pause * 2, 0.05)
         for name, record in records:
             if record.get("host_name") in wanted or isinstance(record.get("dhcp_pidfile"), str):
-                _release_dead(name, record, host)  # deletes what is still there, by its mark
+                release_dead(name, record, host)  # deletes what is still there, by its mark
             else:
                 state.remove("attach", name)
-
-
-def _listdir(folder: str) -> list[str]:
-    import os
-
-    try:
-        return sorted(os.listdir(folder))
-    except OSError:
-        return []
-
-
-def remove_stale() -> list[str]:
-    """Remove the records of namespaces that are gone (``state.stale_dirs``), first stopping
-    the hosts they name that still run: a host outlives the namespace it was started from, and
-    nothing could reach it once its records are gone. Their PIDs are checked with their start
-    times, as for any host."""
-    import marshal
-    import os
-    import shutil
-    import signal
-
-    from netplumb.hosts import runtime
-    from netplumb.kernel.session import kill_pidfile
-
-    removed = []
-    for folder in state.stale_dirs():
-        hosts: list[Record] = []
-        for entry in _listdir(os.path.join(folder, "hosts")):
-            try:
-                with open(os.path.join(folder, "hosts", entry), "rb") as f:
-                    rec = marshal.load(f)
-            except (OSError, EOFError, ValueError, TypeError):
-                continue
-            if isinstance(rec, dict):
-                hosts.append(rec)
-        dhcp = [  # <owner>@<ifname>.pid
-            (os.path.join(folder, "dhcp", e), e[:-4].rpartition("@")[2])
-            for e in _listdir(os.path.join(folder, "dhcp"))
-            if e.endswith(".pid")
-        ]
-        for pf, ifname in dhcp:
-            kill_pidfile(pf, ifname)
-        runtime._stop_all(hosts, force=True)
-        for rec in hosts:
-            holder = rec.get("holder")
-            if isinstance(holder, int) and runtime._alive(holder, rec.get("holder_start")):
-                runtime._kill(holder, signal.SIGKILL)
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(f"records of a namespace that is gone ({os.path.basename(folder)})")
-    return removed
-
-
-def gc() -> list[str]:
-    """Remove what belongs to dead guests, and nothing else; returns what was removed."""
-    from netplumb.hosts import runtime
-
-    removed: list[str] = [f"interrupted write {f}" for f in state.sweep_stale_tmp()]
-    removed += remove_stale()
-    for name in runtime.names():
-        record = state.read("hosts", name)
-        if record is not None and runtime.status(record) == "lost":
-            release_owner(f"host:{name}")
-            state.remove("hosts", name)
-            runtime._remove_files(name)
-            removed.append(f"host {name}")
-    from netplumb import networks, ports
-
-    for owner in state.names("ports"):
-        if not alive(owner):
-            ports.release(owner)
-            removed.append(f"published ports of {owner}")
-    ports.drop_stale_index()
-    for net in networks.names():
-        for ip, owner in networks._leases(net).items():
-            if not alive(owner):
-                networks.release_address(net, ip, owner)
-                removed.append(f"address {ip} of {owner}")
-    networks.release_many([o for o in networks.indexed_owners() if not alive(o)])
-    with Netlink() as host:
-        for name in state.names("attach"):
-            record = state.read("attach", name)
-            if record is None:
-                continue
-            owner = str(record.get("owner"))
-            if not alive(owner):
-                _release_dead(name, record, host)
-                removed.append(f"attachment {name}")
-        links = host.links()
-        masters = {ln.master for ln in links if ln.master}
-        for link in links:
-            marked = mark_owner(link.alias)
-            if marked is None:
-                continue
-            if link.alias == BRIDGE_MARK:
-                if link.index not in masters:
-                    host.delete_link(link.index, f'cannot delete bridge "{link.name}"')
-                    removed.append(f"bridge {link.name}")
-            elif not alive(marked):
-                host.delete_link(link.index, f'cannot delete "{link.name}"')
-                removed.append(f"link {link.name}")
-        from netplumb.kernel import dockeruser
-
-        dockeruser.sync(host)  # rules of the bridges that went, and of those left
-    return removed

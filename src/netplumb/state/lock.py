@@ -1,0 +1,44 @@
+"""The one lock API of netplumb's records: an exclusive ``flock`` on a file of the state
+directory, held for a ``with`` block.
+
+Every table that must not be changed by two commands at once takes one: network definitions
+(``networks.lock``), each network's address leases (``leases/<net>.lock``), the LAN bridge and
+pool (``lan/bridge.lock``, ``lan/leases.lock``), published ports (``ports.lock``), CNI IPAM pools
+and projects. A lock file is created 0600 on first use (its directory 0700), and never removed:
+removing a lock file another process is waiting on would let a third one lock a new file of the
+same name. ``flock`` is released by the kernel when the process dies, so a ``kill -9`` never
+leaves a table locked.
+"""
+
+from __future__ import annotations
+
+import os
+
+from netplumb import state
+
+
+class Lock:
+    """``with Lock("leases", "net1.lock"):`` -- exclusive, blocking, not re-entrant (a second
+    ``Lock`` of the same file in the same process waits for the first: hold one at a time)."""
+
+    __slots__ = ("fd", "parts")
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+        self.fd = -1
+
+    def __enter__(self) -> Lock:
+        import fcntl
+
+        p = state.path(*self.parts)
+        try:
+            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
+        except FileNotFoundError:
+            state.ensure_dir(*self.parts[:-1])
+            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+        self.fd = -1
