@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from netplumb.hosts import supervise
+from netplumb.hosts import holderfile, supervise
 from netplumb.model import restart
 
 
@@ -47,10 +47,10 @@ class Holder:
             self.report = f.read().decode()
 
     def status(self) -> dict[str, object]:
-        return supervise.read_status(self.files) or {}
+        return holderfile.read_status(self.files) or {}
 
     def order(self, words: str) -> None:
-        path = os.path.join(self.files, supervise.CONTROL)
+        path = os.path.join(self.files, holderfile.CONTROL)
         Path(path + ".tmp").write_text(words)
         os.replace(path + ".tmp", path)
         os.kill(self.pid, signal.SIGUSR1)
@@ -128,7 +128,7 @@ def test_the_first_start_is_reported_and_recorded(
     assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"]
     st = h.status()
     assert (st["state"], st["pid"], st["restart_count"]) == ("running", pid, 0)
-    assert os.stat(os.path.join(h.files, supervise.STATUS)).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(h.files, holderfile.STATUS)).st_mode & 0o777 == 0o600
     assert os.getpgid(pid) == pid  # a session and process group of its own
     assert wait(lambda: h.starts() == 1)
 
@@ -233,8 +233,6 @@ def test_the_c_holder_is_small(holders: Callable[[str, str], Holder], kind: str)
 
 
 def test_the_status_format_round_trips() -> None:
-    from netplumb.hosts import holderfile
-
     status: dict[str, object] = {
         "state": "restarting",
         "pid": 0,

@@ -16,7 +16,7 @@ import time
 
 from netplumb import state
 from netplumb.errors import NetplumbError
-from netplumb.hosts import supervise
+from netplumb.hosts import holderfile
 from netplumb.model import restart
 from netplumb.runtimes.guests import pid_start_time
 
@@ -69,7 +69,7 @@ def current(record: Record) -> Record:
     if not holder_alive(record):
         out.update(state="lost", restart_count=0, exit_code=0)
         return out
-    reported = supervise.read_status(files_of(record)) if supervised(record) else None
+    reported = holderfile.read_status(files_of(record)) if supervised(record) else None
     if reported is None:  # a holder from before restart policies: only alive or not
         running = alive(record.get("pid"), record.get("start"))
         out.update(state="running" if running else "exited", restart_count=0, exit_code=0)
@@ -92,7 +92,7 @@ def _order(record: Record, words: str) -> str:
     """Give the holder an order; returns its token."""
     token = f"{os.getpid()}.{time.monotonic_ns()}"
     files = files_of(record)
-    path = os.path.join(files, supervise.CONTROL)
+    path = os.path.join(files, holderfile.CONTROL)
     tmp = f"{path}.{os.getpid()}.tmp"
     verb, _, rest = words.partition(" ")
     state.write_file(tmp, f"{verb} {token} {rest}".strip().encode())
@@ -112,7 +112,7 @@ def _wait_acks(pending: dict[str, tuple[Record, str]], timeout: float) -> list[s
     delay = 0.001
     while pending:
         for name, (record, token) in list(pending.items()):
-            reported = supervise.read_status(files_of(record)) or {}
+            reported = holderfile.read_status(files_of(record)) or {}
             if reported.get("ack") == token or not holder_alive(record):
                 del pending[name]
         if not pending or time.monotonic() >= deadline:

@@ -11,7 +11,9 @@ reads:
   start, the same clock after exec), one ``arg`` per argument, one ``env`` (``K=V``) per
   variable, then the status's fields. Paths, arguments and variables hold any byte but NUL.
 
-This module imports only ``os``: the Python holder loads it.
+Here too the reading and writing of the holder's files in the host's files directory: its
+``status`` and the ``control`` file that carries ``stop``/``start`` orders. This module imports
+only ``os``: the Python holder loads it.
 """
 
 from __future__ import annotations
@@ -125,3 +127,44 @@ def load_handover(data: bytes) -> Handover:
         elif key in ("files", "log", "policy"):
             setattr(out, key, value)
     return out
+
+
+STATUS = "status"
+CONTROL = "control"
+
+
+def write_status(files: str, status: dict[str, object]) -> None:
+    """Atomically (temporary file, rename), 0600: a status may name what the command got."""
+    path = os.path.join(files, STATUS)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as f:
+        f.write(dump_status(status))
+    os.replace(tmp, path)
+
+
+def read_status(files: str) -> dict[str, object] | None:
+    """The holder's last status (``holderfile``'s format; None if there is none)."""
+    try:
+        with open(os.path.join(files, STATUS), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if data[:1] in (b"{", b"\xfb"):  # a marshal dict: a holder started before holderfile
+        import marshal
+
+        try:
+            value = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return None
+        return value if isinstance(value, dict) else None
+    return load_status(data)
+
+
+def read_control(files: str) -> list[str]:
+    """The last order's words (``[]`` if none was given)."""
+    try:
+        with open(os.path.join(files, CONTROL)) as f:
+            return f.read().split()
+    except OSError:
+        return []

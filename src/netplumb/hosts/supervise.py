@@ -48,46 +48,7 @@ def pid_start_time(pid: int) -> int | None:
     return int(data[data.rindex(b")") + 2 :].split()[19])
 
 
-STATUS = "status"
-CONTROL = "control"
 _SIGNALS = {signal.SIGCHLD, signal.SIGUSR1}
-
-
-def write_status(files: str, status: dict[str, object]) -> None:
-    """Atomically (temporary file, rename), 0600: a status may name what the command got."""
-    path = os.path.join(files, STATUS)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with open(fd, "wb") as f:
-        f.write(holderfile.dump_status(status))
-    os.replace(tmp, path)
-
-
-def read_status(files: str) -> dict[str, object] | None:
-    """The holder's last status (``holderfile``'s format; None if there is none)."""
-    try:
-        with open(os.path.join(files, STATUS), "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    if data[:1] in (b"{", b"\xfb"):  # a marshal dict: a holder started before holderfile
-        import marshal
-
-        try:
-            value = marshal.loads(data)
-        except (EOFError, ValueError, TypeError):
-            return None
-        return value if isinstance(value, dict) else None
-    return holderfile.load_status(data)
-
-
-def read_control(files: str) -> list[str]:
-    """The last order's words (``[]`` if none was given)."""
-    try:
-        with open(os.path.join(files, CONTROL)) as f:
-            return f.read().split()
-    except OSError:
-        return []
 
 
 def spawn(argv: list[str], env: dict[str, str], log: str) -> tuple[int, str]:
@@ -160,7 +121,7 @@ class Holder:
 
     def save(self) -> None:
         try:
-            write_status(self.files, self.status)
+            holderfile.write_status(self.files, self.status)
         except OSError:
             pass  # the files are gone: the host is being removed, and this holder with it
 
@@ -185,7 +146,7 @@ class Holder:
         return error
 
     def stopped(self) -> bool:
-        return read_control(self.files)[:1] == ["stop"]
+        return holderfile.read_control(self.files)[:1] == ["stop"]
 
     def exited(self, code: int) -> None:
         """The command exited with ``code``: record it; per the policy, schedule a restart."""
@@ -193,7 +154,7 @@ class Holder:
         self.pid = 0
         self.kill_at = None
         self.status.update(pid=0, exit_code=code, finished_at=time.time(), state="exited")
-        order = read_control(self.files)
+        order = holderfile.read_control(self.files)
         if order[:1] == ["stop"]:
             self.status["ack"] = order[1] if len(order) > 1 else ""
             return
@@ -205,7 +166,7 @@ class Holder:
 
     def order(self) -> None:
         """Carry out the order in ``control`` (SIGUSR1 says there is one)."""
-        words = read_control(self.files)
+        words = holderfile.read_control(self.files)
         token = words[1] if len(words) > 1 else ""
         if words[:1] == ["stop"]:
             self.next_start = None
