@@ -111,10 +111,11 @@ left = {
     "removed": len(removed),
     "veths": sum(1 for ln in links if ln.get("linkinfo", {}).get("info_kind") == "veth"),
     "holders": sum(1 for h in holders if running(h)),
-    "dnat_rules": sum(
-        1
+    # published ports are elements of the DNAT maps (the publish chain's four lookups stay)
+    "dnat_elements": sum(
+        len(item["map"].get("elem", []))
         for item in nft["nftables"]
-        if "rule" in item and any("dnat" in e for e in item["rule"]["expr"])
+        if "map" in item and item["map"]["name"].startswith("publish")
     ),
     "leases": sum(len(networks.leases(net)) for net in networks.names()),
     "host_records": len(runtime.names()),
