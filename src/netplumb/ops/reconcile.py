@@ -25,6 +25,7 @@ import time
 from netplumb import state
 from netplumb.errors import NetplumbError
 from netplumb.kernel.session import Session
+from netplumb.model.attach import AttachRequest
 from netplumb.model.ip import IP, Interface
 from netplumb.model.names import mark_owner, mark_scope
 from netplumb.ops import engine
@@ -125,7 +126,26 @@ def _recreate(session: Session, guest: Guest, name: str, record: Record, log: Lo
         state.write(new, "attach", name)
 
     engine.apply(session, guest, actions, commit)
+    _announce_again(guest, ifname, req)
     log(f"restored {ifname} of {guest.name} ({record.get('describe', req.describe())})")
+
+
+def _announce_again(guest: Guest, ifname: str, req: AttachRequest) -> None:
+    """One gratuitous ARP once the interface is back. The kernel's own (arp_notify, on link-up)
+    can leave before the bridge forwards on the new port, and a neighbour that kept asking
+    while the interface was gone then waits for its next ARP retry, a second later: that is
+    what a quarter of the restarts in bench/restart.py showed (~1.03 s against ~7 ms)."""
+    v4 = [s.interface.ip for s in req.addresses if s.interface and s.interface.version == 4]
+    if not v4:
+        return
+    from netplumb.kernel import arp, netns
+    from netplumb.lan.arp import Timing
+
+    try:
+        with netns.entered(guest.fd):
+            arp.announce(ifname, v4[0], Timing(0, 0.0, 0.0, 1, 0.0))
+    except (NetplumbError, OSError):
+        pass  # the address is back in any case; the neighbour's own retry finds it
 
 
 def _restore_guest(guest: Guest, recs: list[tuple[str, Record]], sweep: bool, log: Log) -> None:
