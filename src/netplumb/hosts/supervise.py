@@ -27,6 +27,7 @@ import os
 import time
 
 from netplumb.hosts import holderfile
+from netplumb.kernel.proc import pid_start_time  # a module without imports
 from netplumb.model import restart
 
 TYPE_CHECKING = False
@@ -34,18 +35,6 @@ if TYPE_CHECKING:
     import signal
 else:  # the same functions and numbers without ``enum`` (~1.5 MB of the holder's memory)
     import _signal as signal
-
-
-def pid_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), which
-    tells a process from a later one given the same PID (``runtimes.guests``'s, here so
-    that the holder imports nothing more)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rindex(b")") + 2 :].split()[19])
 
 
 _SIGNALS = {signal.SIGCHLD, signal.SIGUSR1}

@@ -54,6 +54,18 @@ def _find_dhcp_client(wanted: str | None) -> str | None:
     return dhcp.find_client(wanted)
 
 
+def plan_for(session: Session, req: AttachRequest, guest: Guest) -> list[Action]:
+    """The attach plan of ``req`` for ``guest``, against what the kernel shows now."""
+    return plan_attach(
+        req,
+        observe(session, req, guest),
+        owner=guest.key,
+        guest_short=guest.short,
+        guest_name=guest.name,
+        scope=state.scope_id(),
+    )
+
+
 def observe(session: Session, req: AttachRequest, guest: Guest) -> Observed:
     link = None
     if req.host_if is not None:
@@ -152,15 +164,7 @@ def attach(
             )
         session = Session(guest.fd)
         try:
-            obs = observe(session, req, guest)
-            actions = plan_attach(
-                req,
-                obs,
-                owner=guest.key,
-                guest_short=guest.short,
-                guest_name=guest.name,
-                scope=state.scope_id(),
-            )
+            actions = plan_for(session, req, guest)
             if dry_run:
                 return actions
             # ``leased``: the caller (netplumb run) leased the addresses from the network itself

@@ -29,7 +29,6 @@ from netplumb.model.attach import AttachRequest
 from netplumb.model.ip import IP, Interface
 from netplumb.model.names import mark_owner, mark_scope
 from netplumb.ops import engine
-from netplumb.plan.attach import plan_attach
 from netplumb.plan.reconcile import GuestView, is_ours, orphans, plan_repair, request_from_record
 from netplumb.runtimes.guests import NETNS_RUN_DIR, Guest, from_host, from_pid, resolve
 
@@ -110,15 +109,7 @@ def _recreate(session: Session, guest: Guest, name: str, record: Record, log: Lo
         stale = session.host.get_link(host_name)
         if stale is not None and mark_owner(stale.alias) == guest.key:
             session.host.delete_link(stale.index, f'cannot delete stale veth "{host_name}"')
-    obs = engine.observe(session, req, guest)
-    actions = plan_attach(
-        req,
-        obs,
-        owner=guest.key,
-        guest_short=guest.short,
-        guest_name=guest.name,
-        scope=state.scope_id(),
-    )
+    actions = engine.plan_for(session, req, guest)
 
     def commit() -> None:
         new = {k: v for k, v in record.items() if k not in ("dhcp_pidfile", "previous_defaults")}
