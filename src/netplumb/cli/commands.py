@@ -7,14 +7,36 @@ import os
 import sys
 
 from netplumb import __version__
+from netplumb.cli.hostcmds import (
+    cmd_exec,
+    cmd_logs,
+    cmd_ps,
+    cmd_rm,
+    cmd_run,
+    cmd_start,
+    cmd_stop,
+)
+from netplumb.cli.netcmds import (
+    cmd_attach,
+    cmd_demo,
+    cmd_detach,
+    cmd_gc,
+    cmd_graph,
+    cmd_inspect,
+    cmd_link,
+    cmd_network,
+    cmd_port,
+    cmd_publish,
+    cmd_reconcile,
+    cmd_unpublish,
+    cmd_watch,
+)
 from netplumb.cli.parser import Parser
-from netplumb.errors import NetplumbError, UsageError
+from netplumb.errors import NetplumbError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from netplumb.state import Record
+    pass
 
 EXAMPLES = {
     "run": "netplumb run --name db --expose 27017 -- birthdays mongo --port 27017",
@@ -276,171 +298,6 @@ def build_parser() -> _Parser:
     return parser
 
 
-def _strip_dashdash(argv: list[str]) -> list[str]:
-    return argv[1:] if argv and argv[0] == "--" else argv
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from netplumb.model import restart
-    from netplumb.ops import containers
-
-    policy = restart.parse(args.restart)  # refused before anything is made
-
-    env = list(args.env)
-    if not any(e.partition("=")[0] == "PATH" for e in env):
-        env.insert(0, f"PATH={containers.search_path()}")
-    record = containers.run(
-        args.name,
-        _strip_dashdash(args.argv),
-        hostname=args.hostname,
-        env=env,
-        expose=args.expose,
-        network=args.network,
-        link_specs=args.link,
-        publish=args.publish,
-        publish_all=args.publish_all,
-        ip=args.ip,
-        restart=policy,
-    )
-    print(record["name"])
-    return 0
-
-
-def _addresses(record: dict[str, object]) -> list[str]:
-    from netplumb.kernel import netns
-    from netplumb.model.ip import IP
-
-    try:
-        fd = os.open(str(record["netns"]), os.O_RDONLY)
-    except OSError:
-        return []
-    try:
-        with netns.socket_in(fd) as nl:
-            return [
-                f"{IP(a.address)}/{a.prefixlen}"
-                for a in nl.addresses()
-                if len(a.address) in (4, 16)
-                and not IP(a.address).is_loopback
-                and not a.address.startswith(b"\xfe\x80")
-            ]
-    finally:
-        os.close(fd)
-
-
-def cmd_ps(args: argparse.Namespace) -> int:
-    import shlex
-
-    from netplumb import state
-    from netplumb.hosts import runtime
-
-    rows: list[dict[str, object]] = []
-    for name in runtime.names():
-        record = state.read("hosts", name)
-        if record is None:
-            continue
-        now = runtime.current(record)
-        st = str(now["state"])
-        rows.append(
-            {
-                "name": name,
-                "pid": now.get("pid") or record.get("pid"),
-                "state": st,
-                "addresses": _addresses(record) if st != "lost" else [],
-                "command": shlex.join(record.get("argv", [])),
-            }
-        )
-    from netplumb.project import guests
-
-    for row in guests.docker_rows():  # the Docker services of projects (netplumb up)
-        pid = row["netns_pid"]
-        rows.append(
-            {
-                "name": row["name"],
-                "pid": row["pid"],
-                "state": row["state"],
-                "addresses": _addresses({"netns": f"/proc/{pid}/ns/net"}) if pid else [],
-                "command": row["command"],
-            }
-        )
-    if args.json:
-        import json
-
-        print(json.dumps(rows, indent=2))
-        return 0
-    from rich import box
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for col in ("NAME", "PID", "STATE", "ADDRESSES", "COMMAND"):
-        table.add_column(col, no_wrap=col != "COMMAND")
-    for row in rows:
-        table.add_row(
-            *(escape(" ".join(v) if isinstance(v, list) else str(v)) for v in row.values())
-        )
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
-    return 0
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    from netplumb import state
-    from netplumb.hosts import runtime
-
-    if state.read("hosts", args.name) is None:
-        from netplumb.project import guests
-
-        if args.name in guests.docker_names():  # a project's Docker service: Docker's log
-            sys.stdout.flush()
-            os.execvp("docker", ["docker", "logs", args.name])
-    record = runtime.get(args.name)
-    try:
-        with open(record["log"], "rb") as f:
-            sys.stdout.flush()
-            sys.stdout.buffer.write(f.read())
-    except FileNotFoundError:
-        pass
-    return 0
-
-
-def cmd_exec(args: argparse.Namespace) -> int:
-    from netplumb.hosts import runtime
-
-    argv = _strip_dashdash(args.argv)
-    if not argv:
-        raise UsageError("netplumb exec: no command given: netplumb exec NAME -- CMD [ARGS...]")
-    from netplumb.ops import containers
-
-    record = runtime.get(args.name)
-    env = containers.exec_env(record)
-    runtime.enter(record)
-    sys.stdout.flush()
-    try:
-        os.execvpe(argv[0], argv, env)
-    except OSError as exc:
-        raise NetplumbError(f"cannot exec {argv[0]} in host {args.name}: {exc.strerror}") from None
-
-
-def cmd_rm(args: argparse.Namespace) -> int:
-    from netplumb.hosts import runtime
-    from netplumb.ops import links, ports
-
-    failed = 0
-    removed: set[str] = set()
-    with ports.batch():  # one nft transaction for all of them
-        for name in args.names:
-            try:
-                runtime.remove(name, force=args.force)
-                removed.add(name)
-                print(name)
-            except NetplumbError as exc:
-                print(f"netplumb rm: {exc}", file=sys.stderr)
-                failed = 1
-    if removed:
-        links.refresh_hosts_files(removed)
-    return failed
-
-
 def stop_start_parsers(subs: argparse._SubParsersAction[_Parser]) -> None:
     p = _sub(
         subs,
@@ -460,225 +317,6 @@ def stop_start_parsers(subs: argparse._SubParsersAction[_Parser]) -> None:
     p = _sub(subs, "start", "start stopped hosts' commands again, in the same namespaces")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=cmd_start)
-
-
-def _each_host(args: argparse.Namespace, verb: str, act: Callable[[Record], object]) -> int:
-    """Docker's way with many names: each is done or fails on its own line; exit 1 if any
-    failed."""
-    from netplumb import state
-
-    failed = 0
-    for name in args.names:
-        try:
-            record = state.read("hosts", name)
-            if record is None:
-                raise NetplumbError(f"No such host: {name}")
-            act(record)
-            print(name)
-        except NetplumbError as exc:
-            print(f"netplumb {verb}: {exc}", file=sys.stderr)
-            failed = 1
-    return failed
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    from netplumb.hosts import control
-
-    if args.time < 0:
-        raise UsageError(f"netplumb stop: invalid time {args.time}: seconds must be 0 or more")
-    return _each_host(args, "stop", lambda record: control.stop(record, float(args.time)))
-
-
-def cmd_start(args: argparse.Namespace) -> int:
-    from netplumb.hosts import control
-
-    return _each_host(args, "start", control.start)
-
-
-def cmd_attach(args: argparse.Namespace) -> int:
-    from netplumb.model.addresses import parse_address_spec
-    from netplumb.model.attach import AttachRequest, DhcpSpec
-    from netplumb.model.mac import Mac
-    from netplumb.model.names import check_ifname
-    from netplumb.ops import engine
-
-    if args.dhcp is not None and args.ip:
-        raise UsageError("netplumb attach: --dhcp and --ip exclude each other")
-    req = AttachRequest(
-        guest=args.guest,
-        host_if=check_ifname(args.host_if, "host interface"),
-        guest_ifname=check_ifname(args.ifname, "interface name (-i)"),
-        host_ifname=check_ifname(args.host_ifname, "host interface name (-l)")
-        if args.host_ifname
-        else None,
-        addresses=tuple(parse_address_spec(a) for a in args.ip),
-        dhcp=DhcpSpec(None, tuple(args.dhcp.split())) if args.dhcp is not None else None,
-        mac=Mac.parse(args.mac) if args.mac else None,
-        create_bridge=True,
-    )
-    actions = engine.attach(req, dry_run=args.dry_run)
-    if args.dry_run:
-        for action in actions:
-            print(action)
-    return 0
-
-
-def cmd_detach(args: argparse.Namespace) -> int:
-    from netplumb.ops import engine
-
-    engine.detach(args.guest, args.ifname)
-    return 0
-
-
-def cmd_gc(args: argparse.Namespace) -> int:
-    from netplumb.ops import gc
-
-    for line in gc.gc():
-        print(f"removed {line}")
-    return 0
-
-
-def _owner(guest: str) -> tuple[str, str]:
-    """(owner key, display name) of a guest reference."""
-    from netplumb import state
-    from netplumb.runtimes.guests import resolve
-
-    if state.read("hosts", guest) is not None:
-        return f"host:{guest}", guest
-    with resolve(guest) as g:
-        return g.key, guest
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    from netplumb.ops import ports
-
-    owner, name = _owner(args.guest)
-    ports.publish(owner, name, args.specs)
-    for line in ports.port_lines(owner, name, None):
-        print(line)
-    return 0
-
-
-def cmd_unpublish(args: argparse.Namespace) -> int:
-    from netplumb.ops import ports
-
-    owner, name = _owner(args.guest)
-    if ports.unpublish(owner, args.specs) == 0:
-        raise NetplumbError(f"Error: No public port '{' '.join(args.specs)}' published for {name}")
-    return 0
-
-
-def cmd_port(args: argparse.Namespace) -> int:
-    from netplumb.ops import ports
-
-    owner, name = _owner(args.guest)
-    for line in ports.port_lines(owner, name, args.port):
-        print(line)
-    return 0
-
-
-def cmd_link(args: argparse.Namespace) -> int:
-    from netplumb.ops import links
-
-    lines = links.env_for(args.target, args.alias, args.linking)
-    if args.json:
-        import json
-
-        print(json.dumps(dict(v.partition("=")[::2] for v in lines), indent=2))
-    else:
-        print("\n".join(lines))
-    return 0
-
-
-def cmd_network(args: argparse.Namespace) -> int:
-    from netplumb.model.network import make_network
-    from netplumb.ops import networks
-
-    if args.network_command == "create":
-        net = make_network(
-            args.name,
-            args.bridge or f"np-{args.name}"[:15],
-            args.subnet,
-            args.gateway,
-            args.isolation,
-            args.mtu,
-            subnet6=args.subnet6,
-            gateway6=args.gateway6,
-        )
-        networks.create(net)  # its rules come with it (networks.create writes the ruleset)
-        print(net.name)
-    elif args.network_command == "rm":
-        networks.remove(args.name)
-    else:
-        for name in networks.names():
-            found = networks.get(name)
-            if found is not None:
-                iso = " isolation" if found.isolation else ""
-                v6 = f" {found.subnet6}" if found.subnet6 else ""
-                subnets = f"{found.subnet}{v6}"
-                print(f"{found.name}\t{found.bridge}\t{subnets}\tgateway {found.gateway.ip}{iso}")
-    return 0
-
-
-def cmd_reconcile(args: argparse.Namespace) -> int:
-    from netplumb.kernel import dockeruser
-    from netplumb.ops import reconcile
-
-    reconcile.reconcile(print)  # interfaces, then netplumb's nftables tables
-    dockeruser.sync()  # a dockerd started since: its FORWARD DROP must not cut netplumb's bridges
-    return 0
-
-
-def cmd_watch(args: argparse.Namespace) -> int:
-    import time
-
-    from netplumb.ops import watch
-
-    def log(line: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        print(f"{stamp}Z {line}", flush=True)
-
-    watch.run(log, lambda: print("watching", flush=True))
-    return 0
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    import json
-
-    from netplumb.ops.inspect import inspect
-
-    print(json.dumps([inspect(name) for name in args.names], indent=4))
-    return 0
-
-
-def cmd_graph(args: argparse.Namespace) -> int:
-    from netplumb.graph.snapshot import snapshot
-    from netplumb.graph.svg import render, to_png
-
-    svg = render(*snapshot())
-    if args.output and args.output.endswith(".png"):
-        to_png(svg, args.output)
-    elif args.output:
-        with open(args.output, "w") as f:
-            f.write(svg)
-    else:
-        sys.stdout.write(svg)
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from netplumb import demo
-
-    if args.down:
-        demo.down()
-    else:
-        demo.down()  # a demo left from an earlier run: start from scratch
-        if args.runtime == "host" and args.data == demo.DEFAULT_DATA:
-            import shutil
-
-            shutil.rmtree(args.data, ignore_errors=True)  # the demo's own data: start empty
-        demo.up(args.data, args.runtime, args.lan, args.lan_pool)
-    return 0
 
 
 COMMANDS = {
