@@ -7,7 +7,9 @@
   tests left behind and fails the run: test namespaces (``npt-*``), netplumb host records in
   ``/run/netplumb/*/hosts``, links marked ``netplumb:`` in this namespace, netplumb nftables
   tables, holder processes, test containers. What was there before the run is left out (it is
-  not this run's leak), and nothing is deleted: the check only reports.
+  not this run's leak), compared by what it is, not by pid or veth name: the README's demo, up
+  before the run and brought up again by its test, is not a leak. Nothing is deleted: the
+  check only reports.
 - Fixtures (``netns``, ``docker_client``, ``busybox_container``) and helpers (``run``,
   ``ip_json``, ``need_root``) live in ``netns_helpers.py``.
 """
@@ -33,7 +35,7 @@ pytest.register_assert_rewrite("netns_helpers")  # imported below, before pytest
 
 from netns_helpers import docker_reachable, is_root  # noqa: E402
 
-_LEAKS_BEFORE = pytest.StashKey[set[str]]()
+_LEAKS_BEFORE = pytest.StashKey[dict[str, str]]()
 _LEAKS = pytest.StashKey[list[str]]()
 _CI_SKIPS = pytest.StashKey[list[str]]()
 _RAN_KERNEL = pytest.StashKey[bool]()
@@ -113,29 +115,40 @@ def _out(argv: list[str]) -> str:
     return proc.stdout
 
 
-def find_leaks() -> set[str]:
-    """What netplumb or the tests may have left on this machine, one line per object."""
-    found: set[str] = set()
+def find_leaks() -> dict[str, str]:
+    """What netplumb or the tests may have left on this machine, one line per object.
+
+    Keyed by what the object is, not by its kernel name or pid: a demo that was up before the
+    run and is up again after it (its hosts restarted) has new pids and veth names, and is not
+    this run's leak; the line shown says which object it is now.
+    """
+    found: dict[str, str] = {}
     for line in _out(["ip", "netns", "list"]).splitlines():
         name = line.split(" ")[0]
         if name.startswith("npt-"):
-            found.add(f"netns {name}")
+            found[f"netns {name}"] = f"netns {name}"
     for path in glob.glob("/run/netplumb/*/hosts/*"):
-        found.add(f"netplumb host record {path}")
+        found[path] = f"netplumb host record {path}"
     links = _out(["ip", "-j", "link"])
     for link in json.loads(links) if links.strip() else []:
-        if str(link.get("ifalias", "")).startswith("netplumb:"):
-            found.add(f"link {link['ifname']} ({link['ifalias']})")
+        alias = str(link.get("ifalias", ""))
+        if alias.startswith("netplumb:"):
+            # a host's veth is named after its holder's pid: the owner says which it is
+            key = alias if alias.startswith("netplumb:host:") else link["ifname"]
+            n = sum(1 for k in found if k.startswith(f"link {key} #"))
+            found[f"link {key} #{n}"] = f"link {link['ifname']} ({alias})"
     for line in _out(["nft", "list", "tables"]).splitlines():
         if "netplumb" in line:
-            found.add(f"nft {line.strip()}")
+            found[f"nft {line.strip()}"] = f"nft {line.strip()}"
     for line in _out(
         ["pgrep", "-af", "netplumb-hold|netplumb-host|netplumb-test-marker"]
     ).splitlines():
-        found.add(f"process {line}")
+        command = line.split(" ", 1)[-1]
+        n = sum(1 for k in found if k.startswith(f"process {command} #"))
+        found[f"process {command} #{n}"] = f"process {line}"
     docker = _out(["docker", "ps", "-a", "--filter", "name=^npt-", "--format", "{{.Names}}"])
     for name in docker.split():
-        found.add(f"docker container {name}")
+        found[f"docker container {name}"] = f"docker container {name}"
     return found
 
 
@@ -158,7 +171,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ):
         return
     before = config.stash[_LEAKS_BEFORE]
-    leaks = sorted(find_leaks() - before)
+    after = find_leaks()
+    leaks = sorted(line for key, line in after.items() if key not in before)
     config.stash[_LEAKS] = leaks
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -97,6 +97,27 @@ def test_an_unconfirmed_change_reverts_itself(lan: LanLab) -> None:
     )
 
 
+def test_a_card_gone_under_the_bridge_is_forgotten_only_with_force(lan: LanLab) -> None:
+    # the demo's card is a veth to a LAN router host: when that host's processes die (a
+    # reboot, a killed session), the card goes with its namespace and the record stays
+    lan.lan_cmd("bridge", "phys0", "--timeout", "300")
+    lan.lan_cmd("confirm")
+    sh("ip", "-n", lan.lan, "link", "del", "p-host")
+    assert lan.link(lan.host, "phys0") is None
+    refused = lan.lan_cmd("unbridge", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        'netplumb: cannot restore "phys0": it is gone (netplumb lan unbridge --force removes '
+        'bridge "br-phys0" all the same)'
+    )
+    assert lan.link(lan.host, "br-phys0") is not None
+    assert "mode: bridge" in lan.lan_cmd("status").stdout
+    out = lan.lan_cmd("unbridge", "--force").stdout
+    assert out.strip() == "phys0 is gone, nothing to restore; bridge br-phys0 removed"
+    assert lan.link(lan.host, "br-phys0") is None
+    assert "mode: -" in lan.lan_cmd("status").stdout
+
+
 def test_bad_input_changes_nothing(lan: LanLab) -> None:
     before = lan.settled_layout()
     cases = [

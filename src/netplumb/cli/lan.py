@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     c.set_defaults(func=cmd_confirm)
 
     u = subs.add_parser("unbridge", help="restore the host interface as it was")
-    u.add_argument("--force", action="store_true", help="even with containers on the bridge")
+    u.add_argument("--force", action="store_true", help="even with containers on the bridge, or with the card gone")
     u.set_defaults(func=cmd_unbridge)
 
     s = subs.add_parser("status", help="the LAN's mode, what moved, the pool and its leases")
@@ -141,7 +141,10 @@ def cmd_unbridge(args: argparse.Namespace) -> int:
     from netplumb.ops import lanbridge
 
     rec = lanbridge.unbridge(args.force)
-    print(f"{rec['hostif']} restored; bridge {rec['bridge']} removed")
+    if rec.get("restored", True):
+        print(f"{rec['hostif']} restored; bridge {rec['bridge']} removed")
+    else:
+        print(f"{rec['hostif']} is gone, nothing to restore; bridge {rec['bridge']} removed")
     return 0
 
 

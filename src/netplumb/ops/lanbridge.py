@@ -166,20 +166,33 @@ def _apply(nl: Netlink, record: Record) -> None:
     _fail_after("add-routes")
 
 
-def restore(nl: Netlink, record: Record) -> None:
-    """Put the host interface back as the record says; idempotent, from any partial state."""
+def restore(nl: Netlink, record: Record, card_gone_ok: bool = False) -> bool:
+    """Put the host interface back as the record says; idempotent, from any partial state.
+
+    A card that is gone (a USB card pulled out, a veth whose peer's namespace ended) cannot
+    get its addresses back: that is an error, unless ``card_gone_ok`` (``unbridge --force``),
+    where the bridge is removed all the same and False says the card was not restored.
+    """
     hostif, name = str(record["hostif"]), str(record["bridge"])
     plan = layout.from_record(record)
     br = nl.get_link(name)
     ours = br is not None and br.alias == lanlink.LAN_MARK + hostif
+    host = nl.get_link(hostif)
+    if host is None and not card_gone_ok:
+        raise Conflict(
+            f'cannot restore "{hostif}": it is gone (netplumb lan unbridge --force removes '
+            f'bridge "{name}" all the same)'
+        )
     if br is not None and ours:
         for route in reversed(plan.route_add_order()):
             lanlink.delete_route(nl, route, br.index, name)
         for addr in plan.delete_order():
             lanlink.delete_address(nl, addr, br.index, name)
-    host = nl.get_link(hostif)
     if host is None:
-        raise KernelError(f'cannot restore "{hostif}": it is gone', 19)
+        if br is not None and ours:
+            nl.delete_link(br.index, f'cannot delete bridge "{name}"')
+            dockeruser.sync(nl)
+        return False
     if host.master:
         nl.set_link(host.index, master=0, what=f'cannot take "{hostif}" out of bridge "{name}"')
     for addr in plan.add_order():
@@ -189,6 +202,7 @@ def restore(nl: Netlink, record: Record) -> None:
     if br is not None and ours:
         nl.delete_link(br.index, f'cannot delete bridge "{name}"')
         dockeruser.sync(nl)
+    return True
 
 
 def confirm() -> Record:
@@ -220,7 +234,7 @@ def unbridge(force: bool = False) -> Record:
                         "first (netplumb lan detach), or --force"
                     )
             deadman.stop(int(rec.get("deadman_pid") or 0))
-            restore(nl, rec)
+            rec["restored"] = restore(nl, rec, card_gone_ok=force)
         state.remove("lan", "bridge")
         return rec
 
