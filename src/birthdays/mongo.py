@@ -4,9 +4,10 @@
 WiredTiger, a pure pip dependency). The launcher replaces itself with the server process, so a
 container's SIGTERM reaches the database directly.
 
-secantusdb runs ``--standalone``, as a plain ``mongod`` does: by default it advertises itself as
+secantusdb runs standalone, as a plain ``mongod`` does: by default it advertises itself as
 a one-node replica set whose member address is its bind address, which clients in other
-containers cannot use (``0.0.0.0:27017``) unless they connect directly.
+containers cannot use (``0.0.0.0:27017``) unless they connect directly. It runs under
+``birthdays.secantusd`` rather than its own launcher, which can hang on a stop signal (see there).
 """
 
 from __future__ import annotations
@@ -53,14 +54,13 @@ def command(options: MongoOptions) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "secantus",
+        "birthdays.secantusd",  # secantusdb's server, stopped without its launcher's race
         "--host",
         options.host,
         "--port",
         str(options.port),
         "--storage-path",
         options.data,
-        "--standalone",
     ]
 
 

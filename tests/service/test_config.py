@@ -146,8 +146,8 @@ def test_launcher_prefers_mongod_when_installed(tmp_path: Path) -> None:
 
 def test_launcher_falls_back_to_secantusdb() -> None:
     argv = command(MongoOptions(27017, "0.0.0.0", "/data/db", "secantus"))
-    assert argv[1:] == ["-m", "secantus", "--host", "0.0.0.0", "--port", "27017",
-                        "--storage-path", "/data/db", "--standalone"]  # fmt: skip
+    assert argv[1:] == ["-m", "birthdays.secantusd", "--host", "0.0.0.0", "--port", "27017",
+                        "--storage-path", "/data/db"]  # fmt: skip
 
 
 def test_check_refuses_bad_configuration() -> None:

@@ -168,24 +168,29 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
             extra_hosts[link.target] = target.ip
     command, entrypoint = _docker_argv(api, r)
     try:
-        created = api.create_container(
-            r.image,
-            command=command,
-            entrypoint=entrypoint,
-            name=r.name,
-            hostname=r.hostname,
-            environment=env,
-            labels={LABEL_PROJECT: project, LABEL_DIGEST: digest, LABEL_STATE: state.state_dir()},
-            ports=[(p, proto) for p, proto in r.expose],
-            host_config=api.create_host_config(
-                network_mode="none",
-                extra_hosts=extra_hosts,
-                # Docker turns IPv6 off in a container it gives no IPv6 network; netplumb's
-                # networks are dual stack, so the container keeps it.
-                sysctls={"net.ipv6.conf.all.disable_ipv6": "0"},
-                restart_policy=r.restart.docker() if r.restart.name != "no" else None,
-            ),
-        )
+        with rt.storage_calls() as slow:
+            created = slow.create_container(
+                r.image,
+                command=command,
+                entrypoint=entrypoint,
+                name=r.name,
+                hostname=r.hostname,
+                environment=env,
+                labels={
+                    LABEL_PROJECT: project,
+                    LABEL_DIGEST: digest,
+                    LABEL_STATE: state.state_dir(),
+                },
+                ports=[(p, proto) for p, proto in r.expose],
+                host_config=api.create_host_config(
+                    network_mode="none",
+                    extra_hosts=extra_hosts,
+                    # Docker turns IPv6 off in a container it gives no IPv6 network; netplumb's
+                    # networks are dual stack, so the container keeps it.
+                    sysctls={"net.ipv6.conf.all.disable_ipv6": "0"},
+                    restart_policy=r.restart.docker() if r.restart.name != "no" else None,
+                ),
+            )
     except docker.errors.APIError as exc:
         raise NetplumbError(f"cannot create container {r.name}: {exc.explanation or exc}") from None
     owner = f"docker:{created['Id'][:12]}"
@@ -275,7 +280,8 @@ def _remove_docker(name: str, project: str) -> None:
     cleanup.release_owner(owner)
     state.remove("docker", name)
     try:
-        rt.client().api.remove_container(attrs["Id"], force=True)
+        with rt.storage_calls() as slow:
+            slow.remove_container(attrs["Id"], force=True)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:

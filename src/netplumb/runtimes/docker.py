@@ -6,6 +6,7 @@ Imported only when a reference is not a netplumb host, netns, PID or path: the S
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from netplumb.errors import NetplumbError, RuntimeUnavailable
@@ -13,9 +14,15 @@ from netplumb.runtimes.guest import Guest, open_netns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 _client: Any = None
+
+# Reads answer in milliseconds; creating or removing a container waits for the storage driver,
+# which copies or deletes a whole root filesystem with vfs, and on a busy disk that has taken
+# over 30 s. `docker create` and `docker rm` have no client timeout; netplumb waits this long.
+STORAGE_TIMEOUT = 300
 
 
 def client() -> Any:
@@ -32,6 +39,17 @@ def client() -> Any:
             _client = None
             raise RuntimeUnavailable(f"Docker: not reachable: {exc}") from None
     return _client
+
+
+@contextlib.contextmanager
+def storage_calls() -> Iterator[Any]:
+    """The API client with room for calls that wait on the storage driver (create, remove)."""
+    api = client().api
+    before, api.timeout = api.timeout, STORAGE_TIMEOUT
+    try:
+        yield api
+    finally:
+        api.timeout = before
 
 
 def inspect(ref: str) -> dict[str, Any] | None:
