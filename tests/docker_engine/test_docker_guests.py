@@ -146,3 +146,16 @@ def test_a_stopped_container_is_a_clear_error(
     assert proc.stderr.strip() == f"pipework: Docker container {a} is not running"
     links = json.loads(machine("ip", "-j", "link").stdout)
     assert [ln["ifname"] for ln in links] == ["lo"]
+
+
+def test_calls_on_the_storage_driver_wait_longer_than_reads(image: str) -> None:
+    # vfs copies a root filesystem on create and deletes it on remove: a busy disk once took a
+    # removal past the client's 30 s, and `netplumb down` failed where `docker rm` waits
+    from netplumb.runtimes import docker as rt
+
+    api = rt.client().api
+    assert api.timeout == 30
+    with pytest.raises(RuntimeError), rt.storage_calls() as slow:
+        assert slow is api and slow.timeout == rt.STORAGE_TIMEOUT > 30
+        raise RuntimeError("a failed call")
+    assert api.timeout == 30
