@@ -152,12 +152,25 @@ def cmd_unbridge(args: argparse.Namespace) -> int:
     return 0
 
 
+def status_record() -> dict[str, object]:
+    from netplumb import state
+    from netplumb.ops import lanbridge, lanpool
+
+    out = lanbridge.status()
+    mv = state.read("lan", "macvlan")
+    if mv is not None:
+        out.update(mode="macvlan", hostif=mv["hostif"], shim=mv.get("shim"))
+        out["shim_ip"] = mv.get("shim_ip")
+    pool = lanpool.get_pool()
+    out["pool"] = str(pool) if pool else None
+    out["leases"] = lanpool.leases()
+    return out
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from netplumb.ops import lanstatus
-
-    st = lanstatus.status()
+    st = status_record()
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
