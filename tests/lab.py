@@ -165,6 +165,7 @@ class Lab:
         self.procs: list[subprocess.Popen[str]] = []
         self.np_hosts: list[str] = []  # netplumb hosts the test started some other way
         self._undo: list[tuple[str, Callable[[], object]]] = []
+        self._netns_undo: dict[str, Callable[[], object]] = {}
         self._count = 0
         self.host = ""
         if host:
@@ -184,9 +185,15 @@ class Lab:
 
     # -- the cleanup registry -----------------------------------------------------------------
 
-    def defer(self, what: str, undo: Callable[[], object]) -> None:
-        """Run ``undo`` at :meth:`close`, before everything registered earlier."""
+    def defer(self, what: str, undo: Callable[[], object]) -> Callable[[], object]:
+        """Run ``undo`` at :meth:`close`, before everything registered earlier; returns the
+        step, for :meth:`cancel`."""
         self._undo.append((what, undo))
+        return undo
+
+    def cancel(self, undo: Callable[[], object]) -> None:
+        """Forget a step: the test undid it itself."""
+        self._undo = [(w, u) for w, u in self._undo if u is not undo]
 
     def close(self) -> None:
         """Undo everything, newest first; every step runs, failures are raised together."""
@@ -233,15 +240,21 @@ class Lab:
         name = f"{NETNS_PREFIX}{self.id}-{role}"
         run(["ip", "netns", "add", name])
         self.namespaces.append(name)
-        self.defer(f"namespace {name}", lambda: delete_netns(name))
+        self._netns_undo[name] = self.defer(f"namespace {name}", lambda: delete_netns(name))
         run(["ip", "-n", name, "link", "set", "lo", "up"])
         return name
 
-    def delete_netns(self, name: str) -> None:
-        """Delete one of the lab's namespaces now (its processes killed first)."""
-        delete_netns(name)
+    def delete_netns(self, name: str, kill_first: bool = True) -> None:
+        """Delete one of the lab's namespaces now, its processes killed first unless
+        ``kill_first`` is false (what a test that loses a namespace under netplumb wants)."""
+        if kill_first:
+            delete_netns(name)
+        else:
+            run(["ip", "netns", "del", name])
         if name in self.namespaces:
             self.namespaces.remove(name)
+        if name in self._netns_undo:
+            self.cancel(self._netns_undo.pop(name))
 
     def veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str) -> None:
         """A veth pair of the test's own, ``name_a`` in ``ns_a`` and ``name_b`` in ``ns_b``, both
@@ -265,7 +278,7 @@ class Lab:
         env.update(extra or {})
         return env
 
-    def run(
+    def run_in(
         self,
         ns: str,
         *argv: str,
@@ -281,7 +294,7 @@ class Lab:
         self, *argv: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run a command in the lab's host namespace, with the lab's netplumb state."""
-        return self.run(self.host, *argv, check=check, env=env, timeout=timeout)
+        return self.run_in(self.host, *argv, check=check, env=env, timeout=timeout)
 
     def netplumb(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 60
