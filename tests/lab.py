@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from shutil import rmtree
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
 NETPLUMB = str(VENV_BIN / "netplumb")
 PIPEWORK = str(VENV_BIN / "pipework")
+PYTHON = str(VENV_BIN / "python3")
 NETNS_PREFIX = "npt-"
 
 Json = dict[str, Any]
@@ -153,14 +155,23 @@ class Lab:
     """Namespaces playing a machine and what runs in them, with one cleanup for all of it.
 
     ``host`` is the role of the namespace netplumb runs in (``lab.host``), made at once; None
-    makes none (a lab of bare namespaces). ``state_root`` gives netplumb a state root instead
-    of a state directory (``NETPLUMB_STATE_ROOT``, see the module's docstring)."""
+    makes none (a lab of bare namespaces). ``state`` says where netplumb keeps its records:
 
-    def __init__(self, tmp: Path, host: str | None = "host", state_root: bool = False) -> None:
+    - ``"dir"``: ``TMP/state``, told by ``NETPLUMB_STATE_DIR``;
+    - ``"root"``: a state root ``TMP/netplumb`` (``NETPLUMB_STATE_ROOT``, no other
+      ``NETPLUMB_*`` inherited), below which netplumb picks a directory per namespace;
+    - ``"netns"``: where netplumb itself puts the host namespace's records (``/run/netplumb/
+      netns-<inode>-<cookie>``, as a runtime that passes no environment gets), asked of
+      netplumb; removed at cleanup.
+    """
+
+    def __init__(
+        self, tmp: Path, host: str | None = "host", state: Literal["dir", "root", "netns"] = "dir"
+    ) -> None:
         self.id = secrets.token_hex(3)
         self.tmp = tmp
-        self.state = tmp / ("netplumb" if state_root else "state")
-        self.state_root = state_root
+        self.state_kind = state
+        self.state = tmp / ("netplumb" if state == "root" else "state")
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen[str]] = []
         self.np_hosts: list[str] = []  # netplumb hosts the test started some other way
@@ -171,6 +182,10 @@ class Lab:
         if host:
             with self.closed_on_error():
                 self.host = self.netns(host)
+                if state == "netns":
+                    code = "from netplumb import state; print(state.state_dir())"
+                    where = self.state = Path(self.in_host(PYTHON, "-c", code).stdout.strip())
+                    self.defer(f"directory {where}", lambda: rmtree(where, ignore_errors=True))
                 self.defer(f"netplumb's objects in {self.state}", self.release)
 
     @contextmanager
@@ -269,9 +284,11 @@ class Lab:
     def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of commands in the lab: this process's, read now (a test's
         ``monkeypatch.setenv`` counts), netplumb's state pointed at the lab's, ``extra`` on top."""
-        if self.state_root:
+        if self.state_kind == "root":
             env = {k: v for k, v in os.environ.items() if not k.startswith("NETPLUMB_")}
             env["NETPLUMB_STATE_ROOT"] = str(self.state)
+        elif self.state_kind == "netns":
+            env = {k: v for k, v in os.environ.items() if k != "NETPLUMB_STATE_DIR"}
         else:
             env = {**os.environ, "NETPLUMB_STATE_DIR": str(self.state)}
             env.pop("NETPLUMB_FAIL_AFTER", None)

@@ -81,9 +81,6 @@ class BusyboxContainer:
     id: str
     pid: int  # of its init process: `nsenter -t PID -n ...` or /proc/PID/ns/net
 
-    def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run(["docker", "exec", self.name, *argv], check=check)
-
 
 class BusyboxFactory:
     """``busybox_container(label="", network=None, args=()) -> BusyboxContainer``.

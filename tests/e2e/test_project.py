@@ -395,6 +395,7 @@ def test_docker_services_get_links_ports_and_extra_interfaces(machine: Machine) 
                 condition: tcp:80
         """,
     )
+    machine.lab.container(web)  # netplumb's to remove: this only if a failure left it
     try:
         machine.np("up", "-f", path)
         env = machine.np("exec", "client", "--", "sh", "-c", "echo $WWW_PORT_80_TCP").stdout

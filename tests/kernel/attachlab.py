@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 from lab import NETPLUMB, PIPEWORK, ROOT, Json, ip_json, sh, wait_for
 from lab import Lab as BaseLab
@@ -21,8 +22,8 @@ __all__ = ["NETPLUMB", "PIPEWORK", "ROOT", "Json", "Lab", "sh", "wait_for"]
 class Lab(BaseLab):
     """A "host" namespace where netplumb runs, guests around it, and cleanup for all of them."""
 
-    def __init__(self, tmp: Path) -> None:
-        super().__init__(tmp, host="host")
+    def __init__(self, tmp: Path, state: Literal["dir", "root", "netns"] = "dir") -> None:
+        super().__init__(tmp, host="host", state=state)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return self.environ(extra)

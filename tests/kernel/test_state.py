@@ -61,7 +61,7 @@ class World(Lab):
         # under a world-searchable directory: only netplumb's own modes may keep others out
         tmp = Path(tempfile.mkdtemp(prefix="npr-", dir="/tmp"))
         tmp.chmod(0o755)
-        super().__init__(tmp, host=None, state_root=True)
+        super().__init__(tmp, host=None, state="root")
         self.root = self.state
         self.defer(f"directory {tmp}", lambda: shutil.rmtree(tmp, ignore_errors=True))
         self.defer(f"hosts under {self.root}", self.kill_hosts)
