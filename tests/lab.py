@@ -8,12 +8,14 @@ whatever is left. netplumb runs in the lab's host namespace with the lab's own s
 state directory (``NETPLUMB_STATE_DIR``) or, for tests of how netplumb finds its directory,
 a state root (``NETPLUMB_STATE_ROOT``, nothing else of ``NETPLUMB_*`` inherited).
 
-Everything the lab makes registers how to undo it; :meth:`Lab.close` undoes it all in reverse
-order of creation, every step even when an earlier one failed (the failures are reported
-together afterwards): background processes killed, namespaces deleted (their processes
+Everything the lab makes registers how to undo it; :meth:`Lab.close` undoes it all, every step
+even when an earlier one failed (the failures are reported together afterwards), in three
+phases, newest first within each: background processes are killed (``STOP``); then what uses
+the lab's namespaces goes (``RELEASE``): what netplumb holds under the lab's state (its hosts,
+removed with ``netplumb rm -f``; see :meth:`Lab.release`) and the test's own steps
+(:meth:`Lab.defer`); then the lab's own objects (``REMOVE``): namespaces (their processes
 killed first: a process left inside keeps a namespace alive after ``ip netns del``), Docker
-containers removed, and first of all, what netplumb holds under the lab's state (its hosts,
-removed with ``netplumb rm -f``; a subclass says more in :meth:`Lab.release`).
+containers, directories.
 
 Results are read with ``ip -j``, ``nft -j``, /proc and real traffic, never with netplumb's code.
 """
@@ -28,6 +30,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from shutil import rmtree
 from types import TracebackType
@@ -151,6 +154,13 @@ def remove_containers(names: Iterable[str]) -> None:
         run(["docker", "rm", "-f", *names], check=False, timeout=120)
 
 
+# The phases of a lab's cleanup, in the order they run; newest first within each. Processes
+# first (a `netplumb watch` left running would put back what the next steps remove), then what
+# uses the lab's namespaces (netplumb's hosts, the test's own steps), then the namespaces,
+# containers and directories themselves.
+STOP, RELEASE, REMOVE = 0, 1, 2
+
+
 class Lab:
     """Namespaces playing a machine and what runs in them, with one cleanup for all of it.
 
@@ -175,7 +185,7 @@ class Lab:
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen[str]] = []
         self.np_hosts: list[str] = []  # netplumb hosts the test started some other way
-        self._undo: list[tuple[str, Callable[[], object]]] = []
+        self._undo: list[tuple[int, str, Callable[[], object]]] = []
         self._netns_undo: dict[str, Callable[[], object]] = {}
         self._count = 0
         self.host = ""
@@ -185,7 +195,7 @@ class Lab:
                 if state == "netns":
                     code = "from netplumb import state; print(state.state_dir())"
                     where = self.state = Path(self.in_host(PYTHON, "-c", code).stdout.strip())
-                    self.defer(f"directory {where}", lambda: rmtree(where, ignore_errors=True))
+                    self.defer(f"directory {where}", partial(rmtree, where, True), REMOVE)
                 self.defer(f"netplumb's objects in {self.state}", self.release)
 
     @contextmanager
@@ -200,25 +210,31 @@ class Lab:
 
     # -- the cleanup registry -----------------------------------------------------------------
 
-    def defer(self, what: str, undo: Callable[[], object]) -> Callable[[], object]:
-        """Run ``undo`` at :meth:`close`, before everything registered earlier; returns the
-        step, for :meth:`cancel`."""
-        self._undo.append((what, undo))
+    def defer(
+        self, what: str, undo: Callable[[], object], phase: int = RELEASE
+    ) -> Callable[[], object]:
+        """Run ``undo`` at :meth:`close`, in its phase (``STOP``, ``RELEASE``, ``REMOVE``),
+        before what was registered earlier in the same phase; returns the step, for
+        :meth:`cancel`."""
+        self._undo.append((phase, what, undo))
         return undo
 
     def cancel(self, undo: Callable[[], object]) -> None:
         """Forget a step: the test undid it itself."""
-        self._undo = [(w, u) for w, u in self._undo if u is not undo]
+        self._undo = [step for step in self._undo if step[2] is not undo]
 
     def close(self) -> None:
-        """Undo everything, newest first; every step runs, failures are raised together."""
+        """Undo everything, phase by phase, newest first within a phase; every step runs, and
+        the failures are raised together at the end."""
         failed = []
-        while self._undo:
-            what, undo = self._undo.pop()
-            try:
-                undo()
-            except Exception as exc:  # the next steps must still run
-                failed.append(f"{what}: {exc}")
+        for phase in (STOP, RELEASE, REMOVE):
+            while steps := [step for step in self._undo if step[0] == phase]:
+                step = steps[-1]
+                self._undo.remove(step)
+                try:
+                    step[2]()
+                except Exception as exc:  # the next steps must still run
+                    failed.append(f"{step[1]}: {exc}")
         if failed:
             raise AssertionError("lab cleanup failed:\n" + "\n".join(failed))
 
@@ -255,7 +271,8 @@ class Lab:
         name = f"{NETNS_PREFIX}{self.id}-{role}"
         run(["ip", "netns", "add", name])
         self.namespaces.append(name)
-        self._netns_undo[name] = self.defer(f"namespace {name}", lambda: delete_netns(name))
+        undo = self.defer(f"namespace {name}", lambda: delete_netns(name), REMOVE)
+        self._netns_undo[name] = undo
         run(["ip", "-n", name, "link", "set", "lo", "up"])
         return name
 
@@ -333,7 +350,7 @@ class Lab:
         kw.setdefault("env", self.environ())
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], text=True, **kw)
         self.procs.append(proc)
-        self.defer(f"process {proc.pid} ({' '.join(argv)[:60]})", lambda: stop_process(proc))
+        self.defer(f"process {proc.pid} ({' '.join(argv)[:60]})", lambda: stop_process(proc), STOP)
         return proc
 
     def sleeper(self, ns: str) -> int:
@@ -353,5 +370,5 @@ class Lab:
     def container(self, name: str) -> str:
         """Register a Docker container the test makes (before ``docker run``: a half-made one
         goes too), removed at cleanup; returns its name."""
-        self.defer(f"docker container {name}", lambda: remove_containers([name]))
+        self.defer(f"docker container {name}", lambda: remove_containers([name]), REMOVE)
         return name

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lab import Lab, kill
+from lab import STOP, Lab, kill
 
 pytestmark = pytest.mark.kernel
 
@@ -62,7 +62,7 @@ class Machine(Lab):
         )
         for pid in (p for h in hosts.values() for p in h.values()):
             self.pids.append(pid)  # whatever a failed test left running
-            self.defer(f"process {pid}", functools.partial(kill, pid))
+            self.defer(f"process {pid}", functools.partial(kill, pid), STOP)
         return hosts
 
     def down(self, names: list[str], force: bool) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab, kill
+from lab import REMOVE, Lab, kill
 
 pytestmark = pytest.mark.kernel
 
@@ -63,7 +63,7 @@ class World(Lab):
         tmp.chmod(0o755)
         super().__init__(tmp, host=None, state="root")
         self.root = self.state
-        self.defer(f"directory {tmp}", lambda: shutil.rmtree(tmp, ignore_errors=True))
+        self.defer(f"directory {tmp}", lambda: shutil.rmtree(tmp, ignore_errors=True), REMOVE)
         self.defer(f"hosts under {self.root}", self.kill_hosts)
 
     def delete(self, ns: str) -> None:

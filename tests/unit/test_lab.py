@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab, stop_process
+from lab import REMOVE, STOP, Lab, stop_process
 
 
 def test_cleanup_runs_newest_first_and_every_step_even_after_a_failure(tmp_path: Path) -> None:
@@ -29,6 +29,19 @@ def test_cleanup_runs_newest_first_and_every_step_even_after_a_failure(tmp_path:
     assert done == ["last", "broken", "first"]
     lab.close()  # nothing left to undo: nothing runs twice
     assert done == ["last", "broken", "first"]
+
+
+def test_processes_go_first_and_the_labs_own_objects_last(tmp_path: Path) -> None:
+    """Whatever the order they were made in: a process still running (``netplumb watch``)
+    would put back what the next steps remove, and netplumb's hosts use the namespaces."""
+    done: list[str] = []
+    with Lab(tmp_path, host=None) as lab:
+        lab.defer("namespace a", lambda: done.append("namespace a"), REMOVE)
+        lab.defer("hosts", lambda: done.append("hosts"))
+        lab.defer("namespace b", lambda: done.append("namespace b"), REMOVE)
+        lab.defer("process", lambda: done.append("process"), STOP)
+        lab.defer("down", lambda: done.append("down"))
+    assert done == ["process", "down", "hosts", "namespace b", "namespace a"]
 
 
 def test_a_cancelled_step_does_not_run(tmp_path: Path) -> None:
