@@ -34,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from shutil import rmtree
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import pytest
 
@@ -148,10 +148,11 @@ def stop_process(proc: subprocess.Popen[Any], grace: float = 0) -> int | None:
 
 
 def remove_containers(names: Iterable[str]) -> None:
-    """``docker rm -f`` of these containers; already gone is fine."""
+    """``docker rm -f -v`` of these containers (their anonymous volumes too); already gone is
+    fine."""
     names = list(names)
     if names:
-        run(["docker", "rm", "-f", *names], check=False, timeout=120)
+        run(["docker", "rm", "-f", "-v", *names], check=False, timeout=120)
 
 
 # The phases of a lab's cleanup, in the order they run; newest first within each. Processes
@@ -238,7 +239,7 @@ class Lab:
         if failed:
             raise AssertionError("lab cleanup failed:\n" + "\n".join(failed))
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
