@@ -10,8 +10,8 @@
   not this run's leak), compared by what it is, not by pid or veth name: the README's demo, up
   before the run and brought up again by its test, is not a leak. Nothing is deleted: the
   check only reports.
-- Fixtures (``netns``, ``docker_client``, ``busybox_container``) and helpers (``run``,
-  ``ip_json``, ``need_root``) live in ``netns_helpers.py``.
+- The one lab helper (namespaces, netplumb's state, commands, processes, cleanup) is
+  ``lab.py``; the fixtures ``netns`` and ``busybox_container`` live in ``netns_helpers.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 pytest_plugins = ["netns_helpers"]
-pytest.register_assert_rewrite("netns_helpers")  # imported below, before pytest_plugins is read
+# imported below, before pytest_plugins is read
+pytest.register_assert_rewrite("lab", "netns_helpers")
 
 from netns_helpers import docker_reachable, is_root  # noqa: E402
 

@@ -1,78 +1,43 @@
-"""Helpers and fixtures for kernel and Docker tests: throwaway namespaces, an `ip -j` oracle.
+"""Fixtures of the kernel and Docker tests, on the one lab of ``lab.py``, and the firewalls of
+other engines reproduced in a test namespace.
 
 Registered as a plugin by ``tests/conftest.py`` (which also puts ``tests/`` on ``sys.path``), so
 the fixtures are available everywhere and the helpers import as ``from netns_helpers import ...``.
 
+- ``netns``: a factory of bare throwaway namespaces (a :class:`lab.Lab` without a host);
+- ``busybox_container``: a factory of busybox containers, the test image built if missing.
+
 Every object a fixture makes has a unique ``npt-<6 hex>-...`` name and is removed at teardown,
 even when the test failed; the session's leak check (conftest) reports whatever is left.
-Results are read with ``ip -j`` and real commands, never with netplumb's own code.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from lab import NETNS_PREFIX, ROOT, CommandError, Lab, is_root, need_root, remove_containers, run
+
+__all__ = [
+    "BUSYBOX_IMAGE",
+    "BusyboxContainer",
+    "BusyboxFactory",
+    "CommandError",
+    "NetnsFactory",
+    "docker_firewall",
+    "docker_reachable",
+    "docker_user_rules",
+    "is_root",
+    "need_root",
+    "run",
+]
+
 BUSYBOX_IMAGE = "netplumb/busybox:test"
-NETNS_PREFIX = "npt-"
-
-
-class CommandError(subprocess.CalledProcessError):
-    """A failed command whose message carries its output: a test failure says why at once."""
-
-    def __str__(self) -> str:
-        return (
-            f"{' '.join(map(str, self.cmd))} exited {self.returncode}\n"
-            f"stdout: {self.stdout}\nstderr: {self.stderr}"
-        )
-
-
-def run(
-    cmd: Sequence[str],
-    netns: str | None = None,
-    check: bool = True,
-    timeout: float = 60,
-    input: str | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` (in namespace ``netns`` through ``ip netns exec``) and capture text output.
-
-    With ``check`` a non-zero exit raises :class:`CommandError` (a ``CalledProcessError``).
-    """
-    argv = [*(["ip", "netns", "exec", netns] if netns else []), *cmd]
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, input=input, env=env
-    )
-    if check and proc.returncode != 0:
-        raise CommandError(proc.returncode, argv, proc.stdout, proc.stderr)
-    return proc
-
-
-def ip_json(args: Sequence[str], netns: str | None = None) -> list[dict[str, Any]]:
-    """``ip -j ARGS`` (``ip -n NETNS -j ARGS``) parsed; an empty answer is an empty list."""
-    out = run(["ip", *(["-n", netns] if netns else []), "-j", *args]).stdout
-    rows: list[dict[str, Any]] = json.loads(out) if out.strip() else []
-    return rows
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def need_root() -> None:
-    """Skip the calling test unless it runs as root (under CI the skip fails the run)."""
-    if not is_root():
-        pytest.skip("needs root (network namespaces)")
 
 
 def docker_reachable() -> bool:
@@ -83,61 +48,31 @@ def docker_reachable() -> bool:
     return proc.returncode == 0
 
 
-def _kill_and_delete(name: str) -> None:
-    # Processes left inside (a server a test started, a netplumb host) would keep the namespace
-    # alive after `ip netns del` removed its name: kill them first.
-    pids = run(["ip", "netns", "pids", name], check=False).stdout.split()
-    for pid in pids:
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-    run(["ip", "netns", "del", name], check=False)
-
-
 class NetnsFactory:
-    """``netns(label="") -> name``: a new namespace ``npt-<6 hex>-<label>`` with ``lo`` up."""
+    """``netns(label="") -> name``: a new namespace ``npt-<6 hex>-<label>`` with ``lo`` up, one
+    of a lab's without a host namespace (the lab's cleanup deletes them)."""
 
-    def __init__(self) -> None:
-        self.names: list[str] = []
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
 
     def __call__(self, label: str = "") -> str:
-        need_root()
-        name = f"{NETNS_PREFIX}{secrets.token_hex(3)}" + (f"-{label}" if label else "")
-        run(["ip", "netns", "add", name])
-        self.names.append(name)
-        run(["ip", "-n", name, "link", "set", "lo", "up"])
-        return name
-
-    def cleanup(self) -> None:
-        while self.names:
-            _kill_and_delete(self.names.pop())
+        return self.lab.netns(label)
 
 
 @pytest.fixture
-def netns() -> Iterator[NetnsFactory]:
+def netns(tmp_path: Path) -> Iterator[NetnsFactory]:
     """Factory of throwaway namespaces, all deleted (their processes killed) at teardown."""
-    factory = NetnsFactory()
-    try:
-        yield factory
-    finally:
-        factory.cleanup()
+    with Lab(tmp_path, host=None) as lab:
+        yield NetnsFactory(lab)
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    """The Docker SDK client of a reachable engine, the test image present; else a skip.
-
-    ``make test`` starts dockerd (scripts/start-dockerd.sh) and builds the image; when run
-    by hand the image is built here if missing.
-    """
+def busybox_image() -> None:
+    """Skip unless a Docker Engine answers; build the test image if missing (``make test``
+    starts dockerd with scripts/start-dockerd.sh and builds it)."""
     if not docker_reachable():
         pytest.skip("Docker Engine not reachable (make test starts it)")
     if run(["docker", "image", "inspect", BUSYBOX_IMAGE], check=False).returncode != 0:
         run(["bash", str(ROOT / "scripts" / "busybox-image.sh")], timeout=300)
-    import docker
-
-    return docker.from_env()
 
 
 @dataclass(frozen=True)
@@ -145,9 +80,6 @@ class BusyboxContainer:
     name: str
     id: str
     pid: int  # of its init process: `nsenter -t PID -n ...` or /proc/PID/ns/net
-
-    def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run(["docker", "exec", self.name, *argv], check=check)
 
 
 class BusyboxFactory:
@@ -175,14 +107,14 @@ class BusyboxFactory:
         return BusyboxContainer(name=name, id=cid, pid=int(pid))
 
     def cleanup(self) -> None:
-        if self.names:
-            run(["docker", "rm", "-f", *self.names], check=False, timeout=120)
-            self.names.clear()
+        remove_containers(self.names)
+        self.names.clear()
 
 
 @pytest.fixture
-def busybox_container(docker_client: Any) -> Iterator[BusyboxFactory]:
+def busybox_container() -> Iterator[BusyboxFactory]:
     """Factory of busybox containers, all removed (``docker rm -f``) at teardown."""
+    busybox_image()
     factory = BusyboxFactory()
     try:
         yield factory

@@ -13,13 +13,15 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from lab import REMOVE
+from lab import Lab as BaseLab
 
 pytestmark = pytest.mark.docker
 
@@ -45,22 +47,24 @@ def image() -> str:
     return IMAGE
 
 
-class Lab:
-    """Containers and networks named npt-<tag>-<role>, all removed at the end."""
+class Lab(BaseLab):
+    """Containers and networks named npt-<tag>-<role>, all removed at the end (a lab of
+    ``tests/lab.py`` without namespaces)."""
 
-    def __init__(self) -> None:
-        self.tag = secrets.token_hex(3)
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp, host=None)
+        self.tag = self.id
         self.containers: list[str] = []
-        self.networks: list[str] = []
 
     def network(self) -> str:
         name = f"npt-{self.tag}-net"
-        self.networks.append(name)
+        remove = ["network", "rm", name]
+        self.defer(f"docker network {name}", lambda: _docker(*remove, check=False), REMOVE)
         _docker("network", "create", name)
         return name
 
     def run(self, role: str, *args: str) -> str:
-        name = f"npt-{self.tag}-{role}"
+        name = self.container(f"npt-{self.tag}-{role}")
         self.containers.append(name)
         _docker("run", "-d", "--name", name, *args)
         return name
@@ -73,20 +77,11 @@ class Lab:
             parts.append(f"--- {name}:\n{(out.stdout + out.stderr)[-3000:]}")
         return "\n".join(parts)
 
-    def remove(self) -> None:
-        for name in self.containers:
-            _docker("rm", "-f", "-v", name, check=False)
-        for name in self.networks:
-            _docker("network", "rm", name, check=False)
-
 
 @pytest.fixture
-def lab(image: str) -> Iterator[Lab]:
-    lab = Lab()
-    try:
+def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
+    with Lab(tmp_path) as lab:
         yield lab
-    finally:
-        lab.remove()
 
 
 def request(

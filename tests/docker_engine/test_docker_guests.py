@@ -8,19 +8,19 @@ interfaces are veths whose host ends sit on that namespace's bridge.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from lab import Lab
+from netns_helpers import BusyboxFactory
+
 pytestmark = [pytest.mark.kernel, pytest.mark.docker]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-IMAGE = "netplumb/busybox:test"
 
 
 def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -29,51 +29,21 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
-        pytest.skip("Docker Engine not reachable (make test starts it)")
-    if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        subprocess.run(["bash", str(ROOT / "scripts" / "busybox-image.sh")], check=True)
-    return IMAGE
-
-
 @pytest.fixture
-def containers(image: str) -> Iterator[Callable[[], str]]:
-    made: list[str] = []
-
-    def start() -> str:
-        name = f"npt-{secrets.token_hex(3)}"
-        _docker("run", "-d", "--name", name, image, "sleep", "3600")
-        made.append(name)
-        return name
-
-    try:
-        yield start
-    finally:
-        for name in made:
-            _docker("rm", "-f", name, check=False)
+def containers(busybox_container: BusyboxFactory) -> Callable[[], str]:
+    """``start() -> name``: a busybox container ``npt-<hex>`` on Docker's default network."""
+    return lambda: busybox_container().name
 
 
 @pytest.fixture
 def machine(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
-    ns = f"npt-{secrets.token_hex(3)}-m"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")}
+    with Lab(tmp_path, host="m") as lab:
+        lab.defer("netplumb gc", lambda: lab.netplumb("gc", check=False))
 
-    def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", ns, *argv], env=env, capture_output=True, text=True, timeout=120
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{argv}: {proc.stderr}")
-        return proc
+        def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+            return lab.in_host(*argv, check=check, timeout=120)
 
-    try:
         yield run
-    finally:
-        run(str(BIN / "netplumb"), "gc", check=False)
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def _addresses(container: str, ifname: str) -> list[str]:

@@ -9,8 +9,6 @@ oracle is ``ip -j`` inside the container's (new) namespace and ping.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import signal
 import subprocess
 import time
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from lab import Lab
 from netns_helpers import BusyboxContainer, BusyboxFactory
 
 pytestmark = [pytest.mark.kernel, pytest.mark.docker]
@@ -31,32 +30,18 @@ Machine = Callable[..., subprocess.CompletedProcess[str]]
 
 
 class _Machine:
-    def __init__(self, ns: str, env: dict[str, str]) -> None:
-        self.ns, self.env = ns, env
+    def __init__(self, lab: Lab) -> None:
+        self.lab, self.ns, self.env = lab, lab.host, lab.environ()
 
     def __call__(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", self.ns, *argv],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{argv}: {proc.stderr}")
-        return proc
+        return self.lab.in_host(*argv, check=check, timeout=120)
 
 
 @pytest.fixture
 def machine(tmp_path: Path) -> Iterator[_Machine]:
-    ns = f"npt-{secrets.token_hex(3)}-m"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    run = _Machine(ns, {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")})
-    try:
-        yield run
-    finally:
-        run(str(BIN / "netplumb"), "gc", check=False)
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    with Lab(tmp_path, host="m") as lab:
+        lab.defer("netplumb gc", lambda: lab.netplumb("gc", check=False))
+        yield _Machine(lab)
 
 
 def _pid(c: BusyboxContainer) -> str:

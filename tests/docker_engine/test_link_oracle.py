@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from netns_helpers import busybox_image
 
 pytestmark = pytest.mark.docker
 
@@ -36,15 +37,8 @@ def _docker(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[None]:
-    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
-        pytest.skip("Docker Engine not reachable (make test starts it)")
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode:
-        subprocess.run(
-            ["bash", str(Path(__file__).resolve().parents[2] / "scripts" / "busybox-image.sh")],
-            check=True,
-        )
-    yield
+def engine() -> None:
+    busybox_image()  # or a skip: no Docker Engine
 
 
 @pytest.mark.parametrize(("alias", "expose", "env"), CASES)

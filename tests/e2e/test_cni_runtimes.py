@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from e2e.podmanlab import CONTAINERD_SOCKETS, IMAGE, Ctr, Podman
 from kernel.attachlab import Lab, sh, wait_for
-from kernel.cnilab import VENV_PY, Cni, install_plugin
+from kernel.cnilab import Cni, install_plugin
 
 pytestmark = pytest.mark.kernel
 
@@ -29,19 +28,9 @@ HTTPD = ["httpd", "-f", "-p", "80", "-h", "/www"]
 def podman_lab(tmp_path: Path) -> Iterator[tuple[Lab, Podman, Cni]]:
     if subprocess.run(["which", "podman"], capture_output=True).returncode != 0:
         pytest.skip("podman is not installed (scripts/setup.sh installs it)")
-    lab = Lab(tmp_path)
     # netplumb's own state directory for a namespace (see podmanlab: no NETPLUMB_STATE_DIR),
-    # by its rule (inode and cookie): asked of netplumb in that namespace
-    code = "from netplumb import state; print(state.state_dir())"
-    env = {k: v for k, v in os.environ.items() if k != "NETPLUMB_STATE_DIR"}
-    where = subprocess.run(
-        ["ip", "netns", "exec", lab.host, VENV_PY, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lab.state = Path(where.stdout.strip())
+    # by its rule (inode and cookie)
+    lab = Lab(tmp_path, state="netns")
     plugin_dir = tmp_path / "cni-bin"
     pm = None
     try:
@@ -66,7 +55,6 @@ def podman_lab(tmp_path: Path) -> Iterator[tuple[Lab, Podman, Cni]]:
         if pm is not None:
             pm.close()
         lab.close()
-        shutil.rmtree(lab.state, ignore_errors=True)
 
 
 def _http(lab: Lab, url: str) -> str:

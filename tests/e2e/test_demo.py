@@ -9,39 +9,29 @@ command starts dockerd. One test lets that firewall appear only after the demo i
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from lab import Lab
 from netns_helpers import docker_firewall, docker_user_rules
 
 pytestmark = pytest.mark.kernel
 
-NETPLUMB = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "netplumb")
 
-
-class Machine:
+class Machine(Lab):
     """A throwaway namespace playing the machine, with a state directory of its own."""
 
     def __init__(self, tmp: Path, firewall: bool = True) -> None:
-        self.ns = f"npt-{secrets.token_hex(3)}-demo"
-        self.env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+        super().__init__(tmp, host="demo")
+        self.ns = self.host
         if firewall:
-            docker_firewall(self.ns)
+            with self.closed_on_error():
+                docker_firewall(self.ns)
 
     def np(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.ns, NETPLUMB, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        return self.netplumb(*args, check=False, timeout=600)
 
 
 def test_demo_brings_up_the_article_and_down_again(tmp_path: Path) -> None:
@@ -80,9 +70,7 @@ def test_demo_brings_up_the_article_and_down_again(tmp_path: Path) -> None:
         holders = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
         assert holders.strip() == ""
     finally:
-        for row in json.loads(np("ps", "--json").stdout or "[]"):
-            np("rm", "-f", row["name"])
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        machine.close()  # the hosts left, the namespace
 
 
 def test_demo_on_docker_brings_up_the_same_system_as_containers(tmp_path: Path) -> None:
@@ -94,7 +82,7 @@ def test_demo_on_docker_brings_up_the_same_system_as_containers(tmp_path: Path) 
     ).stdout.split()
     assert not set(names) & set(taken), f"containers named {names} exist: remove them first"
     machine = Machine(tmp_path)
-    ns, np = machine.ns, machine.np
+    np = machine.np
     try:
         up = np("demo", "--runtime", "docker")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -137,7 +125,7 @@ def test_demo_on_docker_brings_up_the_same_system_as_containers(tmp_path: Path) 
         assert not set(names) & set(left)
     finally:
         np("down", "-p", "birthdays")
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        machine.close()
 
 
 ARTICLE = (
@@ -169,9 +157,7 @@ def test_dockerd_appearing_after_the_demo_is_up(tmp_path: Path) -> None:
         assert down.returncode == 0, down.stderr
         assert {r.split()[3] for r in docker_user_rules(ns)} == {"np0"}
     finally:
-        for row in json.loads(np("ps", "--json").stdout or "[]"):
-            np("rm", "-f", row["name"])
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        machine.close()  # the hosts left, the namespace
 
 
 def test_a_step_that_does_not_answer_stops_the_demo_with_one_line(tmp_path: Path) -> None:
@@ -196,6 +182,4 @@ def test_a_step_that_does_not_answer_stops_the_demo_with_one_line(tmp_path: Path
         )
     finally:
         np("demo", "--down")
-        for row in json.loads(np("ps", "--json").stdout or "[]"):
-            np("rm", "-f", row["name"])
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        machine.close()  # the hosts left, the namespace

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from lab import Lab
+
 pytestmark = pytest.mark.kernel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,36 +31,25 @@ BUSYBOX = "netplumb/busybox:test"
 
 
 class Machine:
-    """A namespace playing a whole machine, with netplumb's state directory of its own."""
+    """A namespace playing a whole machine, with netplumb's state directory of its own: a lab
+    of ``tests/lab.py`` (host namespace ``npt-<hex>-up``)."""
 
     def __init__(self, tmp: Path) -> None:
-        self.ns = f"npt-{secrets.token_hex(3)}-up"
+        self.lab = Lab(tmp, host="up")
+        self.ns = self.lab.host
         self.tmp = tmp
-        self.state = tmp / "state"
-        self.env = {**os.environ, "NETPLUMB_STATE_DIR": str(self.state)}
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+        self.state = self.lab.state
+        self.env = self.lab.environ()
+        self.lab.defer("projects", self.down_projects)
 
     def np(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", self.ns, NETPLUMB, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = self.lab.netplumb(*args, check=False, timeout=300)
         if check and proc.returncode != 0:
             raise AssertionError(f"netplumb {' '.join(args)}: {proc.stdout}{proc.stderr}")
         return proc
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, NETPLUMB, *args],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        return self.lab.popen(self.ns, [NETPLUMB, *args], env=self.env)
 
     def sh(self, cmd: str) -> str:
         return subprocess.run(
@@ -158,19 +149,13 @@ class Machine:
         assert self.records("docker") == []
         assert self.stray() == []
 
-    def close(self) -> None:
+    def down_projects(self) -> None:
         for name in self.records("projects"):
             self.np("down", "-p", name, check=False)
-        for name in self.records("hosts"):
-            self.np("rm", "-f", name, check=False)
-        for pid in subprocess.run(
-            ["ip", "netns", "pids", self.ns], capture_output=True, text=True, check=False
-        ).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        subprocess.run(["ip", "netns", "del", self.ns], check=False)
+
+    def close(self) -> None:
+        """Projects down, then the lab's cleanup: hosts, processes, the namespace."""
+        self.lab.close()
 
 
 @pytest.fixture
@@ -410,6 +395,7 @@ def test_docker_services_get_links_ports_and_extra_interfaces(machine: Machine) 
                 condition: tcp:80
         """,
     )
+    machine.lab.container(web)  # netplumb's to remove: this only if a failure left it
     try:
         machine.np("up", "-f", path)
         env = machine.np("exec", "client", "--", "sh", "-c", "echo $WWW_PORT_80_TCP").stdout

@@ -31,13 +31,13 @@ the tutorial's ``npt-`` Docker containers a per-run prefix (``npt-<hex>-``), als
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lab import Lab, remove_containers, run
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
@@ -149,11 +149,18 @@ def compare(expected: list[str], actual: list[str], unordered: bool = False) -> 
 
 
 class Machine:
-    """A namespace playing a fresh machine, with netplumb's state directory of its own."""
+    """A namespace playing a fresh machine, with netplumb's state directory of its own: a lab
+    of ``tests/lab.py`` (host namespace ``npt-<hex>-tut``) that runs commands as a reader
+    would."""
 
     def __init__(self, tmp: Path) -> None:
-        self.tag = secrets.token_hex(3)
-        self.ns = f"npt-{self.tag}-tut"
+        self.lab = Lab(tmp, host="tut")
+        with self.lab.closed_on_error():
+            self._setup(tmp)
+
+    def _setup(self, tmp: Path) -> None:
+        self.tag = self.lab.id
+        self.ns = self.lab.host
         self.tmp = tmp
         self.docdir = tmp / "tutorial"
         self.demo_db = tmp / "demo-db"
@@ -166,16 +173,11 @@ class Machine:
             (DOC_DIR, str(self.docdir)),
             (DOC_EXAMPLE, str(self.example)),
         ]
-        self.env = {
-            **os.environ,
-            "NETPLUMB_STATE_DIR": str(tmp / "state"),
-            "PATH": f"{VENV_BIN}:{SYSTEM_PATH}",
-        }
+        self.env = self.lab.environ({"PATH": f"{VENV_BIN}:{SYSTEM_PATH}"})
         self.env.pop("NETPLUMB_DEFAULT_SUBNET", None)
         self.env.pop("NETPLUMB_DEFAULT_SUBNET6", None)
         self.containers: list[str] = []
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+        self.lab.defer("what the tutorial left", self.release)
 
     def to_run(self, command: str) -> str:
         for shown, real in self.subs:
@@ -205,38 +207,23 @@ class Machine:
         return self.to_shown(proc.stdout)
 
     def _quiet(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.ns, *argv],
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run(argv, self.ns, check=False, timeout=120, env=self.env, cwd=ROOT)
 
-    def teardown(self) -> None:
-        """Everything the tutorial may have left, whatever step it stopped at."""
+    def release(self) -> None:
+        """Everything the tutorial may have left, whatever step it stopped at (the lab then
+        removes any host left, kills what is left in the namespace, a dead-man timer of an
+        unconfirmed ``lan bridge`` say, and deletes it)."""
         self._quiet("netplumb", "lan", "unbridge", "--force")
         self._quiet("netplumb", "down", "-p", "birthdays")
         ps = self._quiet("netplumb", "ps", "--json").stdout
         names = [str(r["name"]) for r in json.loads(ps or "[]")]
         if names:
             self._quiet("netplumb", "rm", "-f", *names)
-        if self.containers:
-            subprocess.run(
-                ["docker", "rm", "-f", *self.containers], capture_output=True, check=False
-            )
+        remove_containers(self.containers)
         self._quiet("netplumb", "gc")
-        pids = subprocess.run(
-            ["ip", "netns", "pids", self.ns], capture_output=True, text=True, check=False
-        ).stdout.split()
-        for pid in pids:  # a dead-man timer of an unconfirmed `lan bridge`, say
-            try:
-                os.kill(int(pid), 9)
-            except OSError:
-                pass
-        subprocess.run(["ip", "netns", "del", self.ns], check=False)
+
+    def teardown(self) -> None:
+        self.lab.close()
 
 
 def docker_names_free(names: tuple[str, ...], wait: float) -> list[str]:

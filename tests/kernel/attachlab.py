@@ -1,146 +1,32 @@
-"""The attach tests' lab: a throwaway "host" namespace, guests, and an ip -j oracle.
+"""The attach tests' lab: the one lab of ``tests/lab.py`` with an ``ip -j`` oracle and the
+objects the tests make themselves (bridges, veths of their own).
 
 netplumb always runs inside the lab's "host" namespace (``ip netns exec npt-<id>-host ...``)
 with its own state directory, so the machine's interfaces and netplumb's real state are never
 touched. Everything is read back with ``ip -j``, /proc and real traffic, never with netplumb's
-own code. Teardown kills what runs in the lab's namespaces (by PID) and deletes them, also
-when a test fails.
+own code. Cleanup is the lab's: everything goes, in reverse order, also when a test fails.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-ROOT = Path(__file__).resolve().parents[2]
-NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
-PIPEWORK = str(ROOT / ".venv" / "bin" / "pipework")
+from lab import NETPLUMB, PIPEWORK, ROOT, Json, ip_json, sh, wait_for
+from lab import Lab as BaseLab
 
-Json = dict[str, Any]
-
-
-def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run a setup command of the test itself (not netplumb)."""
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
+__all__ = ["NETPLUMB", "PIPEWORK", "ROOT", "Json", "Lab", "sh", "wait_for"]
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 5.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if cond():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-
-
-class Lab:
+class Lab(BaseLab):
     """A "host" namespace where netplumb runs, guests around it, and cleanup for all of them."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.id = secrets.token_hex(3)
-        self.tmp = tmp
-        self.state = tmp / "state"
-        self.namespaces: list[str] = []
-        self.procs: list[subprocess.Popen[str]] = []
-        self.np_hosts: list[str] = []
-        self.host = self.netns("host")
-
-    # -- namespaces and processes -------------------------------------------------------------
-
-    def netns(self, role: str) -> str:
-        name = f"npt-{self.id}-{role}"
-        self.namespaces.append(name)
-        sh("ip", "netns", "add", name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-        return name
-
-    def popen(self, ns: str, argv: list[str], **kw: Any) -> subprocess.Popen[str]:
-        """A background process in ``ns``, killed at teardown."""
-        kw.setdefault("stdout", subprocess.DEVNULL)
-        kw.setdefault("stderr", subprocess.DEVNULL)
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], text=True, **kw)
-        self.procs.append(proc)
-        return proc
-
-    def sleeper(self, ns: str) -> int:
-        """A ``sleep`` process inside ``ns``; returns its PID once it is in the namespace."""
-        proc = self.popen(ns, ["sleep", "1000"])
-        want = os.stat(f"/run/netns/{ns}").st_ino
-
-        def inside() -> bool:
-            try:
-                return os.stat(f"/proc/{proc.pid}/ns/net").st_ino == want
-            except OSError:
-                return False
-
-        assert wait_for(inside), f"sleep did not enter {ns}"
-        return proc.pid
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        # every host netplumb knows in this lab, whoever started it (their namespaces are not
-        # the lab's, so deleting the lab's namespaces would leave them and their holders)
-        listed = self.netplumb("ps", "--json", check=False).stdout if self.state.exists() else ""
-        known = {str(r["name"]) for r in json.loads(listed or "[]")}
-        for name in sorted(set(self.np_hosts) | known):
-            self.netplumb("rm", "-f", name, check=False)
-        for ns in reversed(self.namespaces):
-            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            sh("ip", "netns", "del", ns, check=False)
-
-    # -- running netplumb ---------------------------------------------------------------------
+    def __init__(self, tmp: Path, state: Literal["dir", "root", "netns"] = "dir") -> None:
+        super().__init__(tmp, host="host", state=state)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = {**os.environ, "NETPLUMB_STATE_DIR": str(self.state)}
-        env.pop("NETPLUMB_FAIL_AFTER", None)
-        env.update(extra or {})
-        return env
-
-    def in_host(
-        self, *argv: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a command in the lab's host namespace, with the lab's netplumb state dir."""
-        cmd = ["ip", "netns", "exec", self.host, *argv]
-        proc = subprocess.run(
-            cmd, env=self.env(env), capture_output=True, text=True, timeout=timeout
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
-            )
-        return proc
-
-    def pipework(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return self.in_host(PIPEWORK, *args, check=check, env=env)
-
-    def netplumb(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return self.in_host(NETPLUMB, *args, check=check, env=env)
+        return self.environ(extra)
 
     def attachments(self) -> list[str]:
         d = self.state / "attach"
@@ -149,9 +35,7 @@ class Lab:
     # -- the oracle: ip -j --------------------------------------------------------------------
 
     def ipj(self, ns: str, *args: str) -> list[Json]:
-        out = sh("ip", "-j", "-n", ns, *args).stdout
-        data: list[Json] = json.loads(out or "[]")
-        return data
+        return ip_json(ns, *args)
 
     def links(self, ns: str, details: bool = False) -> list[Json]:
         return self.ipj(ns, *(["-d"] if details else []), "link")
@@ -229,27 +113,6 @@ class Lab:
         if mtu is not None:
             sh("ip", "-n", self.host, "link", "set", name, "mtu", str(mtu))
         sh("ip", "-n", self.host, "link", "set", name, "up")
-
-    def veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str) -> None:
-        """A veth pair of the test's own, both ends up."""
-        sh(
-            "ip",
-            "-n",
-            ns_a,
-            "link",
-            "add",
-            "name",
-            name_a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            name_b,
-            "netns",
-            ns_b,
-        )
-        sh("ip", "-n", ns_a, "link", "set", name_a, "up")
-        sh("ip", "-n", ns_b, "link", "set", name_b, "up")
 
     def on_bridge(self, bridge: str, ns: str, ifname: str, addr: str | None = None) -> None:
         """Plug ``ns`` into ``bridge`` with a veth of the test's own (host end ``t<ns-role>``)."""

@@ -23,34 +23,35 @@ NEIGHBOUR_MAC = "02:00:00:00:77:09"
 class LanLab(Lab):
     def __init__(self, tmp: Path) -> None:
         super().__init__(tmp)
-        self.lan = self.netns("lan")
-        sh("ip", "-n", self.lan, "link", "add", "lanbr", "type", "bridge")
-        sh("ip", "-n", self.lan, "link", "set", "lanbr", "up")
-        self.router = self.netns("rtr")
-        self.plug(self.router, "eth0", "p-rtr")
-        sh("ip", "-n", self.router, "addr", "add", f"{SUBNET}.1/24", "dev", "eth0")
-        sh("ip", "-n", self.router, "addr", "add", "fd77::1/64", "dev", "eth0", "nodad")
-        self.neighbour = self.netns("nbr")
-        self.plug(self.neighbour, "eth0", "p-nbr", mac=NEIGHBOUR_MAC)
-        sh("ip", "-n", self.neighbour, "addr", "add", f"{SUBNET}.9/24", "dev", "eth0")
-        self.plug(self.host, "phys0", "p-host")
-        sh("ip", "-n", self.host, "addr", "add", f"{SUBNET}.2/24", "dev", "phys0")
-        sh("ip", "-n", self.host, "addr", "add", "fd77::2/64", "dev", "phys0")
-        sh("ip", "-n", self.host, "route", "add", "default", "via", f"{SUBNET}.1")
-        sh("ip", "-n", self.host, "-6", "route", "add", "default", "via", "fd77::1")
-        sh(
-            "ip",
-            "-n",
-            self.host,
-            "route",
-            "add",
-            "10.77.0.0/16",
-            "via",
-            f"{SUBNET}.1",
-            "metric",
-            "7",
-        )
-        assert wait_for(lambda: not self.tentative(self.host), timeout=10)
+        with self.closed_on_error():
+            self.lan = self.netns("lan")
+            sh("ip", "-n", self.lan, "link", "add", "lanbr", "type", "bridge")
+            sh("ip", "-n", self.lan, "link", "set", "lanbr", "up")
+            self.router = self.netns("rtr")
+            self.plug(self.router, "eth0", "p-rtr")
+            sh("ip", "-n", self.router, "addr", "add", f"{SUBNET}.1/24", "dev", "eth0")
+            sh("ip", "-n", self.router, "addr", "add", "fd77::1/64", "dev", "eth0", "nodad")
+            self.neighbour = self.netns("nbr")
+            self.plug(self.neighbour, "eth0", "p-nbr", mac=NEIGHBOUR_MAC)
+            sh("ip", "-n", self.neighbour, "addr", "add", f"{SUBNET}.9/24", "dev", "eth0")
+            self.plug(self.host, "phys0", "p-host")
+            sh("ip", "-n", self.host, "addr", "add", f"{SUBNET}.2/24", "dev", "phys0")
+            sh("ip", "-n", self.host, "addr", "add", "fd77::2/64", "dev", "phys0")
+            sh("ip", "-n", self.host, "route", "add", "default", "via", f"{SUBNET}.1")
+            sh("ip", "-n", self.host, "-6", "route", "add", "default", "via", "fd77::1")
+            sh(
+                "ip",
+                "-n",
+                self.host,
+                "route",
+                "add",
+                "10.77.0.0/16",
+                "via",
+                f"{SUBNET}.1",
+                "metric",
+                "7",
+            )
+            assert wait_for(lambda: not self.tentative(self.host), timeout=10)
 
     def plug(self, ns: str, ifname: str, port: str, mac: str | None = None) -> None:
         """``ns`` gets ``ifname``, a veth whose other end ``port`` is on the LAN's switch."""

@@ -6,32 +6,23 @@ chain jumped to first) and bridge-nf-call-iptables on, as dockerd leaves it.
 
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.kernel
+from lab import NETPLUMB, PIPEWORK, Lab
 
-PIPEWORK = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "pipework")
-NETPLUMB = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "netplumb")
+pytestmark = pytest.mark.kernel
 
 
 def test_netplumb_bridge_is_accepted_in_docker_user_and_released(tmp_path: Path) -> None:
-    tag = secrets.token_hex(3)
-    m, a, b = f"npt-{tag}-m", f"npt-{tag}-a", f"npt-{tag}-b"
-    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path)}
+    with Lab(tmp_path, host="m") as lab:
+        a, b = lab.netns("a"), lab.netns("b")
 
-    def in_m(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", m, *argv], env=env, capture_output=True, text=True, check=check
-        )
+        def in_m(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+            return lab.in_host(*argv, check=check)
 
-    for ns in (m, a, b):
-        subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
         in_m("iptables", "-P", "FORWARD", "DROP")
         in_m("iptables", "-N", "DOCKER-USER")
         in_m("iptables", "-A", "DOCKER-USER", "-j", "RETURN")
@@ -88,9 +79,6 @@ def test_netplumb_bridge_is_accepted_in_docker_user_and_released(tmp_path: Path)
             "ACCEPT",
         )
         for ns in (a, b):
-            subprocess.run(["ip", "netns", "del", ns], check=True)
+            lab.delete_netns(ns)
         assert "removed bridge brdk" in in_m(NETPLUMB, "gc").stdout
         assert "netplumb" not in in_m("iptables", "-S", "DOCKER-USER").stdout
-    finally:
-        for ns in (a, b, m):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)

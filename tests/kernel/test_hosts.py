@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import marshal
 import os
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,44 +16,30 @@ from pathlib import Path
 
 import pytest
 
+from lab import PIPEWORK, Lab
+
 pytestmark = pytest.mark.kernel
 
-ROOT = Path(__file__).resolve().parents[2]
-NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
-PIPEWORK = str(ROOT / ".venv" / "bin" / "pipework")
 
-
-class Machine:
+class Machine(Lab):
     """A namespace playing a whole machine, with netplumb's state kept in a temporary dir."""
 
     def __init__(self, tmp: Path) -> None:
-        self.ns = f"npt-{secrets.token_hex(3)}-m"
-        self.state = tmp / "state"
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+        super().__init__(tmp, host="m")
+        self.ns = self.host
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "NETPLUMB_STATE_DIR": str(self.state)}
+        return self.environ()
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = ["ip", "netns", "exec", self.ns, *argv]
-        proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, timeout=60)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{argv} failed ({proc.returncode}): {proc.stderr}")
-        return proc
+        return self.in_host(*argv, check=check)
 
     def np(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run(NETPLUMB, *args, check=check)
+        return self.netplumb(*args, check=check)
 
     def ps(self) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = json.loads(self.np("ps", "--json").stdout)
         return rows
-
-    def close(self) -> None:
-        # Whatever a failed test left: remove hosts through netplumb, then kill stragglers.
-        for row in self.ps() if self.state.exists() else []:
-            self.np("rm", "-f", str(row["name"]), check=False)
-        subprocess.run(["ip", "netns", "del", self.ns], check=False)
 
 
 @pytest.fixture

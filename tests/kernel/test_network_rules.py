@@ -7,7 +7,6 @@ table. Every way of making or removing a network now writes it (``ops/networks.p
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def test_a_network_made_by_up_gets_its_rules_and_down_takes_them(
     netns: NetnsFactory, tmp_path: Path, table_first: bool
 ) -> None:
     ns = netns("rules")
-    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp_path / "state")}
+    env = netns.lab.environ()  # NETPLUMB_STATE_DIR: tmp_path / "state"
 
     def np(*args: str) -> subprocess.CompletedProcess[str]:
         return run(["ip", "netns", "exec", ns, NETPLUMB, *args], env=env)

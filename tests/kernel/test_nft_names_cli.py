@@ -38,8 +38,8 @@ class Machine:
     def __init__(self, netns: NetnsFactory, tmp: Path) -> None:
         self.ns = netns("m")
         self.guest = netns("g")  # attach/pipework targets: never the real machine's PID 1
-        self.state = tmp / "state"
-        self.env = {**os.environ, "NETPLUMB_STATE_DIR": str(self.state)}
+        self.state = netns.lab.state  # tmp / "state": the lab's
+        self.env = netns.lab.environ()
         run(["ip", "-n", self.ns, "link", "add", "lan0", "type", "veth", "peer", "name", "lan0p"])
 
     def np(self, *argv: str, tool: str = "netplumb", **kw: Any) -> Any:

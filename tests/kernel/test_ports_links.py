@@ -8,8 +8,6 @@ TCP/UDP traffic, ``nft -j``, ``ip -j``; never netplumb's own code.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shlex
 import subprocess
 import time
@@ -18,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from lab import Lab as BaseLab
+
 pytestmark = pytest.mark.kernel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,47 +25,19 @@ NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
 MACHINE_LAN, NEIGHBOUR = "192.168.50.1", "192.168.50.66"
 
 
-class Lab:
+class Lab(BaseLab):
+    """The machine ``m`` (the lab's host namespace) on a LAN with a neighbour (``lan``)."""
+
     def __init__(self, tmp: Path) -> None:
-        tag = secrets.token_hex(3)
-        self.m, self.lan = f"npt-{tag}-m", f"npt-{tag}-lan"
-        self.env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
-        for ns in (self.m, self.lan):
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(
-            [
-                "ip",
-                "-n",
-                self.m,
-                "link",
-                "add",
-                "lan0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                self.lan,
-            ],
-            check=True,
-        )
-        for ns, dev, addr in ((self.m, "lan0", MACHINE_LAN), (self.lan, "eth0", NEIGHBOUR)):
-            subprocess.run(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev], check=True)
-            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+        super().__init__(tmp, host="m")
+        with self.closed_on_error():
+            self.m, self.lan = self.host, self.netns("lan")
+            self.veth(self.m, "lan0", self.lan, "eth0")
+            for ns, dev, addr in ((self.m, "lan0", MACHINE_LAN), (self.lan, "eth0", NEIGHBOUR)):
+                self.run_in(ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
 
     def sh(self, ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", ns, *argv],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{argv}: {proc.returncode} {proc.stderr}")
-        return proc
+        return self.run_in(ns, *argv, check=check)
 
     def np(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.sh(self.m, NETPLUMB, *args, check=check)
@@ -145,13 +117,6 @@ class Lab:
 
     def ruleset(self) -> str:
         return self.sh(self.m, "nft", "list", "ruleset").stdout
-
-    def close(self) -> None:
-        if (Path(self.env["NETPLUMB_STATE_DIR"]) / "hosts").exists():
-            for row in json.loads(self.np("ps", "--json").stdout):
-                self.np("rm", "-f", str(row["name"]), check=False)
-        for ns in (self.m, self.lan):
-            subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the checkout wherever CI clones it, which an unprivileged uid might not.)
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -41,17 +40,17 @@ def _ruleset(ns: str) -> str:
     ],
 )
 def test_without_privileges_one_line_and_nothing_changes(
-    netns: NetnsFactory, tmp_path: Path, argv: list[str], prefix: str
+    netns: NetnsFactory, argv: list[str], prefix: str
 ) -> None:
     ns = netns("priv")
     before_links = subprocess.run(["ip", "-n", ns, "-j", "link"], capture_output=True).stdout
     before_rules = _ruleset(ns)
-    state = tmp_path / "state"
+    state = netns.lab.state
     proc = subprocess.run(
         ["ip", "netns", "exec", ns, *DROP_ALL, str(BIN / argv[0]), *argv[1:]],
         capture_output=True,
         text=True,
-        env={**os.environ, "NETPLUMB_STATE_DIR": str(state)},
+        env=netns.lab.environ(),
         timeout=30,
     )
     assert proc.returncode == 1

@@ -7,15 +7,16 @@ published ports, /proc for the processes, the state folders for records and leas
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from lab import STOP, Lab, kill
 
 pytestmark = pytest.mark.kernel
 
@@ -44,33 +45,24 @@ print(json.dumps(runtime.remove_many(sys.argv[1].split(","), force=sys.argv[2] =
 """
 
 
-class Machine:
+class Machine(Lab):
     """A namespace playing a whole machine, with netplumb's state kept in a temporary dir."""
 
     def __init__(self, tmp: Path) -> None:
-        self.ns = f"npt-{secrets.token_hex(3)}-rm"
-        self.state = tmp / "state"
+        super().__init__(tmp, host="rm")
+        self.ns = self.host
         self.pids: list[int] = []
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
 
     def run(self, *argv: str) -> str:
-        env = {**os.environ, "NETPLUMB_STATE_DIR": str(self.state)}
-        proc = subprocess.run(
-            ["ip", "netns", "exec", self.ns, *argv],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, f"{argv} failed ({proc.returncode}): {proc.stderr}"
-        return proc.stdout
+        return self.in_host(*argv, timeout=120).stdout
 
     def up(self, names: list[str], command: str = "") -> dict[str, dict[str, int]]:
         hosts: dict[str, dict[str, int]] = json.loads(
             self.run(PYTHON, "-c", UP, ",".join(names), command)
         )
-        self.pids += [p for h in hosts.values() for p in h.values()]
+        for pid in (p for h in hosts.values() for p in h.values()):
+            self.pids.append(pid)  # whatever a failed test left running
+            self.defer(f"process {pid}", functools.partial(kill, pid), STOP)
         return hosts
 
     def down(self, names: list[str], force: bool) -> list[str]:
@@ -107,14 +99,6 @@ class Machine:
     def files(self, *parts: str) -> list[str]:
         d = self.state.joinpath(*parts)
         return sorted(p.name for p in d.iterdir()) if d.exists() else []
-
-    def close(self) -> None:
-        for pid in self.pids:  # whatever a failed test left running
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        subprocess.run(["ip", "netns", "del", self.ns], check=False)
 
 
 @pytest.fixture

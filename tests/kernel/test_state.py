@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
-import secrets
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -22,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from lab import REMOVE, Lab, kill
 
 pytestmark = pytest.mark.kernel
 
@@ -53,29 +53,21 @@ def _named_inodes() -> list[int]:
     return out
 
 
-class World:
-    """Namespaces playing machines, netplumb's root in a directory of the test's own."""
+class World(Lab):
+    """Namespaces playing machines, netplumb's root in a directory of the test's own (a lab
+    without a host namespace, its state a root: ``NETPLUMB_STATE_ROOT``)."""
 
     def __init__(self) -> None:
-        self.id = secrets.token_hex(3)
         # under a world-searchable directory: only netplumb's own modes may keep others out
-        self.tmp = Path(tempfile.mkdtemp(prefix="npr-", dir="/tmp"))
-        self.tmp.chmod(0o755)
-        self.root = self.tmp / "netplumb"
-        self.namespaces: list[str] = []
-        self.count = 0
-
-    def netns(self) -> str:
-        self.count += 1
-        name = f"npt-{self.id}-{self.count}"
-        sh("ip", "netns", "add", name)
-        self.namespaces.append(name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-        return name
+        tmp = Path(tempfile.mkdtemp(prefix="npr-", dir="/tmp"))
+        tmp.chmod(0o755)
+        super().__init__(tmp, host=None, state="root")
+        self.root = self.state
+        self.defer(f"directory {tmp}", lambda: shutil.rmtree(tmp, ignore_errors=True), REMOVE)
+        self.defer(f"hosts under {self.root}", self.kill_hosts)
 
     def delete(self, ns: str) -> None:
-        sh("ip", "netns", "del", ns)
-        self.namespaces.remove(ns)
+        self.delete_netns(ns, kill_first=False)
 
     def netns_with_inode(self, wanted: int) -> str:
         """A new namespace that gets ``wanted``'s inode (a dead namespace's). The kernel gives
@@ -106,19 +98,12 @@ class World:
         raise AssertionError(f"no new namespace got inode {wanted} within the bound")
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NETPLUMB_")}
-        env["NETPLUMB_STATE_ROOT"] = str(self.root)
-        env.update(extra or {})
-        return env
+        return self.environ(extra)
 
     def run(
         self, ns: str, *argv: str, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        cmd = ["ip", "netns", "exec", ns, *argv]
-        proc = subprocess.run(cmd, env=self.env(env), capture_output=True, text=True, timeout=60)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{argv} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-        return proc
+        return self.run_in(ns, *argv, check=check, env=env)
 
     def np(self, ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(ns, NETPLUMB, *args, check=check)
@@ -130,9 +115,9 @@ class World:
     def scopes(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if not p.name.startswith("."))
 
-    def close(self) -> None:
-        # hosts of any record under the root (stale ones too): their processes outlive the
-        # namespaces the test deletes
+    def kill_hosts(self) -> None:
+        """Hosts of any record under the root (stale ones too): their processes outlive the
+        namespaces the test deletes."""
         for rec_path in self.root.glob("**/hosts/*") if self.root.exists() else []:
             try:
                 rec = marshal.loads(rec_path.read_bytes())
@@ -141,18 +126,7 @@ class World:
             for key in ("pid", "holder"):
                 pid = rec.get(key)
                 if isinstance(pid, int) and pid > 0:
-                    try:
-                        os.kill(-pid if key == "pid" else pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-        for ns in reversed(self.namespaces):
-            for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            sh("ip", "netns", "del", ns, check=False)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+                    kill(pid, group=key == "pid")
 
 
 @pytest.fixture

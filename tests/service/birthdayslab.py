@@ -1,6 +1,9 @@
 """Real processes for the service tests: a database server (``birthdays mongo``) and web servers
 (``birthdays serve``) on free loopback ports, an HTTP client, and the oracle: pymongo reading
 the database directly, never through the service's code.
+
+No namespaces here (everything is on loopback); a process is ended the way the lab
+(``tests/lab.py``) ends its background processes: ``lab.stop_process``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
+
+from lab import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 _VENV_BIRTHDAYS = ROOT / ".venv" / "bin" / "birthdays"
@@ -85,14 +90,7 @@ class Proc:
         """SIGTERM, then SIGKILL after 30 s; the exit status."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, grace=30)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
