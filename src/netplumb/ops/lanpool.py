@@ -132,6 +132,8 @@ def lease(pool: LanPool, holder: str, wanted: IP | None, skip: set[str]) -> IP:
             theirs = alloc.take(TABLE, str(wanted), holder)
             if theirs is not None:
                 raise Conflict(f"address {wanted} is already leased on the LAN (by {theirs})")
+            # leased anew (it may have been the holder's already): its STALE clock restarts
+            os.utime(state.path(alloc.LEASES, TABLE, str(wanted)), follow_symlinks=False)
             return wanted
         found = alloc.take_first(TABLE, holder, (str(ip) for ip in pool.candidates(skip)))
         if found is None:
