@@ -109,13 +109,15 @@ def leases() -> dict[str, str]:
 def _prune(lk: Lock, now: float) -> None:
     """Free what has expired: ARP holds after ``ARP_HOLD``, a lease whose attach record never
     appeared after ``STALE`` (its command died between lease and attach, or it was removed)."""
-    for ip, holder in alloc.held(TABLE).items():
-        age = now - (alloc.since(TABLE, ip) or now)
-        if holder.startswith("arp:"):
-            if age > ARP_HOLD:
-                alloc.free(lk, TABLE, ip, holder)
-        elif "@" in holder and age > STALE and state.read("attach", holder) is None:
+    for ip, holder, since in alloc.aged(TABLE, min(STALE, ARP_HOLD), now):
+        if _expired(holder, now - since):
             alloc.free(lk, TABLE, ip, holder)
+
+
+def _expired(holder: str, age: float) -> bool:
+    if holder.startswith("arp:"):
+        return age > ARP_HOLD
+    return "@" in holder and age > STALE and state.read("attach", holder) is None
 
 
 def lease(pool: LanPool, holder: str, wanted: IP | None, skip: set[str]) -> IP:
@@ -135,7 +137,16 @@ def lease(pool: LanPool, holder: str, wanted: IP | None, skip: set[str]) -> IP:
             # leased anew (it may have been the holder's already): its STALE clock restarts
             os.utime(state.path(alloc.LEASES, TABLE, str(wanted)), follow_symlinks=False)
             return wanted
-        found = alloc.take_first(TABLE, holder, (str(ip) for ip in pool.candidates(skip)))
+        gateway = pool.gateway.as_int if pool.gateway is not None else -1
+        found = alloc.take_lowest(
+            lk,
+            TABLE,
+            holder,
+            (pool.first.as_int, pool.last.as_int),
+            lambda n: str(IP(n.to_bytes(4, "big"))),
+            reserved=lambda n: n == gateway,
+            usable=lambda key: key not in skip,
+        )
         if found is None:
             raise Conflict(f"no free address left in the LAN pool {pool.first}-{pool.last}")
         return IP.parse(found)

@@ -19,9 +19,9 @@ On disk
   10,000.
 - ``leases.d/<table>.lock``: the table's lock (``state.lock.Lock``). Every change of the table is
   made under it. The lock file also holds, per slot (IPv4 and IPv6 keys, or numbers), the lowest
-  key that may be free (``v2 <slot 0> <slot 1>``), so the lowest free key is found without
-  listing the table; a release lowers it *before* the entry goes, so after a crash it can only be
-  too low, never too high.
+  key that may be free and the first key of the span it was counted from (``v2 <first>:<hint>
+  <first>:<hint>``), so the lowest free key is found without listing the table; a release
+  lowers it *before* the entry goes, so after a crash it can only be too low, never too high.
 
 Address tables of netplumb's networks are named after the network (the layout of the releases
 before this allocator: their records read as they are). Other tables' names start with ``%``,
@@ -78,6 +78,27 @@ def since(table: str, key: str) -> float | None:
         return None
 
 
+def aged(table: str, seconds: float, now: float) -> list[tuple[str, str, float]]:
+    """(key, owner, since) of the leases of ``table`` older than ``seconds`` (for tables whose
+    leases expire: one ``lstat`` per lease, a ``readlink`` only for the old ones)."""
+    out = []
+    try:
+        entries = os.scandir(state.path(LEASES, table))
+    except FileNotFoundError:
+        return []
+    with entries:
+        for e in entries:
+            try:
+                t = e.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if now - t > seconds and e.is_symlink():
+                owner = state.readlink(LEASES, table, e.name)
+                if owner is not None:
+                    out.append((e.name, owner, t))
+    return out
+
+
 def _listed(owner: str) -> list[tuple[str, str]]:
     """(table, key) pairs of ``owner``'s list, in order, unchecked."""
     try:
@@ -125,25 +146,34 @@ def ordinal(key: str) -> tuple[int, int] | None:
     return (ip.version == 6), ip.as_int
 
 
-def hints(lk: Lock) -> list[int]:
-    """[slot 0, slot 1]: below each, every key is taken (zeros when unknown: a new table, or
-    the relative offsets of the layout before ``v2``, which are ignored)."""
-    words = os.pread(lk.fd, 128, 0).split()
-    if len(words) == 3 and words[0] == _HINTS and words[1].isdigit() and words[2].isdigit():
-        return [int(words[1]), int(words[2])]
-    return [0, 0]
+def hints(lk: Lock) -> list[tuple[int, int]]:
+    """Per slot, (first key of the span it was counted from, hint): from the first to the hint,
+    every key is taken. (0, 0) when unknown: a new table, or the relative offsets of the layout
+    before ``v2``, which are ignored. A hint counts only for a span of the same first key: a
+    pool whose range moves (the LAN pool set again, a CNI config's new subnet) starts over."""
+    words = os.pread(lk.fd, 160, 0).split()
+    out = [(0, 0), (0, 0)]
+    if len(words) == 3 and words[0] == _HINTS:
+        for slot, word in enumerate(words[1:]):
+            first, _, hint = word.partition(b":")
+            if first.isdigit() and hint.isdigit():
+                out[slot] = (int(first), int(hint))
+    return out
 
 
-def set_hint(lk: Lock, slot: int, value: int) -> None:
+def set_hint(lk: Lock, slot: int, first: int, value: int) -> None:
     h = hints(lk)
-    h[slot] = value
-    os.pwrite(lk.fd, f"v2 {h[0]} {h[1]}".encode().ljust(79) + b"\n", 0)
+    h[slot] = (first, value)
+    text = f"v2 {h[0][0]}:{h[0][1]} {h[1][0]}:{h[1][1]}"
+    os.pwrite(lk.fd, text.encode().ljust(111) + b"\n", 0)
 
 
 def _lower_hint(lk: Lock, key: str) -> None:
     o = ordinal(key)
-    if o is not None and o[1] < hints(lk)[o[0]]:
-        set_hint(lk, o[0], o[1])
+    if o is not None:
+        first, hint = hints(lk)[o[0]]
+        if o[1] < hint:
+            set_hint(lk, o[0], first, max(first, o[1]))
 
 
 # -- leasing (the caller holds the table's lock) ----------------------------------------------
@@ -191,16 +221,6 @@ def take(table: str, key: str, owner: str) -> str | None:
     return theirs
 
 
-def take_first(table: str, owner: str, candidates: Iterable[str]) -> str | None:
-    """Lease the first free key of ``candidates`` to ``owner`` (the caller holds the lock); None
-    when every one is taken."""
-    for key in candidates:
-        if _link(table, key, owner):
-            _index(owner, table, key)
-            return key
-    return None
-
-
 def take_lowest(
     lk: Lock,
     table: str,
@@ -216,15 +236,15 @@ def take_lowest(
     when none is free. The hint moves past taken and reserved keys only."""
     first, last = span
     slot = ordinal(render(first))
-    hint = hints(lk)[slot[0]] if slot is not None else 0
-    candidate = max(first, hint)
+    counted_from, hint = hints(lk)[slot[0]] if slot is not None else (0, 0)
+    candidate = max(first, hint) if counted_from == first else first
     contiguous = True
     while candidate <= last:
         if reserved is None or not reserved(candidate):
             key = render(candidate)
             if (usable is None or usable(key)) and _link(table, key, owner):
                 if contiguous and slot is not None:
-                    set_hint(lk, slot[0], candidate + 1)
+                    set_hint(lk, slot[0], first, candidate + 1)
                 _index(owner, table, key)
                 return key
             if usable is not None and contiguous and holder(table, key) is None:
@@ -288,5 +308,5 @@ def drop_table(table: str) -> None:
 
     with lock(table) as lk:
         shutil.rmtree(state.path(LEASES, table), ignore_errors=True)
-        set_hint(lk, 0, 0)
-        set_hint(lk, 1, 0)
+        set_hint(lk, 0, 0, 0)
+        set_hint(lk, 1, 0, 0)
