@@ -4,8 +4,8 @@ A lease is a record ``(table, key, owner)``: the key of a table (an address of a
 LAN pool or of a CNI pool) is held by one owner (a guest key, a host, an attach record). Each
 table uses it alike; what stays with a table is only how its candidates are enumerated and
 checked (a network's range without its gateway, the LAN pool's range with an ARP probe, a CNI
-pool's subnet). Host ports are a *shared* table (``shared.py``): several bindings may hold one
-port when their addresses do not overlap.
+pool's subnet). Host ports are a *shared* table (the last section here, used by
+``portindex.py``): several bindings may hold one port when their addresses do not overlap.
 
 On disk
 -------
@@ -25,7 +25,8 @@ On disk
 
 Address tables of netplumb's networks are named after the network (the layout of the releases
 before this allocator: their records read as they are). Other tables' names start with ``%``,
-which no network name holds: ``%lan`` (the LAN pool), ``%cni-<name>`` (a CNI macvlan pool).
+which no network name holds: ``%lan`` (the LAN pool), ``%cni-<name>`` (a CNI macvlan pool),
+``%ports`` (host ports).
 Files are created sparingly: on this kind of machine a file creation costs 0.2-0.8 ms when
 other work is writing to the disk, an in-place write of the lock file a microsecond.
 """
@@ -310,3 +311,40 @@ def drop_table(table: str) -> None:
         shutil.rmtree(state.path(LEASES, table), ignore_errors=True)
         set_hint(lk, 0, 0, 0)
         set_hint(lk, 1, 0, 0)
+
+
+# -- shared tables: several holders of one key ------------------------------------------------
+# A host port is held by several bindings at once when their addresses do not overlap
+# (127.0.0.1:80 and 10.0.0.1:80, or IPv4 and IPv6): its entry lists them, one line each, and
+# the table's user decides what conflicts (``state/portindex.py``). The lines are the user's
+# ``<value>@<owner>``; the entry is replaced atomically (``state.set_link``), and it goes with
+# its last line. The owner's list is the user's own records (``ports/<owner>``): a published
+# port is given back together with its nftables elements, never by ``release_owner`` alone.
+
+
+def entries(table: str, key: str) -> list[str]:
+    """The lines of a shared key (none when nobody holds it): one ``readlink``."""
+    return (state.readlink(LEASES, table, key) or "").splitlines()
+
+
+def change_entries(table: str, changes: dict[str, tuple[list[str], list[str]]]) -> None:
+    """Per key, add the first list's lines and remove the second's (the caller holds the
+    table's lock)."""
+    for key, (plus, minus) in changes.items():
+        old = entries(table, key)
+        new = [e for e in old if e not in minus] + [e for e in plus if e not in old]
+        if new != old:
+            store_entries(table, key, old, new)
+
+
+def store_entries(table: str, key: str, old: list[str], new: list[str]) -> None:
+    """Write a shared key's lines (``old``: what it held, as read under the lock)."""
+    if not new:
+        state.remove(LEASES, table, key)
+    elif old or not _link(table, key, "\n".join(new)):
+        state.set_link("\n".join(new), LEASES, table, key)
+
+
+def keys(table: str) -> list[str]:
+    """Every key of a table."""
+    return state.names(LEASES, table)
