@@ -210,12 +210,16 @@ def _link(table: str, key: str, owner: str) -> bool:
 def take(table: str, key: str, owner: str) -> str | None:
     """Lease ``key`` to ``owner`` (the caller holds the table's lock). None when it is
     ``owner``'s now (it was free, or ``owner``'s already); else the owner that holds it."""
-    if _link(table, key, owner):
-        _index(owner, table, key)
-        return None
-    theirs = state.readlink(LEASES, table, key)
-    if theirs is None:  # released between the link and the read: only without the lock
-        return take(table, key, owner)
+    for _ in range(2):
+        if _link(table, key, owner):
+            _index(owner, table, key)
+            return None
+        theirs = state.readlink(LEASES, table, key)
+        if theirs is not None:
+            break
+        # released between the link and the read (a caller without the lock): once more
+    else:
+        raise StateError(f"cannot lease {key} of netplumb table {table}: it keeps changing")
     if theirs == owner:
         _index(owner, table, key)  # the list may have lost its line (see release_owner)
         return None
