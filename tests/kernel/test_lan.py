@@ -338,7 +338,7 @@ def test_twenty_containers_leasing_from_the_pool_at_once_get_twenty_addresses(
         assert lan.addrs(g, "eth1", "4") == [f"{ip}/24"]
     held = _leases(lan)
     for g, ip in zip(guests, got, strict=True):
-        assert held[ip].endswith(f"{g}@eth1"), held
+        assert held[ip].startswith(f"netns:{g}:") and held[ip].endswith("@eth1"), held
     for g in guests:
         lan.lan_cmd("detach", g)
     assert _leases(lan) == {}
