@@ -240,8 +240,9 @@ def take_lowest(
     leased (a gateway) and, for now, what ``usable`` refuses (a port a process holds). None
     when none is free. The hint moves past taken and reserved keys only."""
     first, last = span
-    slot = ordinal(render(first))
-    counted_from, hint = hints(lk)[slot[0]] if slot is not None else (0, 0)
+    key = render(first)
+    slot = 1 if ":" in key else 0 if "." in key or key.isdigit() else None  # as ``ordinal``
+    counted_from, hint = hints(lk)[slot] if slot is not None else (0, 0)
     candidate = max(first, hint) if counted_from == first else first
     contiguous = True
     while candidate <= last:
@@ -249,7 +250,7 @@ def take_lowest(
             key = render(candidate)
             if (usable is None or usable(key)) and _link(table, key, owner):
                 if contiguous and slot is not None:
-                    set_hint(lk, slot[0], first, candidate + 1)
+                    set_hint(lk, slot, first, candidate + 1)
                 _index(owner, table, key)
                 return key
             if usable is not None and contiguous and holder(table, key) is None:
