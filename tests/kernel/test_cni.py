@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -381,6 +382,26 @@ def test_macvlan_mode(lab: Lab, cni: Cni) -> None:
     g3 = lab.netns("g3")
     assert cni.add(g3, "m3", conf)["ips"][0]["address"] == "192.168.77.2/24"  # lease freed
     cni.delete(g3, "m3", conf)
+
+
+def test_twenty_parallel_adds_on_a_macvlan_pool_get_twenty_addresses(lab: Lab, cni: Cni) -> None:
+    """The macvlan pool is one table of the allocator: 20 ADDs at once get 20 different
+    addresses, the lowest of the subnet; their DELs leave the table empty."""
+    parent = f"npt{lab.id}q"
+    sh("ip", "-n", lab.host, "link", "add", parent, "type", "veth", "peer", "name", parent + "x")
+    sh("ip", "-n", lab.host, "link", "set", parent, "up")
+    conf = cni.config(mode="macvlan", master=parent, subnet="192.168.78.0/24")
+    guests = [lab.netns(f"r{i}") for i in range(20)]
+    with ThreadPoolExecutor(20) as pool:  # each call is its own process
+        outs = list(pool.map(lambda ig: cni.add(ig[1], f"r{ig[0]}", conf), enumerate(guests)))
+    got = [out["ips"][0]["address"] for out in outs]
+    assert sorted(got) == sorted(f"192.168.78.{n}/24" for n in range(2, 22))
+    for g, addr in zip(guests, got, strict=True):
+        assert guest_addrs(lab, g) == [addr]
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda ig: cni.delete(ig[1], f"r{ig[0]}", conf), enumerate(guests)))
+    table = lab.state / "leases.d" / f"%cni-{cni.net}"
+    assert not table.exists() or list(table.iterdir()) == []
 
 
 def test_delegated_host_local_ipam(lab: Lab, cni: Cni, tmp_path: Path) -> None:

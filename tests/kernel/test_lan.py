@@ -3,7 +3,10 @@ timer, ARP probing, the pool under parallel requests, DHCP and macvlan mode with
 
 from __future__ import annotations
 
+import marshal
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -307,3 +310,69 @@ def test_pipework_onto_the_lan_is_probed_and_leased_too(lan: LanLab) -> None:
     lan.netplumb("detach", guest, "eth1")
     assert f"{SUBNET}.210=" not in lan.lan_cmd("status").stdout
     lan.lan_cmd("unbridge")
+
+
+def test_twenty_containers_leasing_from_the_pool_at_once_get_twenty_addresses(
+    lan: LanLab,
+) -> None:
+    """The pool is one table of the allocator: 20 ``lan attach`` processes started together
+    each get a different address, the lowest ones of the range, each probed and on its guest."""
+    lan.lan_cmd("macvlan", "phys0")
+    lan.lan_cmd(*POOL)
+    guests = [lan.netns(f"q{i}") for i in range(20)]
+    procs = [
+        subprocess.Popen(
+            ["ip", "netns", "exec", lan.host, NETPLUMB, "lan", "attach", g],
+            env=lan.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for g in guests
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    assert all(rc == 0 for rc, _o, _e in results), results
+    got = [out.strip() for _rc, out, _e in results]
+    assert sorted(got) == [f"{SUBNET}.{n}" for n in range(200, 220)]
+    for g, ip in zip(guests, got, strict=True):
+        assert lan.addrs(g, "eth1", "4") == [f"{ip}/24"]
+    held = _leases(lan)
+    for g, ip in zip(guests, got, strict=True):
+        assert held[ip].startswith(f"netns:{g}:") and held[ip].endswith("@eth1"), held
+    for g in guests:
+        lan.lan_cmd("detach", g)
+    assert _leases(lan) == {}
+
+
+def _leases(lan: LanLab) -> dict[str, str]:
+    """The ``leases:`` line of ``lan status``: address -> holder."""
+    line = next(ln for ln in lan.lan_cmd("status").stdout.splitlines() if ln.startswith("leases:"))
+    pairs = line.partition(":")[2].split()
+    return dict(p.split("=", 1) for p in pairs if p != "-")
+
+
+def test_leases_recorded_by_the_release_before_are_honoured(lan: LanLab) -> None:
+    """``lan/leases``, the pool's table as netplumb wrote it before the allocator (one marshal
+    record, address -> [holder, time]): its leases keep their addresses, its ARP hold keeps
+    its address out of automatic leasing, and it is moved into the allocator on first use."""
+    lan.lan_cmd("macvlan", "phys0")
+    lan.lan_cmd(*POOL)
+    keeper = lan.netns("old")
+    lan.lan_cmd("attach", keeper, "--ip", f"{SUBNET}.203")
+    # rewrite its lease (and an ARP hold) the way the release before kept them
+    table = lan.state / "leases.d" / "%lan"
+    holder = os.readlink(table / f"{SUBNET}.203")
+    os.unlink(table / f"{SUBNET}.203")
+    now = str(time.time())
+    old = {f"{SUBNET}.203": [holder, now], f"{SUBNET}.200": [f"arp:{NEIGHBOUR_MAC}", now]}
+    (lan.state / "lan" / "leases").write_bytes(marshal.dumps(old))
+    assert f"{SUBNET}.203={holder}" in lan.lan_cmd("status").stdout
+    refused = lan.lan_cmd("attach", lan.netns("new"), "--ip", f"{SUBNET}.203", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"netplumb: address {SUBNET}.203 is already leased on the LAN (by {holder})"
+    )
+    assert not (lan.state / "lan" / "leases").exists()  # moved into the allocator's table
+    assert lan.lan_cmd("attach", lan.netns("auto")).stdout.strip() == f"{SUBNET}.201"
+    lan.lan_cmd("detach", keeper)
+    assert f"{SUBNET}.203=" not in lan.lan_cmd("status").stdout

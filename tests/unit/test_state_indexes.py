@@ -4,6 +4,7 @@ the files."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,28 @@ def test_port_index_follows_added_and_dropped_bindings(statedir: Path) -> None:
     assert portindex.holders("tcp", 9090) == [(4, "10.0.0.1")]
     portindex.drop(a + b)
     assert portindex.holders("tcp", 8080) == portindex.holders("tcp", 9090) == []
-    assert list((statedir / "ports.d").iterdir()) == []
+    assert list((statedir / "leases.d" / "%ports").iterdir()) == []
+
+
+def test_the_port_index_of_the_release_before_is_honoured_then_moved(
+    statedir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ports.d/<proto>-<port>`` entries (the layout before the allocator) still hold their
+    ports: the folder moves into the allocator's table the first time the index is used, and is
+    merged into it when the table exists already."""
+    monkeypatch.setattr(portindex, "_checked", [])
+    os.makedirs(statedir / "ports.d")
+    os.symlink("4@*@host:old", statedir / "ports.d" / "tcp-8080")
+    assert portindex.holders("tcp", 8080) == [(4, None)]
+    assert not (statedir / "ports.d").exists()
+    monkeypatch.setattr(portindex, "_checked", [])
+    os.makedirs(statedir / "ports.d")
+    os.symlink("6@*@host:old", statedir / "ports.d" / "tcp-8080")
+    os.symlink("4@127.0.0.1@host:old", statedir / "ports.d" / "udp-53")
+    portindex.add([_binding("host:new", 9000)])
+    assert portindex.holders("tcp", 8080) == [(4, None), (6, None)]
+    assert portindex.holders("udp", 53) == [(4, "127.0.0.1")]
+    assert not (statedir / "ports.d").exists()
 
 
 def test_stale_port_index_entries_are_dropped(statedir: Path) -> None:

@@ -2,9 +2,10 @@
 
 Bridge mode leases from the netplumb network's table (``networks.lease``), so guests started by
 ``netplumb run`` and by a CNI runtime on one network never get the same address. Macvlan mode
-has no bridge and so no netplumb network: its pool is a table of the same shape under
-``cni-pools/``. Delegation runs the plugin ``ipam.type`` names from ``CNI_PATH`` with the same
-environment and config, as the specification asks.
+has no bridge and so no netplumb network: its pool is a table of the same allocator
+(``state/leases.py``), ``%cni-<name>``, leased the same way. Delegation runs the plugin
+``ipam.type`` names from ``CNI_PATH`` with the same environment and config, as the
+specification asks.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import os
 from netplumb import state
 from netplumb.cni import jsonlite
 from netplumb.cni.types import IPAM_FAILURE, CniError
-from netplumb.errors import Conflict
 from netplumb.model.ip import IP, Interface
-from netplumb.model.network import allocate
-from netplumb.state.lock import Lock
+from netplumb.state import addresses
+from netplumb.state import leases as alloc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,51 +26,45 @@ if TYPE_CHECKING:
 
     from netplumb.cni.config import Env, NetConf
 
-POOLS = "cni-pools"
+POOLS = "cni-pools"  # the pools' records before the allocator: one marshal dict per pool
 
 
 # -- macvlan pools ----------------------------------------------------------------------------
 
 
-def _pool(name: str) -> dict[str, str]:
+def table(name: str) -> str:
+    """The allocator table of the macvlan pool ``name`` (``state/leases.py``)."""
+    return f"%cni-{name}"
+
+
+def _migrate(name: str) -> None:
+    """Move a pool's leases recorded before the allocator (``cni-pools/<name>``, address ->
+    owner) into its table, once (under the table's lock): they stay leased to their owners."""
+    if not os.path.exists(state.path(POOLS, name)):
+        return
+    with alloc.lock(table(name)):
+        for ip, owner in _old_pool(name).items():
+            alloc.take(table(name), ip, owner)
+        state.remove(POOLS, name)
+
+
+def _old_pool(name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in (state.read(POOLS, name) or {}).items()}
 
 
 def pool_lease(name: str, gateway: Interface, owner: str, wanted: IP | None) -> IP:
     """An address of the pool ``name`` (subnet of ``gateway``) for ``owner``."""
-    with Lock(POOLS, f".{name}.lock"):
-        table = _pool(name)
-        if wanted is not None:
-            if not gateway.contains(wanted) or wanted == gateway.ip:
-                raise Conflict(
-                    f"address {wanted} is not available in network {name} "
-                    f"({gateway.ip}/{gateway.prefixlen})"
-                )
-            holder = table.get(str(wanted))
-            if holder is not None and holder != owner:
-                raise Conflict(
-                    f"address {wanted} is already in use in network {name} (by {holder})"
-                )
-            ip = wanted
-        else:
-            ip = allocate(gateway, set(table))
-        table[str(ip)] = owner
-        state.write(dict(table), POOLS, name)
-    return ip
+    _migrate(name)
+    return addresses.lease_in(table(name), gateway, owner, wanted, f"network {name}")
 
 
 def pool_release(name: str, owner: str) -> None:
-    if state.read(POOLS, name) is None:
-        return
-    with Lock(POOLS, f".{name}.lock"):
-        table = _pool(name)
-        kept = {ip: o for ip, o in table.items() if o != owner}
-        if kept != table:
-            state.write(dict(kept), POOLS, name)
+    _migrate(name)
+    alloc.release_owner(owner, lambda t: t == table(name))
 
 
 def pool_owners(name: str) -> set[str]:
-    return set(_pool(name).values())
+    return set(alloc.held(table(name)).values()) | set(_old_pool(name).values())
 
 
 # -- delegation -----------------------------------------------------------------------------

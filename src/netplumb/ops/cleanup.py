@@ -60,11 +60,14 @@ def _undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
 
 def release_owner(owner: str) -> int:
     """Detach every interface netplumb attached to ``owner``; returns how many."""
-    from netplumb.ops import networks, ports
+    from netplumb.ops import ports
+    from netplumb.state import leases
 
     ports.release(owner)
     records = records_of(owner)
-    networks.release_many([owner])
+    # every lease of the owner (network addresses, CNI pools) and of its interfaces (the LAN
+    # pool's holders are attach records, ``<owner>@<ifname>``), in every table at once
+    leases.release_owners([owner, *(name for name, _ in records)])
     if not records:
         return 0
     kind, _, ref = owner.partition(":")

@@ -4,12 +4,16 @@ address is used and announcing after, and macvlan mode with its host-side shim.
 Why not a netplumb network record for the LAN: ``networks`` owns its bridge's gateway address,
 refuses a subnet that overlaps one of the host's (the LAN's, by definition), and its records
 drive the nftables rules (masquerading, isolation). The LAN is none of netplumb's: its
-gateway is the LAN's router. So the LAN has its own small lease table, under the same
-``flock`` discipline as ``networks.lease`` (``state.lock.Lock``) and in the same state directory.
+gateway is the LAN's router. So the LAN has its own table, ``%lan``, of the allocator every
+lease uses (``state/leases.py``); what is the LAN's own is its candidates (the pool's range,
+lowest first, less the addresses an ARP probe found in use) and its expiry: an address someone
+answered for is held by ``arp:<MAC>`` for ``ARP_HOLD``, and a lease whose attach record never
+appeared goes after ``STALE`` (both by the lease's time, its entry's ``lstat``).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 
@@ -20,6 +24,7 @@ from netplumb.lan.arp import Timing
 from netplumb.lan.pool import LanPool
 from netplumb.model.ip import IP, Interface
 from netplumb.model.mac import Mac
+from netplumb.state import leases as alloc
 from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
@@ -32,8 +37,36 @@ SHIM_MARK = "netplumb:lan-shim:"
 SHIM_HOLDER = "lan-shim"
 
 
+TABLE = "%lan"  # the pool's table of the allocator (state/leases.py)
+OLD_LEASES = ("lan", "leases")  # the table before the allocator: {address: [holder, since]}
+
+
 def lock() -> Lock:
-    return Lock("lan", "leases.lock")
+    """The pool's lock (the allocator's lock of its table): held while the pool or its leases
+    change. Moves the leases of the layout before the allocator into the table the first time."""
+    return _Migrating(*alloc.lock(TABLE).parts)
+
+
+class _Migrating(Lock):
+    __slots__ = ()
+
+    def __enter__(self) -> Lock:
+        super().__enter__()
+        if os.path.exists(state.path(*OLD_LEASES)):
+            _migrate()
+        return self
+
+
+def _migrate() -> None:
+    """Each lease of ``lan/leases`` (an older netplumb's) becomes an entry of the table, with
+    its holder and its time (ARP holds and stale leases expire by it); then the file goes."""
+    rec = state.read(*OLD_LEASES) or {}
+    for ip, value in rec.items():
+        holder, since = str(value[0]), float(value[1])
+        if alloc.take(TABLE, str(ip), holder) is None:
+            entry = state.path(alloc.LEASES, TABLE, str(ip))
+            os.utime(entry, (since, since), follow_symlinks=False)
+    state.remove(*OLD_LEASES)
 
 
 # -- the pool ---------------------------------------------------------------------------------
@@ -46,7 +79,7 @@ def get_pool() -> LanPool | None:
 
 def set_pool(pool: LanPool) -> None:
     with lock():
-        held = [ip for ip, h in _leases().items() if not h[0].startswith("arp:")]
+        held = [ip for ip, h in alloc.held(TABLE).items() if not h.startswith("arp:")]
         outside = [ip for ip in held if not pool.subnet.contains(IP.parse(ip))]
         if outside:
             raise Conflict(f"addresses {', '.join(outside)} are leased outside {pool.subnet}")
@@ -54,75 +87,83 @@ def set_pool(pool: LanPool) -> None:
 
 
 def remove_pool() -> None:
-    with lock():
-        held = sorted({h[0] for h in _leases().values() if not h[0].startswith("arp:")})
+    with lock() as lk:
+        table = alloc.held(TABLE)
+        held = sorted({h for h in table.values() if not h.startswith("arp:")})
         if held:
             raise Conflict(f"the LAN pool has leases: {', '.join(held)}")
         state.remove("lan", "pool")
-        state.remove("lan", "leases")
-
-
-def _leases() -> dict[str, list[str]]:
-    rec = state.read("lan", "leases") or {}
-    return {str(k): [str(v[0]), str(v[1])] for k, v in rec.items()}
+        for ip, holder in table.items():  # ARP holds
+            alloc.free(lk, TABLE, ip, holder)
 
 
 def leases() -> dict[str, str]:
-    return {ip: h[0] for ip, h in sorted(_leases().items(), key=lambda kv: IP.parse(kv[0]).as_int)}
+    """address -> holder, lowest first (ARP holds as ``arp:<MAC>``)."""
+    table = alloc.held(TABLE)
+    if os.path.exists(state.path(*OLD_LEASES)):  # not migrated yet: a reader changes nothing
+        old = state.read(*OLD_LEASES) or {}
+        table.update({str(k): str(v[0]) for k, v in old.items()})
+    return dict(sorted(table.items(), key=lambda kv: IP.parse(kv[0]).as_int))
 
 
-def _prune(table: dict[str, list[str]], now: float) -> None:
-    for ip, (holder, since) in list(table.items()):
-        age = now - float(since)
-        if holder.startswith("arp:"):
-            if age > ARP_HOLD:
-                del table[ip]
-        elif "@" in holder and age > STALE and state.read("attach", holder) is None:
-            del table[ip]  # its command died between lease and attach, or it was removed
+def _prune(lk: Lock, now: float) -> None:
+    """Free what has expired: ARP holds after ``ARP_HOLD``, a lease whose attach record never
+    appeared after ``STALE`` (its command died between lease and attach, or it was removed)."""
+    for ip, holder, since in alloc.aged(TABLE, min(STALE, ARP_HOLD), now):
+        if _expired(holder, now - since):
+            alloc.free(lk, TABLE, ip, holder)
+
+
+def _expired(holder: str, age: float) -> bool:
+    if holder.startswith("arp:"):
+        return age > ARP_HOLD
+    return "@" in holder and age > STALE and state.read("attach", holder) is None
 
 
 def lease(pool: LanPool, holder: str, wanted: IP | None, skip: set[str]) -> IP:
     """Lease ``wanted`` (checked against the pool) or the lowest free address of the range."""
     if wanted is not None:
         pool.check_wanted(wanted)
-    with lock():
-        now = time.time()
-        table = _leases()
-        _prune(table, now)
+    with lock() as lk:
+        _prune(lk, time.time())
         if wanted is not None:
-            held = table.get(str(wanted))
+            theirs = alloc.holder(TABLE, str(wanted))
             # an address someone answered for is asked again: the probe decides
-            if held is not None and held[0] != holder and not held[0].startswith("arp:"):
-                who = held[0]
-                raise Conflict(f"address {wanted} is already leased on the LAN (by {who})")
-            ip = wanted
-        else:
-            found = next(pool.candidates(set(table) | skip), None)
-            if found is None:
-                raise Conflict(f"no free address left in the LAN pool {pool.first}-{pool.last}")
-            ip = found
-        table[str(ip)] = [holder, str(now)]
-        state.write(dict(table), "lan", "leases")
-    return ip
+            if theirs is not None and theirs.startswith("arp:"):
+                alloc.free(lk, TABLE, str(wanted), theirs)
+            theirs = alloc.take(TABLE, str(wanted), holder)
+            if theirs is not None:
+                raise Conflict(f"address {wanted} is already leased on the LAN (by {theirs})")
+            # leased anew (it may have been the holder's already): its STALE clock restarts
+            os.utime(state.path(alloc.LEASES, TABLE, str(wanted)), follow_symlinks=False)
+            return wanted
+        gateway = pool.gateway.as_int if pool.gateway is not None else -1
+        found = alloc.take_lowest(
+            lk,
+            TABLE,
+            holder,
+            (pool.first.as_int, pool.last.as_int),
+            lambda n: str(IP(n.to_bytes(4, "big"))),
+            reserved=lambda n: n == gateway,
+            usable=lambda key: key not in skip,
+        )
+        if found is None:
+            raise Conflict(f"no free address left in the LAN pool {pool.first}-{pool.last}")
+        return IP.parse(found)
 
 
 def release(ip: IP | str, holder: str, arp_holder: Mac | None = None) -> None:
     """Release ``ip`` if ``holder`` has it; with ``arp_holder``, remember who answered for it."""
-    with lock():
-        table = _leases()
-        if table.get(str(ip), [""])[0] == holder:
-            del table[str(ip)]
-            if arp_holder is not None:
-                table[str(ip)] = [f"arp:{arp_holder}", str(time.time())]
-            state.write(dict(table), "lan", "leases")
+    with lock() as lk:
+        if alloc.free(lk, TABLE, str(ip), holder) and arp_holder is not None:
+            alloc.take(TABLE, str(ip), f"arp:{arp_holder}")
 
 
 def release_holder(holder: str) -> None:
+    """Release every address ``holder`` has in the pool."""
     with lock():
-        table = _leases()
-        kept = {ip: h for ip, h in table.items() if h[0] != holder}
-        if kept != table:
-            state.write(dict(kept), "lan", "leases")
+        pass  # migrates an older netplumb's table first, so its leases are found
+    alloc.release_owner(holder, lambda t: t == TABLE)
 
 
 # -- where the LAN is -------------------------------------------------------------------------

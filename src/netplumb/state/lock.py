@@ -2,9 +2,10 @@
 directory, held for a ``with`` block.
 
 Every table that must not be changed by two commands at once takes one: network definitions
-(``networks.lock``), each network's address leases (``leases/<net>.lock``), the LAN bridge and
-pool (``lan/bridge.lock``, ``lan/leases.lock``), published ports (``ports.lock``), CNI IPAM pools
-and projects. A lock file is created 0600 on first use (its directory 0700), and never removed:
+(``networks.lock``), each table of the allocator (``leases.d/<table>.lock`` through
+``leases.lock(table)``: a network's addresses, ``%lan``, ``%cni-<name>``), the LAN bridge
+(``lan/bridge.lock``), published ports (``ports.lock``, which also guards ``%ports``) and
+projects. A lock file is created 0600 on first use (its directory 0700), and never removed:
 removing a lock file another process is waiting on would let a third one lock a new file of the
 same name. ``flock`` is released by the kernel when the process dies, so a ``kill -9`` never
 leaves a table locked.
