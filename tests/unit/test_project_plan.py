@@ -15,11 +15,10 @@ import pytest
 
 from netplumb.errors import Conflict
 from netplumb.model.network import make_network
-from netplumb.project.plan import (
+from netplumb.plan.observed import Guest, Observed
+from netplumb.plan.project import (
     CreateNetwork,
-    Guest,
     Keep,
-    Observed,
     RemoveGuest,
     RemoveNetwork,
     StartGuest,
@@ -50,8 +49,17 @@ def article() -> Topology:
 
 
 def running(topo: Topology, **overrides: Guest | None) -> Observed:
-    """Everything of ``topo`` up and matching, except the guests overridden (None: missing)."""
-    guests = {r.name: Guest(r.name, r.runtime, topo.name, digest(r), True) for r in topo.replicas}
+    """Everything of ``topo`` up and matching, except the guests overridden (None: missing);
+    each guest holds, as its records say, one address and veth per network and its ports."""
+    guests = {}
+    for i, r in enumerate(topo.replicas, 2):
+        owner = f"host:{r.name}" if r.runtime == "host" else f"docker:{i:012x}"
+        addresses = tuple((a.network, f"10.89.0.{i}") for a in r.networks)
+        ifaces = tuple((a.ifname, f"v{a.ifname}pl{100 + i}") for a in r.networks)
+        ifaces += tuple((x.ifname, f"v{x.ifname}pl{100 + i}") for x in r.interfaces)
+        guests[r.name] = Guest(
+            r.name, r.runtime, topo.name, digest(r), True, owner, addresses, ifaces, len(r.ports)
+        )
     for name, g in overrides.items():
         if g is None:
             guests.pop(name, None)

@@ -22,9 +22,15 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netplumb.model import restart
+    from netplumb.model.links import Link
+    from netplumb.model.ports import parse_expose, parse_port_spec
     from netplumb.ops import containers
 
     policy = restart.parse(args.restart)  # refused before anything is made
+    for spec in args.expose:  # checked in the order run always checked them
+        parse_expose(spec)
+    mappings = [m for spec in args.publish for m in parse_port_spec(spec)]
+    links_to = [Link.parse(spec) for spec in args.link]
 
     env = list(args.env)
     if not any(e.partition("=")[0] == "PATH" for e in env):
@@ -36,8 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env=env,
         expose=args.expose,
         network=args.network,
-        link_specs=args.link,
-        publish=args.publish,
+        links_to=links_to,
+        publish=mappings,
         publish_all=args.publish_all,
         ip=args.ip,
         restart=policy,
