@@ -172,6 +172,20 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from netplumb.ops import links, ports
 
     failed = 0
+    if args.dry_run:
+        from netplumb.ops import dryrun
+
+        for name in args.names:
+            try:
+                plan = dryrun.rm(name)
+            except NetplumbError as exc:
+                print(f"netplumb rm: {exc}", file=sys.stderr)
+                failed = 1
+                continue
+            print(f"remove {name}")
+            for action in plan:
+                print(f"  {action}")
+        return failed
     removed: set[str] = set()
     with ports.batch():  # one nft transaction for all of them
         for name in args.names:

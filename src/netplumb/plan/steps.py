@@ -171,3 +171,19 @@ class UnpublishPorts(Action):
 
     def __str__(self) -> str:
         return f"nft: unpublish the {self.count} published port(s) of {self.owner}"
+
+
+@dataclass(frozen=True)
+class UnpublishPort(Action):
+    binding: dict[str, object]  # a port record: host_ip, host_port, container_ip/port, proto
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, str(v)) for k, v in self.binding.items())))
+
+    def __str__(self) -> str:
+        b = self.binding
+        ip = b.get("host_ip") or ("0.0.0.0" if b.get("family") == 4 else "::")
+        host = f"[{ip}]" if ":" in str(ip) else str(ip)
+        cip = b.get("container_ip")
+        to = f"[{cip}]" if ":" in str(cip) else str(cip)
+        return f"nft: unpublish {host}:{b['host_port']} to {to}:{b['container_port']}/{b['proto']}"

@@ -66,12 +66,13 @@ def remove_network_steps(net: Network | None, name: str) -> tuple[Action, ...]:
     return (DeleteBridge(net.bridge), NetworkRules(name, (), net.bridge, add=False))
 
 
-def remove_steps(g: Guest) -> tuple[Action, ...]:
-    """What removing a guest undoes, from its records."""
+def remove_steps(g: Guest, one_by_one: bool = False) -> tuple[Action, ...]:
+    """What removing a guest undoes, from its records. A host's interfaces go with its netns
+    when its holder stops (``down``), unless they are deleted ``one_by_one`` (``rm``)."""
     steps: list[Action] = []
     if g.ports:
         steps.append(UnpublishPorts(g.owner or g.name, g.ports))
-    if g.runtime != "host":  # a host's go with its netns, when its holder stops
+    if g.runtime != "host" or one_by_one:
         steps += [DetachInterface(ifname, host) for ifname, host in reversed(g.interfaces)]
     steps += [ReleaseAddress(net, ip) for net, ip in g.addresses]
     steps.append(StopGuest(g.name, g.runtime))

@@ -7,6 +7,7 @@ from netplumb import state
 from netplumb.hosts import runtime
 from netplumb.model.network import DEFAULT_NETWORK, Network
 from netplumb.ops import networks
+from netplumb.ops.holdings import guest
 from netplumb.plan.attach import HostLink
 from netplumb.plan.observed import Guest
 from netplumb.project.guests import LABEL_DIGEST, LABEL_PROJECT, LABEL_STATE, docker_inspect
@@ -24,7 +25,7 @@ def guests(names: list[str], docker_wanted: bool, details: bool = False) -> dict
     for name in names:
         record = state.read("hosts", name)
         if record is not None:
-            found[name] = _guest(
+            found[name] = guest(
                 name,
                 "host",
                 _str_or_none(record.get("project")),
@@ -42,7 +43,7 @@ def guests(names: list[str], docker_wanted: bool, details: bool = False) -> dict
                 labels = (attrs.get("Config") or {}).get("Labels") or {}
                 ours = labels.get(LABEL_STATE) == state.state_dir()
                 owner = f"docker:{str(attrs['Id'])[:12]}"
-                found[name] = _guest(
+                found[name] = guest(
                     name,
                     "docker",
                     labels.get(LABEL_PROJECT) if ours else None,
@@ -51,34 +52,6 @@ def guests(names: list[str], docker_wanted: bool, details: bool = False) -> dict
                     owner if details else None,
                 )
     return found
-
-
-def _guest(
-    name: str, kind: str, project: str | None, digest: str | None, running: bool, owner: str | None
-) -> Guest:
-    """The guest; with ``owner``, what the records say it holds: leases, attached interfaces,
-    published ports."""
-    from netplumb.state import portrecords
-
-    if owner is None:
-        return Guest(name, kind, project, digest, running)
-    interfaces: list[tuple[str, str | None]] = []
-    for key in state.names("attach"):
-        if key.startswith(f"{owner}@"):
-            rec = state.read("attach", key) or {}
-            host = str(rec["host_name"]) if rec.get("kind") == "veth" else None
-            interfaces.append((str(rec.get("ifname", key.partition("@")[2])), host))
-    return Guest(
-        name,
-        kind,
-        project,
-        digest,
-        running,
-        owner,
-        tuple(networks.leases_of(owner)),
-        tuple(interfaces),
-        len(portrecords.bindings(owner)) if portrecords.exists(owner) else 0,
-    )
 
 
 def for_steps(topo: Topology, nets: dict[str, Network]) -> dict[str, object]:
