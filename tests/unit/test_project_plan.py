@@ -65,12 +65,18 @@ def running(topo: Topology, **overrides: Guest | None) -> Observed:
             guests.pop(name, None)
         else:
             guests[name] = g
+    default = make_network("netplumb", "np0", "10.89.0.0/16", subnet6="fd89:6e70:6c62::/64")
+    leases: dict[str, set[str]] = {}
+    for g in guests.values():
+        for net, ip in g.addresses:
+            leases.setdefault(net, set()).add(ip)
     return Observed(
-        networks={n.name: n for n in topo.networks},
+        networks={"netplumb": default, **{n.name: n for n in topo.networks}},
         guests=guests,
         recorded=tuple(n for n in topo.order if n in guests),
         recorded_runtimes={r.name: r.runtime for r in topo.replicas},
         owned_networks=tuple(n.name for n in topo.networks),
+        leases={net: frozenset(ips) for net, ips in leases.items()},
     )
 
 
@@ -250,3 +256,49 @@ def test_digest_follows_every_resolved_field() -> None:
         base + "    networks: {netplumb: {ipv4_address: 10.89.0.9}}\n",
     ):
         assert digest(loads(changed, "p.yaml").replica("web")) != digest(one), changed
+
+
+def test_dry_run_steps_come_from_the_attach_planner() -> None:
+    """Each guest's interface lines are exactly what ``netplumb attach`` would plan."""
+    from netplumb.model.addresses import AddressSpec
+    from netplumb.model.attach import AttachRequest
+    from netplumb.model.ip import IP, Interface
+    from netplumb.plan.attach import HostLink, plan_attach
+    from netplumb.plan.attach import Observed as AttachObserved
+
+    topo = article()
+    start = next(a for a in plan_up(topo, Observed()) if isinstance(a, StartGuest))
+    gw, gw6 = IP.parse("10.89.0.1"), IP.parse("fd89:6e70:6c62::1")
+    req = AttachRequest(
+        "mongodb",
+        "np0",
+        "eth0",
+        addresses=(
+            AddressSpec(Interface(IP.parse("10.89.0.2"), 16), gw),
+            AddressSpec(Interface(IP.parse("fd89:6e70:6c62::2"), 64), gw6),
+        ),
+    )
+    attach = plan_attach(
+        req,
+        AttachObserved(HostLink("np0", True, 1500)),
+        owner="host:mongodb",
+        guest_short="PID",
+        guest_name="mongodb",
+    )
+    lines = [str(s) for s in start.steps]
+    first = lines.index(str(attach[0]))
+    assert lines[first : first + len(attach)] == [str(a) for a in attach]
+
+
+def test_a_replaced_guest_gets_back_the_address_its_removal_frees() -> None:
+    before = article()
+    text = (ROOT / "examples" / "birthdays.yaml").read_text()
+    after = loads(text.replace("8080-8082:8080", "9080-9082:8080"), "birthdays.yaml")
+    obs = running(before)
+    actions = changes(plan_up(after, obs))
+    web1 = next(a for a in actions if isinstance(a, StartGuest) and a.replica.name == "webserver1")
+    had = obs.guests["webserver1"].addresses[0][1]
+    assert f"lease {had} in network netplumb (the lowest free one now)" in map(str, web1.steps)
+    assert "nft: publish :9080 to " in "\n".join(map(str, web1.steps))
+    db = obs.guests["mongodb"].addresses[0][1]  # kept: its link variables name its address
+    assert f"GUEST: env MONGO_PORT_27017_TCP_ADDR={db}" in map(str, web1.steps)

@@ -19,10 +19,10 @@ from netplumb.errors import NetplumbError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import TypeVar
+    from typing import TypeAlias, TypeVar
 
     A = TypeVar("A")
-    Undo = Callable[[], None]
+    Undo: TypeAlias = Callable[[], None]
 
 # Tests inject a failure after the first action of a given type (its class name) to check
 # rollback on real kernel objects: ``NETPLUMB_FAIL_AFTER=CreateVeth netplumb attach ...``.
