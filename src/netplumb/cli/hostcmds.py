@@ -52,62 +52,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _addresses(record: dict[str, object]) -> list[str]:
-    from netplumb.kernel import netns
-    from netplumb.model.ip import IP
-
-    try:
-        fd = os.open(str(record["netns"]), os.O_RDONLY)
-    except OSError:
-        return []
-    try:
-        with netns.socket_in(fd) as nl:
-            return [
-                f"{IP(a.address)}/{a.prefixlen}"
-                for a in nl.addresses()
-                if len(a.address) in (4, 16)
-                and not IP(a.address).is_loopback
-                and not a.address.startswith(b"\xfe\x80")
-            ]
-    finally:
-        os.close(fd)
-
-
 def cmd_ps(args: argparse.Namespace) -> int:
-    import shlex
+    from netplumb.project import views
 
-    from netplumb import state
-    from netplumb.hosts import runtime
-
-    rows: list[dict[str, object]] = []
-    for name in runtime.names():
-        record = state.read("hosts", name)
-        if record is None:
-            continue
-        now = runtime.current(record)
-        st = str(now["state"])
-        rows.append(
-            {
-                "name": name,
-                "pid": now.get("pid") or record.get("pid"),
-                "state": st,
-                "addresses": _addresses(record) if st != "lost" else [],
-                "command": shlex.join(record.get("argv", [])),
-            }
-        )
-    from netplumb.project import guests
-
-    for row in guests.docker_rows():  # the Docker services of projects (netplumb up)
-        pid = row["netns_pid"]
-        rows.append(
-            {
-                "name": row["name"],
-                "pid": row["pid"],
-                "state": row["state"],
-                "addresses": _addresses({"netns": f"/proc/{pid}/ns/net"}) if pid else [],
-                "command": row["command"],
-            }
-        )
+    rows = views.ps_rows()
     if args.json:
         import json
 

@@ -55,15 +55,18 @@ def _find_dhcp_client(wanted: str | None) -> str | None:
     return dhcp.find_client(wanted)
 
 
-def plan_for(session: Session, req: AttachRequest, guest: Guest) -> list[Action]:
-    """The attach plan of ``req`` for ``guest``, against what the kernel shows now."""
+def plan_for(
+    session: Session, req: AttachRequest, guest: Guest, dry_run: bool = False
+) -> list[Action]:
+    """The attach plan of ``req`` for ``guest``, against what the kernel shows now. A dry run
+    does not ask for the scope (made on first use: a dry run writes nothing; no line shows it)."""
     return plan_attach(
         req,
         observe(session, req, guest),
         owner=guest.key,
         guest_short=guest.short,
         guest_name=guest.name,
-        scope=state.scope_id(),
+        scope=None if dry_run else state.scope_id(),
     )
 
 
@@ -151,7 +154,7 @@ def attach(
             )
         session = Session(guest.fd)
         try:
-            actions = plan_for(session, req, guest)
+            actions = plan_for(session, req, guest, dry_run)
             if dry_run:
                 return actions
             # ``leased``: the caller (netplumb run) leased the addresses from the network itself
