@@ -7,9 +7,11 @@ before and after the dry runs, must be equal.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,10 +23,32 @@ __all__ = ["machine"]  # the fixture, shared with test_project.py
 
 
 def snapshot(m: Machine) -> dict[str, object]:
-    def ip(*args: str) -> str:
-        return subprocess.run(
+    """What a change would show, without what the kernel changes by itself (counters, carrier,
+    an IPv6 address leaving its duplicate address detection)."""
+
+    def ip(*args: str) -> list[Any]:
+        out = subprocess.run(
             ["ip", "-n", m.ns, "-j", "-d", *args], capture_output=True, text=True, check=True
         ).stdout
+        return json.loads(out) if out.strip() else []
+
+    links = sorted(
+        (
+            ln["ifname"],
+            ln.get("linkinfo", {}).get("info_kind"),
+            ln.get("master"),
+            ln["address"],
+            ln["mtu"],
+            ln.get("ifalias"),
+        )
+        for ln in ip("link")
+    )
+    addresses = sorted(
+        (a["ifname"], x["local"], x["prefixlen"]) for a in ip("addr") for x in a["addr_info"]
+    )
+    routes = sorted(
+        (r["dst"], r.get("gateway"), r.get("dev")) for r in ip("route") + ip("-6", "route")
+    )
 
     files = {}
     for root, _dirs, names in os.walk(m.state):
@@ -34,9 +58,9 @@ def snapshot(m: Machine) -> dict[str, object]:
                 os.readlink(p) if p.is_symlink() else p.read_bytes()
             )
     return {
-        "links": ip("link"),
-        "addresses": ip("addr"),
-        "routes": ip("route") + ip("-6", "route"),
+        "links": links,
+        "addresses": addresses,
+        "routes": routes,
         "nft": m.sh("nft -j list ruleset"),
         "processes": m.processes(),
         "files": files,
@@ -74,7 +98,7 @@ def test_dry_runs_print_their_plans_and_change_nothing(machine: Machine) -> None
     unpublished = machine.np("unpublish", "app1", "7000", "--dry-run").stdout
     assert "nft: unpublish " in unpublished and ":18000 to " in unpublished
     missing = machine.np("unpublish", "app1", "9999", "--dry-run", check=False)
-    assert missing.stderr.strip() == "netplumb: Error: No public port '9999' published for app1"
+    assert missing.stderr.strip() == "Error: No public port '9999' published for app1"
 
     detached = machine.np("detach", "db", "eth1", "--dry-run").stdout
     assert detached.startswith("ip link del ") and "the veth of GUEST's eth1" in detached
