@@ -85,7 +85,7 @@ def test_dry_runs_print_their_plans_and_change_nothing(machine: Machine) -> None
 
     created = machine.np("network", "create", "other", "--subnet", "10.94.0.0/24", "--dry-run")
     assert created.stdout.splitlines()[:2] == [
-        "ip link add np-other type bridge && ip link set np-other up",
+        "ip link add np-other mtu 1500 type bridge && ip link set np-other up",
         "ip addr add 10.94.0.1/24 dev np-other",
     ]
     removed = machine.np("network", "rm", "spare", "--dry-run").stdout

@@ -123,7 +123,12 @@ class PublishPort(Action):
     def __str__(self) -> str:
         m = self.mapping
         to = " ".join(str(ip) if ip.version == 4 else f"[{ip}]" for ip in self.ips)
-        return f"nft: publish {m.host_text()} to {to} port {m.container_port}/{m.proto}"
+        host = m.host_text()
+        if m.host_port == 0:
+            host += "(a free port)"
+        elif m.host_port_end != m.host_port:
+            host += " (the first free)"
+        return f"nft: publish {host} to {to} port {m.container_port}/{m.proto}"
 
 
 @dataclass(frozen=True)
