@@ -302,3 +302,11 @@ def test_a_replaced_guest_gets_back_the_address_its_removal_frees() -> None:
     assert "nft: publish :9080 to " in "\n".join(map(str, web1.steps))
     db = obs.guests["mongodb"].addresses[0][1]  # kept: its link variables name its address
     assert f"GUEST: env MONGO_PORT_27017_TCP_ADDR={db}" in map(str, web1.steps)
+
+
+def test_the_topology_guide_shows_the_golden_plan() -> None:
+    """docs/topology.md's ``up --dry-run`` excerpt is the start of the golden plan."""
+    doc = (ROOT / "docs" / "topology.md").read_text()
+    shown = doc.split("--dry-run\nproject birthdays\n", 1)[1].split("  5. start webserver2")[0]
+    golden = (GOLDEN / "plan_up_birthdays.txt").read_text()
+    assert shown and golden.startswith(shown)

@@ -269,13 +269,23 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
     with Lock("projects", f".{project}.lock"):
         rec = _Record(project, None)
         actions = plan_down(_down_observed(project, topo, rec))
-        hosts = [a.name for a in actions if isinstance(a, RemoveGuest) and a.runtime == "host"]
+        removals = [a for a in actions if isinstance(a, RemoveGuest)]
+        hosts = [a.name for a in removals if a.runtime == "host"]
+        done: set[str] = set()
+
+        def execute(action: RemoveGuest) -> None:
+            # The hosts go first and all at once (signalled together, waited for together:
+            # the cost of a down grows with the number of hosts, not with its square).
+            if action.runtime == "host":
+                if not done:
+                    done.update(_remove_hosts(hosts, report))
+                return
+            guests.remove(action.name, action.runtime, project)
+            report(f"removed {action.name}")
+
         with ports.batch():
-            _remove_hosts(hosts, report)
-            for action in actions:
-                if isinstance(action, RemoveGuest) and action.runtime != "host":
-                    guests.remove(action.name, action.runtime, project)
-                    report(f"removed {action.name}")
+            # removals undo nothing; a failure stops the down, which may be run again
+            applier.apply(sorted(removals, key=lambda a: a.runtime != "host"), execute)
             rec.replicas, rec.runtimes = [], {}
             rec.save()
             for name in list(reversed(rec.networks)):
@@ -286,15 +296,13 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
         return actions
 
 
-def _remove_hosts(names: list[str], report: Callable[[str], None]) -> None:
-    """The project's hosts, all at once (signalled together, waited for together: the cost of
-    a ``down`` grows with the number of hosts, not with its square)."""
+def _remove_hosts(names: list[str], report: Callable[[str], None]) -> list[str]:
+    """The project's hosts, all at once; returns the names (all asked for: done)."""
     from netplumb.hosts import runtime
 
-    if not names:
-        return
     for name in runtime.remove_many(names, force=False):
         report(f"removed {name}")
+    return names
 
 
 def _labelled(project: str, topo: Topology | None, rec: _Record) -> list[tuple[str, str]]:
