@@ -310,3 +310,24 @@ def test_the_topology_guide_shows_the_golden_plan() -> None:
     shown = doc.split("--dry-run\nproject birthdays\n", 1)[1].split("  5. start webserver2")[0]
     golden = (GOLDEN / "plan_up_birthdays.txt").read_text()
     assert shown and golden.startswith(shown)
+
+
+def test_what_apply_would_refuse_ends_the_guests_steps() -> None:
+    text = textwrap.dedent(
+        """
+        services:
+          web:
+            command: sleep 1
+            interfaces:
+              - host_if: eth9
+                address: 10.9.0.2/24
+        """
+    )
+    topo = loads(text, "p.yaml")
+    start = next(a for a in plan_up(topo, Observed()) if isinstance(a, StartGuest))
+    assert str(start.steps[-1]) == (
+        'refused: host interface "eth9" does not exist (only missing names starting with "br" '
+        "are created as bridges)"
+    )
+    quiet = next(a for a in plan_up(topo, Observed(steps=False)) if isinstance(a, StartGuest))
+    assert quiet.steps == ()  # up plans the fine-grained steps only to print them

@@ -42,3 +42,4 @@ class Observed:
     host_links: dict[str, HostLink] = field(default_factory=dict)
     dhcp_client: str | None = None
     scope: str | None = None
+    steps: bool = True  # plan the fine-grained steps too (to print them: --dry-run, tests)

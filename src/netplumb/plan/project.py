@@ -153,7 +153,8 @@ def plan_up(topo: Topology, obs: Observed) -> list[Action]:
                 if dep.condition.kind != "started" and (target, dep.condition) not in waited:
                     waited.add((target, dep.condition))  # once ready, ready for the rest
                     actions.append(WaitReady(target, name, dep.condition))
-        actions.append(StartGuest(r, digest(r), upsteps.start_steps(r, topo, leases)))
+        steps = upsteps.start_steps(r, topo, leases) if obs.steps else ()
+        actions.append(StartGuest(r, digest(r), steps))
     wanted = {n.name for n in topo.networks}
     for name in reversed(obs.owned_networks):
         if name not in wanted and name != DEFAULT_NETWORK and name in obs.networks:

@@ -192,3 +192,13 @@ class UnpublishPort(Action):
         cip = b.get("container_ip")
         to = f"[{cip}]" if ":" in str(cip) else str(cip)
         return f"nft: unpublish {host}:{b['host_port']} to {to}:{b['container_port']}/{b['proto']}"
+
+
+@dataclass(frozen=True)
+class Refused(Action):
+    """Where applying the plan would stop: the error it would give (and roll back)."""
+
+    error: str
+
+    def __str__(self) -> str:
+        return f"refused: {self.error}"

@@ -38,6 +38,7 @@ from netplumb.plan.steps import (
     LinkVariable,
     NetworkRules,
     PublishPort,
+    Refused,
     ReleaseAddress,
     RunCommand,
     StartHost,
@@ -94,16 +95,40 @@ class Leases:
         self.used = {name: set(ips) for name, ips in obs.leases.items()}
         self.first_ip: dict[str, IP] = {}  # replica -> the address a link to it gives
         self.obs = obs
+        # the lowest address not known to be taken, per network and family: the plan's starts
+        # lease in order, so each lease costs O(1), not a scan of the network's leases
+        self.cursor: dict[tuple[str, int], int] = {}
 
     def free(self, g: Guest) -> None:
         for net, ip in g.addresses:
             self.used.get(net, set()).discard(ip)
+            addr = IP.parse(ip)
+            key = (net, addr.version)
+            if key in self.cursor:
+                self.cursor[key] = min(self.cursor[key], addr.as_int)
 
     def take(self, net: Network, gw: Interface, wanted: IP | None) -> LeaseAddress:
         used = self.used.setdefault(net.name, set())
-        ip = wanted if wanted is not None else allocate(gw, used)
+        if wanted is not None:
+            ip = wanted
+        else:
+            key = (net.name, gw.version)
+            ip = allocate(gw, used) if key not in self.cursor else self._next(gw, key, used)
+            self.cursor[key] = ip.as_int + 1
         used.add(str(ip))
         return LeaseAddress(net.name, ip, wanted is not None)
+
+    def _next(self, gw: Interface, key: tuple[str, int], used: set[str]) -> IP:
+        """``allocate``'s answer (the lowest free), from the cursor on: below it, all is taken."""
+        width = 4 if gw.version == 4 else 16
+        last = gw.broadcast_int - (1 if gw.version == 4 else 0)
+        candidate = max(self.cursor[key], gw.network_int + 1)
+        while candidate <= last:
+            ip = IP(candidate.to_bytes(width, "big"))
+            if candidate != gw.ip.as_int and str(ip) not in used:
+                return ip
+            candidate += 1
+        return allocate(gw, used)  # raises: no free address left
 
     def address_of(self, name: str) -> str:
         if name in self.first_ip:
@@ -114,9 +139,18 @@ class Leases:
 
 def start_steps(r: Replica, topo: Topology, leases: Leases) -> tuple[Action, ...]:
     """Starting one guest: its process, its networks' interfaces, extra interfaces, ports,
-    link variables and hosts lines, then (a host) its command."""
-    obs = leases.obs
+    link variables and hosts lines, then (a host) its command. What applying would refuse
+    ends the list, as the error it would give (``Refused``): a plan to print never raises."""
     steps: list[Action] = []
+    try:
+        _start_steps(r, topo, leases, steps)
+    except NetplumbError as exc:
+        steps.append(Refused(str(exc)))
+    return tuple(steps)
+
+
+def _start_steps(r: Replica, topo: Topology, leases: Leases, steps: list[Action]) -> None:
+    obs = leases.obs
     docker = r.runtime == "docker"
     if docker:
         steps.append(CreateContainer(r.name, r.image or ""))
@@ -164,7 +198,6 @@ def start_steps(r: Replica, topo: Topology, leases: Leases) -> tuple[Action, ...
         steps += _link_steps(r, topo, leases, docker)
     if not docker:
         steps.append(RunCommand(r.command))
-    return tuple(steps)
 
 
 def _link_steps(r: Replica, topo: Topology, leases: Leases, docker: bool) -> list[Action]:

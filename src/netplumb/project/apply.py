@@ -110,6 +110,7 @@ def _observe(
         recorded=tuple(rec.replicas),
         recorded_runtimes=dict(rec.runtimes),
         owned_networks=tuple(rec.networks),
+        steps=details,  # planned only to be printed: up applies a start as one step
     )
     if topo is None:
         return obs
