@@ -15,11 +15,10 @@ import pytest
 
 from netplumb.errors import Conflict
 from netplumb.model.network import make_network
-from netplumb.project.plan import (
+from netplumb.plan.observed import Guest, Observed
+from netplumb.plan.project import (
     CreateNetwork,
-    Guest,
     Keep,
-    Observed,
     RemoveGuest,
     RemoveNetwork,
     StartGuest,
@@ -50,19 +49,34 @@ def article() -> Topology:
 
 
 def running(topo: Topology, **overrides: Guest | None) -> Observed:
-    """Everything of ``topo`` up and matching, except the guests overridden (None: missing)."""
-    guests = {r.name: Guest(r.name, r.runtime, topo.name, digest(r), True) for r in topo.replicas}
+    """Everything of ``topo`` up and matching, except the guests overridden (None: missing);
+    each guest holds, as its records say, one address and veth per network and its ports."""
+    guests = {}
+    for i, r in enumerate(topo.replicas, 2):
+        owner = f"host:{r.name}" if r.runtime == "host" else f"docker:{i:012x}"
+        addresses = tuple((a.network, f"10.89.0.{i}") for a in r.networks)
+        ifaces = tuple((a.ifname, f"v{a.ifname}pl{100 + i}") for a in r.networks)
+        ifaces += tuple((x.ifname, f"v{x.ifname}pl{100 + i}") for x in r.interfaces)
+        guests[r.name] = Guest(
+            r.name, r.runtime, topo.name, digest(r), True, owner, addresses, ifaces, len(r.ports)
+        )
     for name, g in overrides.items():
         if g is None:
             guests.pop(name, None)
         else:
             guests[name] = g
+    default = make_network("netplumb", "np0", "10.89.0.0/16", subnet6="fd89:6e70:6c62::/64")
+    leases: dict[str, set[str]] = {}
+    for g in guests.values():
+        for net, ip in g.addresses:
+            leases.setdefault(net, set()).add(ip)
     return Observed(
-        networks={n.name: n for n in topo.networks},
+        networks={"netplumb": default, **{n.name: n for n in topo.networks}},
         guests=guests,
         recorded=tuple(n for n in topo.order if n in guests),
         recorded_runtimes={r.name: r.runtime for r in topo.replicas},
         owned_networks=tuple(n.name for n in topo.networks),
+        leases={net: frozenset(ips) for net, ips in leases.items()},
     )
 
 
@@ -242,3 +256,78 @@ def test_digest_follows_every_resolved_field() -> None:
         base + "    networks: {netplumb: {ipv4_address: 10.89.0.9}}\n",
     ):
         assert digest(loads(changed, "p.yaml").replica("web")) != digest(one), changed
+
+
+def test_dry_run_steps_come_from_the_attach_planner() -> None:
+    """Each guest's interface lines are exactly what ``netplumb attach`` would plan."""
+    from netplumb.model.addresses import AddressSpec
+    from netplumb.model.attach import AttachRequest
+    from netplumb.model.ip import IP, Interface
+    from netplumb.plan.attach import HostLink, plan_attach
+    from netplumb.plan.attach import Observed as AttachObserved
+
+    topo = article()
+    start = next(a for a in plan_up(topo, Observed()) if isinstance(a, StartGuest))
+    gw, gw6 = IP.parse("10.89.0.1"), IP.parse("fd89:6e70:6c62::1")
+    req = AttachRequest(
+        "mongodb",
+        "np0",
+        "eth0",
+        addresses=(
+            AddressSpec(Interface(IP.parse("10.89.0.2"), 16), gw),
+            AddressSpec(Interface(IP.parse("fd89:6e70:6c62::2"), 64), gw6),
+        ),
+    )
+    attach = plan_attach(
+        req,
+        AttachObserved(HostLink("np0", True, 1500)),
+        owner="host:mongodb",
+        guest_short="PID",
+        guest_name="mongodb",
+    )
+    lines = [str(s) for s in start.steps]
+    first = lines.index(str(attach[0]))
+    assert lines[first : first + len(attach)] == [str(a) for a in attach]
+
+
+def test_a_replaced_guest_gets_back_the_address_its_removal_frees() -> None:
+    before = article()
+    text = (ROOT / "examples" / "birthdays.yaml").read_text()
+    after = loads(text.replace("8080-8082:8080", "9080-9082:8080"), "birthdays.yaml")
+    obs = running(before)
+    actions = changes(plan_up(after, obs))
+    web1 = next(a for a in actions if isinstance(a, StartGuest) and a.replica.name == "webserver1")
+    had = obs.guests["webserver1"].addresses[0][1]
+    assert f"lease {had} in network netplumb (the lowest free one now)" in map(str, web1.steps)
+    assert "nft: publish :9080 to " in "\n".join(map(str, web1.steps))
+    db = obs.guests["mongodb"].addresses[0][1]  # kept: its link variables name its address
+    assert f"GUEST: env MONGO_PORT_27017_TCP_ADDR={db}" in map(str, web1.steps)
+
+
+def test_the_topology_guide_shows_the_golden_plan() -> None:
+    """docs/topology.md's ``up --dry-run`` excerpt is the start of the golden plan."""
+    doc = (ROOT / "docs" / "topology.md").read_text()
+    shown = doc.split("--dry-run\nproject birthdays\n", 1)[1].split("  5. start webserver2")[0]
+    golden = (GOLDEN / "plan_up_birthdays.txt").read_text()
+    assert shown and golden.startswith(shown)
+
+
+def test_what_apply_would_refuse_ends_the_guests_steps() -> None:
+    text = textwrap.dedent(
+        """
+        services:
+          web:
+            command: sleep 1
+            interfaces:
+              - host_if: eth9
+                address: 10.9.0.2/24
+        """
+    )
+    topo = loads(text, "p.yaml")
+    start = next(a for a in plan_up(topo, Observed()) if isinstance(a, StartGuest))
+    assert str(start.steps[-1]) == (
+        'refused: host interface "eth9" does not exist (only missing names starting with "br" '
+        "are created as bridges)"
+    )
+    quiet = next(a for a in plan_up(topo, Observed(steps=False)) if isinstance(a, StartGuest))
+    assert quiet.steps == ()  # up plans the fine-grained steps only to print them

@@ -12,6 +12,7 @@ import pytest
 
 from netplumb.errors import InvalidValue
 from netplumb.model.addresses import parse_address_spec
+from netplumb.model.links import Link
 from netplumb.model.mac import Mac
 from netplumb.model.ports import PortMapping
 from netplumb.topofile.load import load, loads
@@ -19,7 +20,6 @@ from netplumb.topofile.model import (
     Attachment,
     Condition,
     ExtraInterface,
-    Link,
     TopologyError,
     format_path,
     summary,

@@ -22,9 +22,15 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netplumb.model import restart
+    from netplumb.model.links import Link
+    from netplumb.model.ports import parse_expose, parse_port_spec
     from netplumb.ops import containers
 
     policy = restart.parse(args.restart)  # refused before anything is made
+    for spec in args.expose:  # checked in the order run always checked them
+        parse_expose(spec)
+    mappings = [m for spec in args.publish for m in parse_port_spec(spec)]
+    links_to = [Link.parse(spec) for spec in args.link]
 
     env = list(args.env)
     if not any(e.partition("=")[0] == "PATH" for e in env):
@@ -36,8 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env=env,
         expose=args.expose,
         network=args.network,
-        link_specs=args.link,
-        publish=args.publish,
+        links_to=links_to,
+        publish=mappings,
         publish_all=args.publish_all,
         ip=args.ip,
         restart=policy,
@@ -46,62 +52,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _addresses(record: dict[str, object]) -> list[str]:
-    from netplumb.kernel import netns
-    from netplumb.model.ip import IP
-
-    try:
-        fd = os.open(str(record["netns"]), os.O_RDONLY)
-    except OSError:
-        return []
-    try:
-        with netns.socket_in(fd) as nl:
-            return [
-                f"{IP(a.address)}/{a.prefixlen}"
-                for a in nl.addresses()
-                if len(a.address) in (4, 16)
-                and not IP(a.address).is_loopback
-                and not a.address.startswith(b"\xfe\x80")
-            ]
-    finally:
-        os.close(fd)
-
-
 def cmd_ps(args: argparse.Namespace) -> int:
-    import shlex
+    from netplumb.project import views
 
-    from netplumb import state
-    from netplumb.hosts import runtime
-
-    rows: list[dict[str, object]] = []
-    for name in runtime.names():
-        record = state.read("hosts", name)
-        if record is None:
-            continue
-        now = runtime.current(record)
-        st = str(now["state"])
-        rows.append(
-            {
-                "name": name,
-                "pid": now.get("pid") or record.get("pid"),
-                "state": st,
-                "addresses": _addresses(record) if st != "lost" else [],
-                "command": shlex.join(record.get("argv", [])),
-            }
-        )
-    from netplumb.project import guests
-
-    for row in guests.docker_rows():  # the Docker services of projects (netplumb up)
-        pid = row["netns_pid"]
-        rows.append(
-            {
-                "name": row["name"],
-                "pid": row["pid"],
-                "state": row["state"],
-                "addresses": _addresses({"netns": f"/proc/{pid}/ns/net"}) if pid else [],
-                "command": row["command"],
-            }
-        )
+    rows = views.ps_rows()
     if args.json:
         import json
 
@@ -166,6 +120,20 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from netplumb.ops import links, ports
 
     failed = 0
+    if args.dry_run:
+        from netplumb.ops import dryrun
+
+        for name in args.names:
+            try:
+                plan = dryrun.rm(name)
+            except NetplumbError as exc:
+                print(f"netplumb rm: {exc}", file=sys.stderr)
+                failed = 1
+                continue
+            print(f"remove {name}")
+            for action in plan:
+                print(f"  {action}")
+        return failed
     removed: set[str] = set()
     with ports.batch():  # one nft transaction for all of them
         for name in args.names:

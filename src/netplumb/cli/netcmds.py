@@ -8,6 +8,10 @@ import sys
 
 from netplumb.errors import NetplumbError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplumb.model.ports import PortMapping
+
 
 def cmd_attach(args: argparse.Namespace) -> int:
     from netplumb.model.addresses import parse_address_spec
@@ -37,9 +41,22 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_plan(actions: list[object]) -> int:
+    """A ``--dry-run``'s plan, one action a line (``nothing to do`` for none)."""
+    for action in actions:
+        print(action)
+    if not actions:
+        print("nothing to do")
+    return 0
+
+
 def cmd_detach(args: argparse.Namespace) -> int:
     from netplumb.ops import engine
 
+    if args.dry_run:
+        from netplumb.ops import dryrun
+
+        return _print_plan(list(dryrun.detach(args.guest, args.ifname)))
     engine.detach(args.guest, args.ifname)
     return 0
 
@@ -63,11 +80,22 @@ def _owner(guest: str) -> tuple[str, str]:
         return g.key, guest
 
 
+def _mappings(specs: list[str]) -> list[PortMapping]:
+    from netplumb.model.ports import parse_port_spec
+
+    return [m for spec in specs for m in parse_port_spec(spec)]
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from netplumb.ops import ports
 
     owner, name = _owner(args.guest)
-    ports.publish(owner, name, args.specs)
+    mappings = _mappings(args.specs)
+    if args.dry_run:
+        from netplumb.ops import dryrun
+
+        return _print_plan(list(dryrun.publish(name, mappings)))
+    ports.publish_mappings(owner, name, mappings)
     for line in ports.port_lines(owner, name, None):
         print(line)
     return 0
@@ -77,9 +105,15 @@ def cmd_unpublish(args: argparse.Namespace) -> int:
     from netplumb.ops import ports
 
     owner, name = _owner(args.guest)
-    if ports.unpublish(owner, args.specs) == 0:
+    if args.dry_run:
+        from netplumb.ops import dryrun
+
+        removed = len(plan := dryrun.unpublish(owner, _mappings(args.specs)))
+    else:
+        removed = ports.unpublish(owner, args.specs)
+    if removed == 0:
         raise NetplumbError(f"Error: No public port '{' '.join(args.specs)}' published for {name}")
-    return 0
+    return _print_plan(list(plan)) if args.dry_run else 0
 
 
 def cmd_port(args: argparse.Namespace) -> int:
@@ -119,9 +153,17 @@ def cmd_network(args: argparse.Namespace) -> int:
             subnet6=args.subnet6,
             gateway6=args.gateway6,
         )
+        if args.dry_run:
+            from netplumb.ops import dryrun
+
+            return _print_plan(list(dryrun.network_create(net)))
         networks.create(net)  # its rules come with it (networks.create writes the ruleset)
         print(net.name)
     elif args.network_command == "rm":
+        if args.dry_run:
+            from netplumb.ops import dryrun
+
+            return _print_plan(list(dryrun.network_remove(args.name)))
         networks.remove(args.name)
     else:
         for name in networks.names():

@@ -8,49 +8,18 @@ whole command has a 25 ms budget.
 from __future__ import annotations
 
 import sys
-import time
 
 from netplumb.errors import NetplumbError
 from netplumb.model.attach import AttachRequest, GuestCommand, WaitRequest
 from netplumb.pipework.grammar import parse
 
 
-def wait(req: WaitRequest) -> None:
-    """Inside a guest: return once the interface exists, is up and has carrier."""
-    deadline = time.monotonic() + req.timeout
-    base = f"/sys/class/net/{req.ifname}"
-    while True:
-        try:
-            with open(f"{base}/carrier") as f:
-                carrier = f.read().strip() == "1"
-            with open(f"{base}/operstate") as f:
-                up = f.read().strip() in ("up", "unknown")
-            if carrier and up:
-                return
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            raise NetplumbError(
-                f'interface "{req.ifname}" did not come up within {req.timeout:g} s'
-            )
-        time.sleep(0.05)
-
-
-def guest_command(req: GuestCommand) -> int:
-    import subprocess
-
-    from netplumb.kernel import netns
-    from netplumb.runtimes.guests import resolve
-
-    argv = ["tc", *req.args] if req.tool == "tc" else ["ip", req.tool, *req.args]
-    with resolve(req.guest) as guest, netns.entered(guest.fd):
-        return subprocess.run(argv, check=False).returncode
-
-
 def run(argv: list[str]) -> int:
     request = parse(argv)
     if isinstance(request, WaitRequest):
-        wait(request)
+        from netplumb.ops import guestside
+
+        guestside.wait(request)
         return 0
     from netplumb.kernel import caps
 
@@ -60,7 +29,9 @@ def run(argv: list[str]) -> int:
             + ", ".join(caps.missing())
         )
     if isinstance(request, GuestCommand):
-        return guest_command(request)
+        from netplumb.ops import guestside
+
+        return guestside.guest_command(request)
     assert isinstance(request, AttachRequest)
     from netplumb.ops import engine
 

@@ -40,11 +40,12 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Remove every guest, address lease, published port and network the project owns, "
             "from netplumb's records (the file may have changed or be gone: use -p)."
         ),
-        epilog=f"example:\n  {DOWN_EXAMPLE}\n  netplumb down -p birthdays",
+        epilog=f"example:\n  {DOWN_EXAMPLE}\n  netplumb down -p birthdays --dry-run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-f", "--file", default=DEFAULT_FILE, help=f"the file (default {DEFAULT_FILE})")
     p.add_argument("-p", "--project", help="the project's name (instead of reading the file)")
+    p.add_argument("--dry-run", action="store_true", help="print the removal plan, change nothing")
     p.set_defaults(func=cmd_down)
 
 
@@ -53,8 +54,8 @@ def _say(line: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from netplumb.plan.project import render
     from netplumb.project import apply
-    from netplumb.project.plan import render
     from netplumb.topofile.load import load
 
     topo = load(args.file)
@@ -79,6 +80,11 @@ def cmd_down(args: argparse.Namespace) -> int:
 
         topo = load(args.file)
         name = topo.name
+    if args.dry_run:
+        from netplumb.plan.project import render_removal
+
+        sys.stdout.write(f"project {name}\n" + render_removal(apply.plan_removal(name, topo)))
+        return 0
     _say(f"project {name}: down")
     apply.down(name, topo, _say)
     return 0

@@ -9,8 +9,29 @@ variables per port; ``_START``/``_END`` variables for runs of consecutive ports;
 from __future__ import annotations
 
 from netplumb.errors import InvalidValue
+from netplumb.model.value import Value
 
 _PROTO_RANK = {"tcp": 0, "sctp": 1, "udp": 2}
+
+
+class Link(Value):
+    """A Docker link to guest ``target`` under ``alias`` (``--link mongodb:mongo``)."""
+
+    __slots__ = ("alias", "target")
+    target: str
+    alias: str
+
+    def __init__(self, target: str, alias: str) -> None:
+        self.target = target
+        self.alias = alias
+        self._freeze()
+
+    @classmethod
+    def parse(cls, spec: str) -> Link:
+        return cls(*parse_link(spec))
+
+    def __str__(self) -> str:
+        return self.target if self.alias == self.target else f"{self.target}:{self.alias}"
 
 
 def parse_link(spec: str) -> tuple[str, str]:

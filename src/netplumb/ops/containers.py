@@ -11,9 +11,9 @@ from netplumb.hosts import runtime
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.attach import AttachRequest
 from netplumb.model.ip import IP, Interface
-from netplumb.model.links import parse_link
+from netplumb.model.links import Link
 from netplumb.model.network import DEFAULT_NETWORK
-from netplumb.model.ports import parse_expose, parse_port_spec
+from netplumb.model.ports import PortMapping, parse_expose
 from netplumb.model.restart import RestartPolicy
 from netplumb.ops import engine, links, networks, ports
 from netplumb.topofile.model import Attachment
@@ -33,8 +33,8 @@ def run(
     env: list[str] = [],  # noqa: B006 -- never mutated
     expose: list[str] = [],  # noqa: B006 -- never mutated
     network: str = DEFAULT_NETWORK,
-    link_specs: list[str] = [],  # noqa: B006 -- never mutated
-    publish: list[str] = [],  # noqa: B006 -- never mutated
+    links_to: Sequence[Link] = (),
+    publish: Sequence[PortMapping] = (),
     publish_all: bool = False,
     ip: str | None = None,
     refresh_links: bool = True,
@@ -43,8 +43,9 @@ def run(
     extra: dict[str, object] | None = None,
     restart: RestartPolicy | None = None,
 ) -> Record:
-    """Start a host on a network with its links and ports. ``refresh_links=False`` leaves the
-    other hosts' /etc/hosts alone (``up`` starts targets before the hosts that link to them).
+    """Start a host on a network with its links and ports, given as resolved values (the CLI
+    parses ``--link`` and ``-p``, the topology file its own). ``refresh_links=False`` leaves
+    the other hosts' /etc/hosts alone (``up`` starts targets before the hosts linking to them).
 
     ``attachments`` (``up``) replaces ``network``/``ip``: one interface per network, the first
     with the default route; ``interfaces`` are pipework-style extra interfaces, attached before
@@ -53,9 +54,7 @@ def run(
     # Everything that can be checked before anything exists is checked first.
     for spec in expose:
         parse_expose(spec)
-    for spec in publish:
-        parse_port_spec(spec)
-    pairs = [parse_link(s) for s in link_specs]
+    pairs = [(link.target, link.alias) for link in links_to]
     for target, alias in pairs:
         links.env_for(target, alias, name)  # missing or stopped targets: Docker's errors
     if attachments is None:
@@ -81,7 +80,9 @@ def run(
         record["links"] = [list(p) for p in pairs]
         state.write(record, "hosts", name)
         if publish or publish_all:
-            ports.publish(owner, name, publish, list(expose) if publish_all else None)
+            ports.publish_mappings(
+                owner, name, list(publish), list(expose) if publish_all else None
+            )
         link_vars: list[str] = []
         for target, alias in pairs:
             link_vars += links.env_for(target, alias, name)

@@ -15,6 +15,7 @@ from netplumb.errors import Conflict, NetplumbError, NotSupported
 from netplumb.kernel.session import Session
 from netplumb.model.attach import AttachRequest
 from netplumb.model.names import mark_owner, owner_mark
+from netplumb.ops import apply as applier
 from netplumb.plan.actions import (
     Action,
     AddAddress,
@@ -54,15 +55,18 @@ def _find_dhcp_client(wanted: str | None) -> str | None:
     return dhcp.find_client(wanted)
 
 
-def plan_for(session: Session, req: AttachRequest, guest: Guest) -> list[Action]:
-    """The attach plan of ``req`` for ``guest``, against what the kernel shows now."""
+def plan_for(
+    session: Session, req: AttachRequest, guest: Guest, dry_run: bool = False
+) -> list[Action]:
+    """The attach plan of ``req`` for ``guest``, against what the kernel shows now. A dry run
+    does not ask for the scope (made on first use: a dry run writes nothing; no line shows it)."""
     return plan_attach(
         req,
         observe(session, req, guest),
         owner=guest.key,
         guest_short=guest.short,
         guest_name=guest.name,
-        scope=state.scope_id(),
+        scope=None if dry_run else state.scope_id(),
     )
 
 
@@ -96,9 +100,8 @@ def observe(session: Session, req: AttachRequest, guest: Guest) -> Observed:
 def apply(
     session: Session, guest: Guest, actions: list[Action], commit: Callable[[], None]
 ) -> None:
-    """Apply in order, then ``commit`` (write the record); on any error, including one in
-    ``commit``, undo what was done in reverse and re-raise."""
-    undo: list[Undo] = []
+    """Apply an attach plan with the one applier (``ops/apply.py``), then ``commit`` (write the
+    record); on any error, including one in ``commit``, what was done is undone in reverse."""
     steps: dict[type, Callable[[Action], Undo]] = {
         CreateBridge: session.create_bridge,  # type: ignore[dict-item]
         CreateVeth: session.create_veth,  # type: ignore[dict-item]
@@ -110,38 +113,25 @@ def apply(
         ReplaceDefault: session.replace_default,  # type: ignore[dict-item]
         Announce: session.announce,  # type: ignore[dict-item]
     }
-    try:
-        for action in actions:
-            if isinstance(action, StartDhcp):
-                from netplumb.kernel import dhcp
 
-                pf = dhcp.start(
-                    guest.fd,
-                    guest.key,
-                    action.ifname,
-                    action.client,
-                    action.args,
-                    action.hostname,
-                    state.ensure_dir("dhcp"),
-                )
-                session.results["dhcp_pidfile"] = pf
-                undo.append(lambda pf=pf, ifname=action.ifname: dhcp.stop(pf, ifname))  # type: ignore[misc]
-            else:
-                undo.append(steps[type(action)](action))
-            if _fail_after == type(action).__name__:
-                raise NetplumbError(f"injected failure after {_fail_after}")
-        commit()
-    except BaseException:
-        for step in reversed(undo):
-            try:
-                step()
-            except NetplumbError:
-                pass  # keep undoing the rest; the original error is what the user sees
-        raise
+    def execute(action: Action) -> Undo:
+        if isinstance(action, StartDhcp):
+            from netplumb.kernel import dhcp
 
+            pf = dhcp.start(
+                guest.fd,
+                guest.key,
+                action.ifname,
+                action.client,
+                action.args,
+                action.hostname,
+                state.ensure_dir("dhcp"),
+            )
+            session.results["dhcp_pidfile"] = pf
+            return lambda: dhcp.stop(pf, action.ifname)
+        return steps[type(action)](action)
 
-# Tests inject a failure after a given action type to check rollback on real kernel objects.
-_fail_after = os.environ.get("NETPLUMB_FAIL_AFTER", "")
+    applier.apply(actions, execute, commit=commit)
 
 
 def attach(
@@ -164,7 +154,7 @@ def attach(
             )
         session = Session(guest.fd)
         try:
-            actions = plan_for(session, req, guest)
+            actions = plan_for(session, req, guest, dry_run)
             if dry_run:
                 return actions
             # ``leased``: the caller (netplumb run) leased the addresses from the network itself
@@ -404,5 +394,4 @@ def busy_names() -> set[str]:
 
 
 def fail_after_for_tests(name: str) -> None:
-    global _fail_after  # noqa: PLW0603 -- a test hook
-    _fail_after = name
+    applier.fail_after_for_tests(name)

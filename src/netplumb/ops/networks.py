@@ -193,11 +193,16 @@ def default() -> Network:
             ensure_kernel(net)
             _ensured.add(net.name)
         return net
+    return create(default_definition())
+
+
+def default_definition() -> Network:
+    """The default network as ``default()`` makes it when it does not exist yet."""
     subnet = os.environ.get("NETPLUMB_DEFAULT_SUBNET", DEFAULT_SUBNET)
     subnet6: str | None = os.environ.get("NETPLUMB_DEFAULT_SUBNET6", DEFAULT_SUBNET6)
     if subnet6 in ("", "none"):
         subnet6 = None
-    return create(make_network(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, subnet6=subnet6))
+    return make_network(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, subnet6=subnet6)
 
 
 def remove(name: str) -> None:

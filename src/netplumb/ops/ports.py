@@ -40,6 +40,7 @@ __all__ = [
     "isolation_in_use",
     "port_lines",
     "publish",
+    "publish_mappings",
     "release",
     "release_many",
     "sync",
@@ -105,6 +106,18 @@ def publish(
     mappings: list[PortMapping] = []
     for spec in specs:
         mappings += parse_port_spec(spec)
+    return publish_mappings(owner, guest_name, mappings, publish_all_of, addresses)
+
+
+def publish_mappings(
+    owner: str,
+    guest_name: str,
+    mappings: list[PortMapping],
+    publish_all_of: list[str] | None = None,
+    addresses: dict[int, str] | None = None,
+) -> list[Record]:
+    """``publish`` of resolved mappings (``run``'s, ``up``'s): nothing parsed again."""
+    mappings = list(mappings)
     if publish_all_of:
         bound = {(m.container_port, m.proto) for m in mappings}
         for spec in publish_all_of:

@@ -25,7 +25,8 @@ class CreateBridge(Action):
         self._freeze()
 
     def __str__(self) -> str:
-        return f"ip link add {self.name} type bridge && ip link set {self.name} up"
+        mtu = f" mtu {self.mtu}" if self.mtu is not None else ""
+        return f"ip link add {self.name}{mtu} type bridge && ip link set {self.name} up"
 
 
 class CreateVeth(Action):

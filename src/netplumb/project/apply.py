@@ -1,4 +1,5 @@
-"""``netplumb up`` and ``down``: observe, plan (pure, ``plan.py``), apply with rollback.
+"""``netplumb up`` and ``down``: observe, plan (pure, ``plan/project.py``), apply with the one
+applier (``ops/apply.py``), which undoes what this ``up`` made, newest first, on failure.
 
 The project's record (``projects/NAME`` in the state directory) says which guests and networks
 the project owns. It is written *before* each object is made, so that whatever happens to
@@ -11,17 +12,17 @@ locked address leases.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from netplumb import state
 from netplumb.errors import NetplumbError
 from netplumb.model.network import DEFAULT_NETWORK, Network
+from netplumb.ops import apply as applier
 from netplumb.ops import networks, ports
-from netplumb.project import guests, shared
-from netplumb.project.plan import (
+from netplumb.plan.observed import Observed
+from netplumb.plan.project import (
     Action,
     CreateNetwork,
-    Keep,
-    Observed,
     RemoveGuest,
     RemoveNetwork,
     StartGuest,
@@ -30,6 +31,7 @@ from netplumb.project.plan import (
     plan_down,
     plan_up,
 )
+from netplumb.project import guests, observe, shared
 from netplumb.state.lock import Lock
 from netplumb.topofile.model import Topology
 
@@ -88,27 +90,59 @@ def projects() -> list[str]:
     return state.names("projects")
 
 
-def _observe(names: list[str], rec: _Record, docker_wanted: bool) -> Observed:
+def _observe(
+    names: list[str],
+    rec: _Record,
+    docker_wanted: bool,
+    topo: Topology | None = None,
+    details: bool = False,
+) -> Observed:
+    """What exists now; with ``topo`` (a plan to print), also what its fine-grained steps
+    depend on: the leases, the default network, the host interfaces, the DHCP client."""
     nets: dict[str, Network] = {}
-    for name in {*names, *rec.networks}:
+    for name in {*names, *rec.networks, DEFAULT_NETWORK}:
         net = networks.get(name)
         if net is not None:
             nets[name] = net
-    return Observed(
+    obs = Observed(
         networks=nets,
-        guests=guests.observe(names, docker_wanted),
+        guests=observe.guests(names, docker_wanted, details),
         recorded=tuple(rec.replicas),
         recorded_runtimes=dict(rec.runtimes),
         owned_networks=tuple(rec.networks),
+        steps=details,  # planned only to be printed: up applies a start as one step
     )
+    if topo is None:
+        return obs
+    return replace(obs, **observe.for_steps(topo, nets))  # type: ignore[arg-type]
 
 
 def plan(topo: Topology) -> list[Action]:
-    """What ``up`` would do now (``--dry-run``)."""
+    """What ``up`` would do now (``--dry-run``): reads, changes nothing."""
     rec = _Record(topo.name, None)
     names = list(dict.fromkeys([*topo.order, *rec.replicas]))
     docker_wanted = _uses_docker(topo, rec)
-    return plan_up(topo, _observe([n.name for n in topo.networks] + names, rec, docker_wanted))
+    net_names = [n.name for n in topo.networks]
+    return plan_up(topo, _observe(net_names + names, rec, docker_wanted, topo, True))
+
+
+def plan_removal(project: str, topo: Topology | None) -> list[Action]:
+    """What ``down`` would do now (``--dry-run``), from the records: reads, changes nothing."""
+    return plan_down(_down_observed(project, topo, _Record(project, None), details=True))
+
+
+def _down_observed(
+    project: str, topo: Topology | None, rec: _Record, details: bool = False
+) -> Observed:
+    names = list(rec.replicas)
+    for name, kind in _labelled(project, topo, rec):
+        if name not in names:
+            names.append(name)
+            rec.runtimes.setdefault(name, kind)
+    rec.replicas = names
+    obs = _observe(names, rec, _uses_docker(topo, rec), details=details)
+    mine = {n: g for n, g in obs.guests.items() if g.project == project}
+    return replace(obs, guests=mine, recorded=tuple(names), recorded_runtimes=dict(rec.runtimes))
 
 
 def _uses_docker(topo: Topology | None, rec: _Record) -> bool:
@@ -131,11 +165,19 @@ def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[
             report("nothing to do: everything is up to date")
             return actions
         runtimes = {r.name: r.runtime for r in topo.replicas}
-        made: list[tuple[str, str]] = []  # ("network" | runtime, name), in order
-        made += [("uses", n) for n in fresh]  # undone by releasing them
-        total = len(changes(actions))
-        done = 0
-        current: Action | None = None
+        todo = changes(actions)
+        # networks the project starts using: released again if this up fails
+        undo: list[Callable[[], None]] = [_release(n, rec) for n in fresh]
+        count = [0]
+        current: list[Action] = []
+
+        def execute(action: Action) -> Callable[[], None] | None:
+            current[:] = [action]
+            step = _apply_up(action, rec, topo, runtimes)
+            count[0] += 1
+            report(f"[{count[0]}/{len(todo)}] {_done_text(action)}")
+            return step
+
         try:
             if fresh:  # the project uses these networks from now on (shared.py)
                 with shared.Lock():
@@ -144,17 +186,11 @@ def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[
             with ports.batch():  # the nft ruleset is written once, at the end
                 if any(a.network == DEFAULT_NETWORK for r in topo.replicas for a in r.networks):
                     networks.default()
-                for action in actions:
-                    if isinstance(action, Keep):
-                        continue
-                    current = action
-                    _apply_up(action, rec, topo, runtimes, made)
-                    done += 1
-                    report(f"[{done}/{total}] {_done_text(action)}")
+                applier.apply(todo, execute, undo=undo, undo_failed=_say_undo_failed)
         except BaseException as exc:
-            _rollback(made, rec)
+            applier.rollback(undo, _say_undo_failed)  # failed before the plan ran
             if isinstance(exc, NetplumbError):
-                what = f"{current}" if current is not None else "preparing"
+                what = f"{current[0]}" if current else "preparing"
                 raise NetplumbError(
                     f"up failed at '{what}': {exc}; removed what this up had created"
                 ) from None
@@ -166,12 +202,9 @@ def up(topo: Topology, file: str | None, report: Callable[[str], None]) -> list[
 
 
 def _apply_up(
-    action: Action,
-    rec: _Record,
-    topo: Topology,
-    runtimes: dict[str, str],
-    made: list[tuple[str, str]],
-) -> None:
+    action: Action, rec: _Record, topo: Topology, runtimes: dict[str, str]
+) -> Callable[[], None] | None:
+    """Carry out one step of an up plan; returns how to undo what it made (a started guest)."""
     if isinstance(action, CreateNetwork):
         with shared.Lock():  # another project's up may have made it meanwhile: then share it
             if action.network.name not in rec.networks:
@@ -190,10 +223,20 @@ def _apply_up(
     elif isinstance(action, StartGuest):
         r = action.replica
         rec.add_guest(r.name, r.runtime, topo.order)
-        made.append((r.runtime, r.name))
-        guests.start(r, topo.name, action.digest)
+
+        def remove() -> None:
+            guests.remove(r.name, r.runtime, rec.name)
+            rec.drop_guest(r.name)
+
+        try:
+            guests.start(r, topo.name, action.digest)
+        except BaseException:
+            remove()  # recorded before it was made: whatever part of it exists goes
+            raise
+        return remove
     elif isinstance(action, RemoveNetwork):
         shared.release(action.name, rec.name, rec.drop_network)
+    return None
 
 
 def _done_text(action: Action) -> str:
@@ -211,45 +254,39 @@ def _done_text(action: Action) -> str:
     return str(action)
 
 
-def _rollback(made: list[tuple[str, str]], rec: _Record) -> None:
-    """Remove, newest first, what this ``up`` made; keep going past errors."""
-    for kind, name in reversed(made):
-        try:
-            if kind == "uses":
-                shared.release(name, rec.name, rec.drop_network)
-            else:
-                guests.remove(name, kind, rec.name)
-                rec.drop_guest(name)
-        except NetplumbError as exc:
-            print(f"netplumb: while undoing: {exc}", file=sys.stderr)
+def _release(name: str, rec: _Record) -> Callable[[], None]:
+    def release() -> None:
+        shared.release(name, rec.name, rec.drop_network)
+
+    return release
+
+
+def _say_undo_failed(exc: NetplumbError) -> None:
+    print(f"netplumb: while undoing: {exc}", file=sys.stderr)
 
 
 def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> list[Action]:
     """Remove every guest and network the project owns. Idempotent: nothing to remove is fine."""
     with Lock("projects", f".{project}.lock"):
         rec = _Record(project, None)
-        names = list(rec.replicas)
-        for name, kind in _labelled(project, topo, rec):
-            if name not in names:
-                names.append(name)
-                rec.runtimes.setdefault(name, kind)
-        rec.replicas = names
-        obs = _observe(names, rec, _uses_docker(topo, rec))
-        obs = Observed(
-            obs.networks,
-            {n: g for n, g in obs.guests.items() if g.project == project},
-            obs.recorded,
-            obs.recorded_runtimes,
-            obs.owned_networks,
-        )
-        actions = plan_down(obs)
-        hosts = [a.name for a in actions if isinstance(a, RemoveGuest) and a.runtime == "host"]
+        actions = plan_down(_down_observed(project, topo, rec))
+        removals = [a for a in actions if isinstance(a, RemoveGuest)]
+        hosts = [a.name for a in removals if a.runtime == "host"]
+        done: set[str] = set()
+
+        def execute(action: RemoveGuest) -> None:
+            # The hosts go first and all at once (signalled together, waited for together:
+            # the cost of a down grows with the number of hosts, not with its square).
+            if action.runtime == "host":
+                if not done:
+                    done.update(_remove_hosts(hosts, report))
+                return
+            guests.remove(action.name, action.runtime, project)
+            report(f"removed {action.name}")
+
         with ports.batch():
-            _remove_hosts(hosts, report)
-            for action in actions:
-                if isinstance(action, RemoveGuest) and action.runtime != "host":
-                    guests.remove(action.name, action.runtime, project)
-                    report(f"removed {action.name}")
+            # removals undo nothing; a failure stops the down, which may be run again
+            applier.apply(sorted(removals, key=lambda a: a.runtime != "host"), execute)
             rec.replicas, rec.runtimes = [], {}
             rec.save()
             for name in list(reversed(rec.networks)):
@@ -260,15 +297,13 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
         return actions
 
 
-def _remove_hosts(names: list[str], report: Callable[[str], None]) -> None:
-    """The project's hosts, all at once (signalled together, waited for together: the cost of
-    a ``down`` grows with the number of hosts, not with its square)."""
+def _remove_hosts(names: list[str], report: Callable[[str], None]) -> list[str]:
+    """The project's hosts, all at once; returns the names (all asked for: done)."""
     from netplumb.hosts import runtime
 
-    if not names:
-        return
     for name in runtime.remove_many(names, force=False):
         report(f"removed {name}")
+    return names
 
 
 def _labelled(project: str, topo: Topology | None, rec: _Record) -> list[tuple[str, str]]:

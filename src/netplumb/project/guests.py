@@ -24,7 +24,6 @@ from netplumb.model.attach import AttachRequest
 from netplumb.model.ip import Interface
 from netplumb.model.network import DEFAULT_NETWORK
 from netplumb.ops import containers, engine, links, networks, ports
-from netplumb.project.plan import Guest
 from netplumb.topofile.model import Condition, Replica
 
 TYPE_CHECKING = False
@@ -47,55 +46,7 @@ _WAIT_FOR_NETWORK = (
 )
 
 
-def spec_of(mapping: object) -> str:
-    """A resolved port mapping as a ``-p`` value ``ports.publish`` reads back."""
-    from netplumb.model.ports import PortMapping
-
-    assert isinstance(mapping, PortMapping)
-    m = mapping
-    port = "" if m.host_port == 0 else str(m.host_port)
-    if m.host_ip is None:
-        head = f"{port}:" if port else ""
-    else:
-        ip = f"[{m.host_ip}]" if m.host_ip.version == 6 else str(m.host_ip)
-        head = f"{ip}:{port}:"
-    return f"{head}{m.container_port}/{m.proto}"
-
-
 # -- observing ------------------------------------------------------------------------------------
-
-
-def observe(names: list[str], docker_wanted: bool) -> dict[str, Guest]:
-    """The guests that exist under these names: hosts from netplumb's records, containers
-    from Docker (asked only when the project has Docker services or records)."""
-    found: dict[str, Guest] = {}
-    for name in names:
-        record = state.read("hosts", name)
-        if record is not None:
-            found[name] = Guest(
-                name,
-                "host",
-                _str_or_none(record.get("project")),
-                _str_or_none(record.get("digest")),
-                # a host waiting out its restart back-off is up, under its policy
-                runtime.status(record) in ("running", "restarting"),
-            )
-    if docker_wanted:
-        for name in names:
-            if name in found:
-                continue
-            attrs = _docker_inspect(name)
-            if attrs is not None:
-                labels = (attrs.get("Config") or {}).get("Labels") or {}
-                ours = labels.get(LABEL_STATE) == state.state_dir()
-                found[name] = Guest(
-                    name,
-                    "docker",
-                    labels.get(LABEL_PROJECT) if ours else None,
-                    labels.get(LABEL_DIGEST),
-                    bool(attrs["State"].get("Running")),
-                )
-    return found
 
 
 def docker_of_project(project: str) -> list[str]:
@@ -112,7 +63,7 @@ def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _docker_inspect(name: str) -> dict[str, Any] | None:
+def docker_inspect(name: str) -> dict[str, Any] | None:
     from netplumb.errors import RuntimeUnavailable
     from netplumb.runtimes import docker
 
@@ -139,8 +90,8 @@ def _start_host(r: Replica, project: str, digest: str) -> None:
         hostname=r.hostname,
         env=[f"PATH={containers.search_path()}", *r.environment],
         expose=[f"{p}/{proto}" for p, proto in r.expose],
-        link_specs=[f"{link.target}:{link.alias}" for link in r.links],
-        publish=[spec_of(m) for m in r.ports],
+        links_to=r.links,
+        publish=r.ports,
         refresh_links=False,
         attachments=r.networks,
         interfaces=[i.attach_request(r.name) for i in r.interfaces],
@@ -212,7 +163,7 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
         for iface in r.interfaces:
             engine.attach(iface.attach_request(r.name))
         if r.ports:
-            ports.publish(owner, r.name, [spec_of(m) for m in r.ports])
+            ports.publish_mappings(owner, r.name, list(r.ports))
     except BaseException as exc:
         _remove_docker(r.name, project)
         if isinstance(exc, docker.errors.APIError):
@@ -270,7 +221,7 @@ def _remove_docker(name: str, project: str) -> None:
     from netplumb.ops import cleanup
     from netplumb.runtimes import docker as rt
 
-    attrs = _docker_inspect(name)
+    attrs = docker_inspect(name)
     if attrs is None:
         return
     labels = (attrs.get("Config") or {}).get("Labels") or {}
@@ -352,7 +303,7 @@ def docker_rows() -> list[Record]:
     to read the addresses from)."""
     rows: list[Record] = []
     for name in docker_names():
-        attrs = _docker_inspect(name)
+        attrs = docker_inspect(name)
         if attrs is None:
             continue
         st = attrs.get("State") or {}

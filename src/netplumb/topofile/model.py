@@ -20,6 +20,7 @@ from netplumb.model import restart
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.attach import AttachRequest, DhcpSpec
 from netplumb.model.ip import IP
+from netplumb.model.links import Link
 from netplumb.model.mac import Mac
 from netplumb.model.network import Network
 from netplumb.model.ports import PortMapping
@@ -94,17 +95,6 @@ class Dependency:
     name: str
     replicas: tuple[str, ...]
     condition: Condition
-
-
-@dataclass(frozen=True)
-class Link:
-    """A Docker link to one replica, under ``alias`` (``mongodb:mongo``)."""
-
-    target: str
-    alias: str
-
-    def __str__(self) -> str:
-        return self.target if self.alias == self.target else f"{self.target}:{self.alias}"
 
 
 @dataclass(frozen=True)

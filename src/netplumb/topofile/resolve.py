@@ -9,7 +9,7 @@ from __future__ import annotations
 from netplumb.model import restart
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.ip import IP, Interface
-from netplumb.model.links import parse_link
+from netplumb.model.links import Link, parse_link
 from netplumb.model.mac import Mac
 from netplumb.model.network import (
     DEFAULT_BRIDGE,
@@ -25,7 +25,6 @@ from netplumb.topofile.model import (
     Condition,
     Dependency,
     ExtraInterface,
-    Link,
     Path,
     Replica,
     Topology,

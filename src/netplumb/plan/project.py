@@ -7,6 +7,9 @@ start what is missing, and remove the networks the project made and no longer ne
 matches when the text of everything resolved about it (``replica_lines``) is unchanged and it
 runs; a guest whose link target is replaced is replaced too, since the link variables it was
 started with name the old target. ``plan_down`` removes what the project's record names.
+
+Each step carries its fine-grained actions (``steps``, from ``plan/upsteps.py``, the attach
+ones from the one attach planner): what ``--dry-run`` prints under the step.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 
 from netplumb.errors import Conflict
 from netplumb.model.network import DEFAULT_NETWORK, Network
+from netplumb.plan import actions, upsteps
+from netplumb.plan.observed import Observed
 from netplumb.topofile.model import Condition, Replica, Topology, replica_lines
 
 
@@ -26,30 +31,9 @@ def digest(replica: Replica) -> str:
 
 
 @dataclass(frozen=True)
-class Guest:
-    """A guest that exists under a replica's name: who owns it and whether it still matches."""
-
-    name: str
-    runtime: str
-    project: str | None  # the project that started it; None: started by something else
-    digest: str | None
-    running: bool
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What exists now. ``recorded`` and ``owned_networks`` come from the project's record."""
-
-    networks: dict[str, Network] = field(default_factory=dict)
-    guests: dict[str, Guest] = field(default_factory=dict)
-    recorded: tuple[str, ...] = ()  # replica names the project's record holds, in start order
-    recorded_runtimes: dict[str, str] = field(default_factory=dict)
-    owned_networks: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CreateNetwork:
+class CreateNetwork(actions.Action):
     network: Network
+    steps: tuple[actions.Action, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         subnets = " ".join(filter(None, (self.network.subnet, self.network.subnet6)))
@@ -57,17 +41,18 @@ class CreateNetwork:
 
 
 @dataclass(frozen=True)
-class RemoveGuest:
+class RemoveGuest(actions.Action):
     name: str
     runtime: str
     reason: str
+    steps: tuple[actions.Action, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"remove {self.name} ({self.reason})"
 
 
 @dataclass(frozen=True)
-class WaitReady:
+class WaitReady(actions.Action):
     """Before starting ``before``: wait until dependency replica ``name`` is ready."""
 
     name: str
@@ -79,9 +64,10 @@ class WaitReady:
 
 
 @dataclass(frozen=True)
-class StartGuest:
+class StartGuest(actions.Action):
     replica: Replica
     digest: str
+    steps: tuple[actions.Action, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         r = self.replica
@@ -90,7 +76,7 @@ class StartGuest:
 
 
 @dataclass(frozen=True)
-class Keep:
+class Keep(actions.Action):
     name: str
 
     def __str__(self) -> str:
@@ -98,8 +84,9 @@ class Keep:
 
 
 @dataclass(frozen=True)
-class RemoveNetwork:
+class RemoveNetwork(actions.Action):
     name: str
+    steps: tuple[actions.Action, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"remove network {self.name}"
@@ -115,7 +102,7 @@ def plan_up(topo: Topology, obs: Observed) -> list[Action]:
     for net in topo.networks:
         have = obs.networks.get(net.name)
         if have is None:
-            actions.append(CreateNetwork(net))
+            actions.append(CreateNetwork(net, upsteps.network_steps(net)))
         elif have != net:
             raise Conflict(
                 f"network {net.name} exists with another definition ({have.subnet} on "
@@ -146,14 +133,15 @@ def plan_up(topo: Topology, obs: Observed) -> list[Action]:
             moved = [t.target for t in r.links if t.target in stale]
             if moved:
                 stale[name] = f"its link target {moved[0]} is replaced"
+    leases = upsteps.Leases(topo, obs)
     gone = [n for n in obs.recorded if n not in by_name]
     for name in reversed(gone):
         runtime = obs.recorded_runtimes.get(name, "host")
-        actions.append(RemoveGuest(name, runtime, "not in the file any more"))
+        actions.append(_remove(name, runtime, "not in the file any more", obs, leases))
     for name in reversed(topo.order):
         g = obs.guests.get(name)
         if name in stale and g is not None:
-            actions.append(RemoveGuest(name, g.runtime, stale[name]))
+            actions.append(_remove(name, g.runtime, stale[name], obs, leases))
     waited: set[tuple[str, Condition]] = set()
     for name in topo.order:
         r = by_name[name]
@@ -165,12 +153,25 @@ def plan_up(topo: Topology, obs: Observed) -> list[Action]:
                 if dep.condition.kind != "started" and (target, dep.condition) not in waited:
                     waited.add((target, dep.condition))  # once ready, ready for the rest
                     actions.append(WaitReady(target, name, dep.condition))
-        actions.append(StartGuest(r, digest(r)))
+        steps = upsteps.start_steps(r, topo, leases) if obs.steps else ()
+        actions.append(StartGuest(r, digest(r), steps))
     wanted = {n.name for n in topo.networks}
     for name in reversed(obs.owned_networks):
         if name not in wanted and name != DEFAULT_NETWORK and name in obs.networks:
-            actions.append(RemoveNetwork(name))
+            net = obs.networks[name]
+            actions.append(RemoveNetwork(name, upsteps.remove_network_steps(net, name)))
     return actions
+
+
+def _remove(
+    name: str, runtime: str, reason: str, obs: Observed, leases: upsteps.Leases | None
+) -> RemoveGuest:
+    g = obs.guests.get(name)
+    if g is None:
+        return RemoveGuest(name, runtime, reason)
+    if leases is not None:
+        leases.free(g)
+    return RemoveGuest(name, runtime, reason, upsteps.remove_steps(g))
 
 
 def plan_down(obs: Observed) -> list[Action]:
@@ -179,10 +180,11 @@ def plan_down(obs: Observed) -> list[Action]:
     for name in reversed(obs.recorded):
         g = obs.guests.get(name)
         if g is not None:
-            actions.append(RemoveGuest(name, g.runtime, "down"))
+            actions.append(_remove(name, g.runtime, "down", obs, None))
     for name in reversed(obs.owned_networks):
         if name in obs.networks and name != DEFAULT_NETWORK:
-            actions.append(RemoveNetwork(name))
+            net = obs.networks[name]
+            actions.append(RemoveNetwork(name, upsteps.remove_network_steps(net, name)))
     return actions
 
 
@@ -192,7 +194,19 @@ def changes(actions: list[Action]) -> list[Action]:
 
 
 def render(actions: list[Action]) -> str:
-    """The plan as ``--dry-run`` prints it, one numbered step a line."""
+    """The plan as ``--dry-run`` prints it: one numbered line a step, and under it the
+    fine-grained actions the step takes (``GUEST`` is the step's guest)."""
     if not changes(actions):
         return "nothing to do: everything is up to date\n"
-    return "".join(f"{i:>3}. {a}\n" for i, a in enumerate(actions, 1))
+    out = []
+    for i, a in enumerate(actions, 1):
+        out.append(f"{i:>3}. {a}\n")
+        out += [f"       {step}\n" for step in getattr(a, "steps", ())]
+    return "".join(out)
+
+
+def render_removal(actions: list[Action]) -> str:
+    """A ``down`` plan as ``--dry-run`` prints it."""
+    if not actions:
+        return "nothing to do: the project has nothing up\n"
+    return render(actions)
