@@ -64,3 +64,20 @@ def test_a_network_made_by_up_gets_its_rules_and_down_takes_them(
             assert "netplumb:network:first" not in _comments(ns)
     finally:
         run(["ip", "netns", "exec", ns, NETPLUMB, "down", "-p", "rulesproj"], env=env, check=False)
+
+
+def test_a_network_whose_kernel_side_fails_halfway_leaves_nothing(netns: NetnsFactory) -> None:
+    # IPv6 off for new devices: the bridge is made, its IPv6 gateway address is refused. The
+    # bridge was left behind once (the record came after the kernel, so nothing removed it).
+    ns = netns("half")
+    env = netns.lab.environ()
+    run(["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"], netns=ns)
+    argv = ["ip", "netns", "exec", ns, NETPLUMB, "network", "create", "half"]
+    argv += ["--bridge", "nphalf0", "--subnet", "10.94.0.0/24", "--subnet6", "fd94::/64"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("netplumb: cannot add fd94::1/64 to nphalf0: Permission denied")
+    links = run(["ip", "-j", "link"], netns=ns).stdout
+    assert "nphalf0" not in links
+    listed = run(["ip", "netns", "exec", ns, NETPLUMB, "network", "ls"], env=env).stdout
+    assert "half" not in listed

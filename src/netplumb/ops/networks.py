@@ -133,11 +133,27 @@ def create(net: Network) -> Network:
                 )
         if existing is None:
             _check_free(net)
-        ensure_kernel(net)
-        state.write(net.to_record(), "networks", net.name)
+            # The record first: killed anywhere after this (a `kill -9` of `up`), `rm` and
+            # `down` find the network and remove whatever of it was made.
+            state.write(net.to_record(), "networks", net.name)
+        try:
+            ensure_kernel(net)
+        except BaseException:
+            if existing is None:
+                _undo_create(net)
+            raise
     if existing is None:
         _ruleset_changed()
     return net
+
+
+def _undo_create(net: Network) -> None:
+    """A new network whose kernel side failed halfway: its bridge (if marked) and record go."""
+    with Netlink() as nl:
+        link = nl.get_link(net.bridge)
+        if link is not None and link.alias == network_mark(net.name):
+            nl.delete_link(link.index, f'cannot delete bridge "{net.bridge}"')
+    state.remove("networks", net.name)
 
 
 def _ruleset_changed() -> None:
