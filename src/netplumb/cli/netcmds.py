@@ -3,10 +3,13 @@ network, reconcile, watch, inspect, graph and demo."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from netplumb.errors import NetplumbError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 def cmd_attach(args: argparse.Namespace) -> int:

@@ -220,22 +220,43 @@ def drop_stale_index() -> int:
 
 
 def _natural(text: str) -> list[object]:
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+    """``text`` split as ``re.split(r"(\\d+)", text)`` splits it, its runs of digits made
+    numbers (so port 8080 sorts after port 443). Without ``re``: its import costs the hot
+    commands ~5 ms."""
+    out: list[object] = []
+    start, digits = 0, False
+    for i, c in enumerate(text):
+        if c.isdecimal() != digits:
+            out.append(int(text[start:i]) if digits else text[start:i])
+            start, digits = i, not digits
+    out.append(int(text[start:]) if digits else text[start:])
+    if digits:
+        out.append("")
+    return out
 
 
 def port_lines(owner: str, name: str, which: str | None) -> list[str]:
-    """What ``docker port NAME [PORT[/PROTO]]`` prints, and its error when nothing matches."""
+    """What ``docker port NAME [PORT[/PROTO]]`` prints, and its error when nothing matches.
+
+    Sorted as people read numbers. A line is ``PORT/PROTO -> ADDRESS:HOSTPORT``, so its sort
+    key is the two ports around the key of the text between them, which few bindings differ
+    in: that one is computed once (a guest with 1,000 ports prints them in ~1 ms)."""
+    middles: dict[str, list[object]] = {}
     rows = []
     for b in bindings(owner):
-        host = f"{ip_text(b.get('host_ip'), int(b['family']))}:{b['host_port']}"
-        rows.append((f"{b['container_port']}/{b['proto']}", host))
+        addr = ip_text(b.get("host_ip"), int(b["family"]))
+        host = f"{addr}:{b['host_port']}"
+        proto = str(b["proto"])
+        middle = f"/{proto} -> {addr}:"
+        if middle not in middles:
+            middles[middle] = _natural(middle)
+        key = ["", int(b["container_port"]), *middles[middle], int(b["host_port"]), ""]
+        rows.append((f"{b['container_port']}/{proto}", host, key))
     if which is None:
-        return sorted((f"{p} -> {h}" for p, h in rows), key=_natural)
+        return [f"{p} -> {h}" for p, h, _ in sorted(rows, key=lambda r: r[2])]
     port, _, proto = which.partition("/")
-    key = f"{port}/{(proto or 'tcp').lower()}"
-    hits = sorted((h for p, h in rows if p == key), key=_natural)
+    wanted = f"{port}/{(proto or 'tcp').lower()}"
+    hits = sorted((h for p, h, _ in rows if p == wanted), key=_natural)
     if not hits:
         raise NetplumbError(f"Error: No public port '{which}' published for {name}")
     return hits
