@@ -219,6 +219,9 @@ class Watch:
                 self.log("restored netplumb's nftables table")
         except NetplumbError as exc:
             self.log(f"cannot restore netplumb's nftables table: {exc}")
+        # The repair's own events (the table deleted and made anew) are in by now: the kernel
+        # sends them before it acknowledges the transaction. They must not set off another.
+        self.nft.deleted()
 
     def _handle(self, ready_keys: list[tuple[selectors.SelectorKey, int]]) -> None:
         full = False
