@@ -45,6 +45,20 @@ def marked() -> set[int]:
     return found
 
 
+def with_files_in(tmp: Path) -> set[int]:
+    """Processes with a file of ``tmp`` open (a host's command writes its log there), the file
+    deleted or not."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{tmp}/") for fd in fds):
+                found.add(int(pid))
+        except OSError:
+            pass
+    return found
+
+
 def scale_namespaces() -> set[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return {
@@ -64,6 +78,7 @@ def test_a_worker_that_fails_midway_leaves_nothing(how: str, tmp_path: Path) -> 
         assert failed.value.returncode in (-9, 137)
     assert holders() <= before[0]
     assert marked() <= before[1]
+    assert with_files_in(tmp_path) == set()  # the hosts' commands too
     assert scale_namespaces() <= before[2]
     assert list(tmp_path.iterdir()) == []
 

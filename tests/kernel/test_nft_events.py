@@ -23,14 +23,28 @@ pytestmark = pytest.mark.kernel
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = """
 table inet netplumb {
-    map publish4 { type inet_proto . inet_service : ipv4_addr . inet_service;
-        elements = { tcp . 8080 : 10.89.0.2 . 80 } }
-    chain prerouting { type nat hook prerouting priority dstnat; policy accept;
-        dnat ip to meta l4proto . th dport map @publish4 }
-    chain extra { counter }
+	map publish4 {
+		type inet_proto . inet_service : ipv4_addr . inet_service
+		elements = { tcp . 8080 : 10.89.0.2 . 80 }
+	}
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		dnat ip to meta l4proto . th dport map @publish4
+	}
+	chain extra {
+		counter
+	}
 }
-table bridge netplumb { chain forward { type filter hook forward priority 0; } }
-table inet other { chain c { counter } }
+table bridge netplumb {
+	chain forward {
+		type filter hook forward priority 0;
+	}
+}
+table inet other {
+	chain c {
+		counter
+	}
+}
 """
 
 # A listener: one line per step on stdin, then "yes" or "no" (deleted or not), when the

@@ -20,7 +20,6 @@ from _socket import AF_NETLINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKE
 from _socket import socket as _rawsocket
 
 NETLINK_NETFILTER = 12
-SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
 NFNLGRP_NFTABLES = 7
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_DELTABLE, NFT_MSG_DELCHAIN, NFT_MSG_DELRULE, NFT_MSG_DELSET = 2, 5, 8, 11
@@ -55,7 +54,9 @@ class TableEvents:
         )
         try:
             self.sock.setsockopt(SOL_SOCKET, SO_RCVBUF, 1 << 20)
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTABLES)
+            # bound, with the group in the mask: an unbound socket (port id 0, the kernel's
+            # own) is skipped by the kernel's broadcasts even when subscribed with setsockopt
+            self.sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
         except BaseException:
             self.sock.close()
             raise
