@@ -58,10 +58,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def _owner(guest: str) -> tuple[str, str]:
     """(owner key, display name) of a guest reference."""
     from netplumb import state
-    from netplumb.runtimes.guests import resolve
 
     if state.read("hosts", guest) is not None:
         return f"host:{guest}", guest
+    from netplumb.runtimes.guests import resolve
+
     with resolve(guest) as g:
         return g.key, guest
 

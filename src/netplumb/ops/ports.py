@@ -248,16 +248,17 @@ def port_lines(owner: str, name: str, which: str | None) -> list[str]:
         middles: dict[tuple[object, ...], str] = {}
         rows = []
         for b in bindings(owner):
-            hip, fam, proto = b.get("host_ip"), b["family"], b["proto"]
-            middle = middles.get((hip, fam, proto))
+            mk = (b.get("host_ip"), b["family"], b["proto"])
+            middle = middles.get(mk)
             if middle is None:
-                middle = f"/{proto} -> {ip_text(hip, int(fam))}:"
-                middles[(hip, fam, proto)] = middle
+                middle = middles[mk] = f"/{mk[2]} -> {ip_text(mk[0], int(mk[1]))}:"
             rows.append((int(b["container_port"]), middle, int(b["host_port"])))
         keys = {m: tuple(_natural(m)) for m in middles.values()}
-        rank = {k: i for i, k in enumerate(sorted(set(keys.values())))}
-        rows.sort(key=lambda r: (r[0], rank[keys[r[1]]], r[2]))
-        return [f"{port}{middle}{host_port}" for port, middle, host_port in rows]
+        order = sorted(set(keys.values()))
+        rank = {m: order.index(k) for m, k in keys.items()}
+        ranked = [(p, rank[m], h, i, m) for i, (p, m, h) in enumerate(rows)]
+        ranked.sort()  # the index: equal keys keep their order, as sorting by key does
+        return [f"{port}{middle}{host_port}" for port, _, host_port, _, middle in ranked]
     port, _, proto = which.partition("/")
     wanted = f"{port}/{(proto or 'tcp').lower()}"
     hits = [
