@@ -157,6 +157,12 @@ def ports(d: Json) -> list[str]:
         out += table(
             ["publishing 1,000 ports", "s"], [[k, v] for k, v in pt.items() if k != "ports"]
         )
+    targets: Json = d.get("publish_targets", {})
+    if targets:
+        out += table(
+            ["target (issue 13)", "value", "limit", "met"],
+            [[k, t["value"], t["limit"], "yes" if t["met"] else "no"] for k, t in targets.items()],
+        )
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
     names = list(res)
     a1.barh(names, [res[n].get("iperf_gbps") or 0 for n in names])

@@ -23,13 +23,14 @@ import json
 import os
 import platform
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PY = str(ROOT / ".venv" / "bin" / "python")
@@ -60,12 +61,23 @@ def timed_attach(*args, **kwargs):
 engine.attach = timed_attach
 load = os.getloadavg()[0]
 per_host = []
+fail_after = int(os.environ.get("NPB_SCALE_FAIL_AFTER") or -1)  # a test's injected failure
 t = time.perf_counter()
-with ports.batch():
-    for i, name in enumerate(names):
-        t1 = time.perf_counter()
-        containers.run(name, ["sleep", "3600"], publish=[f"{20000 + i}:80"], refresh_links=False)
-        per_host.append(time.perf_counter() - t1)
+try:
+    with ports.batch():
+        for i, name in enumerate(names):
+            if i == fail_after:
+                if os.environ.get("NPB_SCALE_FAIL_HOW") == "kill":  # no clean-up of its own
+                    os.kill(os.getpid(), 9)
+                raise RuntimeError(f"injected failure after {i} hosts")
+            t1 = time.perf_counter()
+            containers.run(
+                name, ["sleep", "3600"], publish=[f"{20000 + i}:80"], refresh_links=False
+            )
+            per_host.append(time.perf_counter() - t1)
+except BaseException:
+    runtime.remove_many(runtime.names(), force=True)  # what this worker made, then the error
+    raise
 up = time.perf_counter() - t
 tenth = max(1, n // 10)
 phases = {
@@ -128,10 +140,17 @@ print(json.dumps({
 """
 
 
-def netplumb_side(n: int, state_base: str | None = None) -> dict[str, Any]:
-    ns = f"npb-{secrets.token_hex(2)}-scale"
+def netplumb_side(
+    n: int, state_base: str | None = None, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """N hosts up and down in one worker process, in a namespace of their own. Whatever
+    happens to the worker (an error, a timeout), what it made is removed: the worker removes
+    the hosts it recorded, and ``sweep`` whatever still carries this run's marks."""
+    tag = secrets.token_hex(2)
+    ns = f"npb-{tag}-scale"
     tmp = Path(tempfile.mkdtemp(prefix="npbscale-", dir=state_base))
-    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
+    env = sweep.marked({**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}, ns)
+    env.update(extra_env or {})
     try:
         subprocess.run(["ip", "netns", "add", ns], check=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
@@ -146,8 +165,7 @@ def netplumb_side(n: int, state_base: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(out)
         return result
     finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+        sweep.sweep(ns, tmp, ns, env)
 
 
 NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
@@ -158,7 +176,7 @@ def project_side(n: int, state_base: str | None = None) -> dict[str, Any]:
     `netplumb down -f`, process start, file parsing, planning and the project's record included."""
     ns = f"npb-{secrets.token_hex(2)}-scale"
     tmp = Path(tempfile.mkdtemp(prefix="npbscale-", dir=state_base))
-    env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
+    env = sweep.marked({**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}, ns)
     topo = tmp / "scale.yaml"
     topo.write_text(
         "name: scale\nservices:\n  h:\n"
@@ -186,8 +204,7 @@ def project_side(n: int, state_base: str | None = None) -> dict[str, Any]:
         down = np("down", "-f", str(topo))
         return {"n": n, "up_s": up, "down_s": down, "second_up_s": again}
     finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+        sweep.sweep(ns, tmp, ns, env)
 
 
 def docker_side(n: int) -> dict[str, Any]:

@@ -89,6 +89,27 @@ def test_drop_appends_then_compacts_and_removes_with_the_last(state_dir: Path) -
     assert not path.exists()
 
 
+def test_adds_are_compacted_once_they_outgrow_the_record(state_dir: Path) -> None:
+    """Publishing one port after another appends; once the appended changes outgrow the record
+    (an eighth of it, at least 16 KiB) the next add writes it compact first, so that reading a
+    guest's 1,000 ports (which ``publish`` prints) replays a bounded number of changes. An add
+    that compacted is undone as any other."""
+    most, compacted = 0, 0
+    for port in range(1, 1001):
+        before = portrecords.add("host:web", "web", [b(port), b(port, 6)])
+        changes = portrecords.load("host:web")[1]
+        most = max(most, changes)
+        if changes == 1 and port > 1:  # this add wrote the record compact, then appended
+            compacted += 1
+            portrecords.undo_add("host:web", before)
+            assert portrecords.bindings("host:web") == [
+                b(p, f) for p in range(1, port) for f in (4, 6)
+            ]
+            portrecords.add("host:web", "web", [b(port), b(port, 6)])
+    assert portrecords.bindings("host:web") == [b(p, f) for p in range(1, 1001) for f in (4, 6)]
+    assert most < 150 and compacted > 5  # 1,000 changes to replay without compaction
+
+
 def test_a_change_cut_short_is_not_there(state_dir: Path) -> None:
     portrecords.add("host:web", "web", [b(8080)])
     path = state_dir / "ports" / "host:web"

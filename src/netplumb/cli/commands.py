@@ -16,6 +16,7 @@ from netplumb.cli.hostcmds import (
     cmd_start,
     cmd_stop,
 )
+from netplumb.cli.lean import privileges_error
 from netplumb.cli.netcmds import (
     cmd_attach,
     cmd_demo,
@@ -341,19 +342,6 @@ COMMANDS = {
     "inspect": cmd_inspect,
     "graph": cmd_graph,
 }
-
-
-def privileges_error(command: str) -> NetplumbError | None:
-    """The one-line error for a user who lacks netplumb's privileges, or None."""
-    from netplumb.kernel import caps
-
-    lacking = caps.missing()
-    if not lacking:
-        return None
-    return NetplumbError(
-        f"netplumb {command}: needs root (run it as root, e.g. with sudo); this process lacks "
-        f"{', '.join(lacking)}"
-    )
 
 
 def _check_privileges(command: str) -> None:

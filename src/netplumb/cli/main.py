@@ -1,7 +1,8 @@
 """``netplumb``: dispatch to the subcommands.
 
 ``netplumb pipework ...`` is dispatched before argparse is imported (~12 ms here): the
-one-shot path pays only for what it uses.
+one-shot path pays only for what it uses. So are the hot commands in their plain form
+(``publish``, ``unpublish``, ``port``: ``lean.py``), which scripts run once per port.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import NoReturn
 
 SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader left
 
@@ -42,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         from netplumb.cli.pipework import main as pipework_main
 
         return quiet_on_closed_pipe(lambda: pipework_main(args[1:], prog="netplumb pipework"))
+    from netplumb.cli import lean
+
+    hot = lean.parse(args)
+    if hot is not None:
+        return quiet_on_closed_pipe(lambda: lean.run(hot))
     from netplumb.cli.commands import main as commands_main
 
     return quiet_on_closed_pipe(lambda: commands_main(args))
@@ -64,12 +71,21 @@ def launch() -> None:
     if name == "pipework":
         from netplumb.cli.pipework import main as pipework_main
 
-        rc = quiet_on_closed_pipe(lambda: pipework_main(args))
-        # A one-shot command has nothing left to clean up: every file it wrote is closed, and
-        # the kernel closes its sockets. Skipping the interpreter's teardown saves ~2 ms here.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        import posix
+        _exit_now(quiet_on_closed_pipe(lambda: pipework_main(args)))
+    from netplumb.cli import lean
 
-        posix._exit(rc)
+    hot = lean.parse(args)
+    if hot is not None:
+        _exit_now(quiet_on_closed_pipe(lambda: lean.run(hot)))
     sys.exit(main(args))
+
+
+def _exit_now(rc: int) -> NoReturn:
+    """End a one-shot or hot command without the interpreter's teardown (~2 ms here): it has
+    nothing left to clean up, every file it wrote is closed and the kernel closes its
+    sockets."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    import posix
+
+    posix._exit(rc)

@@ -21,7 +21,6 @@ whole number of 32-bit registers, an address in network order, a protocol number
 
 from __future__ import annotations
 
-import re
 from _socket import AF_INET, AF_INET6, inet_pton
 
 from netplumb.errors import InvalidValue
@@ -29,7 +28,9 @@ from netplumb.errors import InvalidValue
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
 COMMENT_MAX = 128  # bytes nft keeps of a comment; it refuses the ruleset beyond
 
-_ADDRESS = re.compile(r"[0-9A-Fa-f:.]+")  # IPv4 or IPv6 text, nothing nft reads as syntax
+# IPv4 or IPv6 text, nothing nft reads as syntax. A set, not a regular expression: ``re``
+# costs the hot commands (``netplumb publish``) ~5 ms to import.
+ADDRESS_CHARS = frozenset("0123456789ABCDEFabcdef:.")
 
 # (map, key type, data type), in the order the ruleset declares them
 MAPS = (
@@ -45,7 +46,7 @@ def refuse(what: str, value: object, rule: str) -> InvalidValue:
 
 
 def address(ip: str, what: str) -> str:
-    if not (isinstance(ip, str) and _ADDRESS.fullmatch(ip)):
+    if not (isinstance(ip, str) and ip and ADDRESS_CHARS.issuperset(ip)):
         raise refuse(what, ip, "not an IP address")
     return ip
 

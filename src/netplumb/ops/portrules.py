@@ -31,17 +31,20 @@ nfnetlink costs nothing next to the record writes, and imports nothing heavy.
 from __future__ import annotations
 
 from netplumb import state
-from netplumb.model.network import Network
-from netplumb.model.ports import parse_expose
-from netplumb.nft.render import Allow, NetSpec, Publication, element, render, rule_count
+from netplumb.nft.elements import Element
 from netplumb.state import portrecords
 from netplumb.state.lock import Lock
 
+# The renderer (nft/render.py) and the networks' model are imported where the whole ruleset is
+# made: a publication needs neither, and ``netplumb publish`` is a command scripts run once per
+# port (each import costs it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from netplumb.nft.elements import Element, SetElement
+    from netplumb.model.network import Network
+    from netplumb.nft.elements import SetElement
+    from netplumb.nft.render import Allow, NetSpec, Publication
     from netplumb.state import Record
 
 TABLE = "netplumb"
@@ -55,6 +58,8 @@ def _network_names() -> list[str]:
 
 
 def _network(name: str) -> Network | None:
+    from netplumb.model.network import Network
+
     rec = state.read("networks", name)
     return Network.from_record(rec) if rec else None
 
@@ -82,6 +87,8 @@ class PortsLock(Lock):
 
 
 def _nets(isolated_only: bool = False) -> list[NetSpec]:
+    from netplumb.nft.render import NetSpec
+
     nets = []
     for name in _network_names():
         net = _network(name)
@@ -102,6 +109,8 @@ def _nets(isolated_only: bool = False) -> list[NetSpec]:
 
 
 def _desired() -> str:
+    from netplumb.nft.render import render
+
     pubs = [_publication(b) for b in portrecords.all_bindings()]
     return render(_nets(), pubs, _allows())
 
@@ -122,6 +131,9 @@ def isolation_in_use() -> bool:
 
 def _allows() -> list[Allow]:
     """Link flows on isolated networks: the linking host may reach the target's exposed ports."""
+    from netplumb.model.ports import parse_expose
+    from netplumb.nft.render import Allow
+
     isolated = {}
     for name in _network_names():
         net = _network(name)
@@ -284,10 +296,21 @@ def isolation_changed() -> None:
 
 
 def _element(b: Record) -> Element:
-    return element(_publication(b))
+    """The binding's element: ``render.element(_publication(b))``, without the renderer."""
+    return Element(
+        str(b["owner"]),
+        int(b["family"]),
+        b.get("host_ip"),
+        int(b["host_port"]),
+        str(b["container_ip"]),
+        int(b["container_port"]),
+        str(b["proto"]),
+    )
 
 
 def _publication(b: Record) -> Publication:
+    from netplumb.nft.render import Publication
+
     return Publication(
         str(b["owner"]),
         int(b["family"]),
@@ -306,7 +329,7 @@ def reconcile_if_drifted() -> bool:
     if not _network_names() and not portrecords.owners():
         return False
     from netplumb.kernel import nft
-    from netplumb.nft.render import element_count
+    from netplumb.nft.render import element_count, rule_count
 
     text = _desired()
     if nft.rules_in_kernel() == (rule_count(text), element_count(text)):

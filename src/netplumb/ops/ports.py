@@ -233,22 +233,53 @@ def drop_stale_index() -> int:
 
 
 def _natural(text: str) -> list[object]:
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+    """``text`` split as ``re.split(r"(\\d+)", text)`` splits it, its runs of digits made
+    numbers (so port 8080 sorts after port 443). Without ``re``: its import costs the hot
+    commands ~5 ms."""
+    out: list[object] = []
+    start, digits = 0, False
+    for i, c in enumerate(text):
+        if c.isdecimal() != digits:
+            out.append(int(text[start:i]) if digits else text[start:i])
+            start, digits = i, not digits
+    out.append(int(text[start:]) if digits else text[start:])
+    if digits:
+        out.append("")
+    return out
 
 
 def port_lines(owner: str, name: str, which: str | None) -> list[str]:
-    """What ``docker port NAME [PORT[/PROTO]]`` prints, and its error when nothing matches."""
-    rows = []
-    for b in bindings(owner):
-        host = f"{ip_text(b.get('host_ip'), int(b['family']))}:{b['host_port']}"
-        rows.append((f"{b['container_port']}/{b['proto']}", host))
+    """What ``docker port NAME [PORT[/PROTO]]`` prints, and its error when nothing matches.
+
+    Sorted as people read numbers (``_natural``: port 8080 after port 443). A line is
+    ``PORT`` + ``/PROTO -> ADDRESS:`` + ``HOSTPORT``; the middle part's key never is a prefix
+    of another's (it ends with its own last characters), so sorting by (port, the middle's
+    rank, host port) is sorting by the whole line's key, and the middles, which few bindings
+    differ in, are keyed once: ``publish`` prints every port of a guest, and a guest with
+    1,000 of them would otherwise cost ~5 ms more per publication."""
     if which is None:
-        return sorted((f"{p} -> {h}" for p, h in rows), key=_natural)
+        middles: dict[tuple[object, ...], str] = {}
+        rows = []
+        for b in bindings(owner):
+            mk = (b.get("host_ip"), b["family"], b["proto"])
+            middle = middles.get(mk)
+            if middle is None:
+                middle = middles[mk] = f"/{mk[2]} -> {ip_text(mk[0], int(mk[1]))}:"
+            rows.append((int(b["container_port"]), middle, int(b["host_port"])))
+        keys = {m: tuple(_natural(m)) for m in middles.values()}
+        order = sorted(set(keys.values()))
+        rank = {m: order.index(k) for m, k in keys.items()}
+        ranked = [(p, rank[m], h, i, m) for i, (p, m, h) in enumerate(rows)]
+        ranked.sort()  # the index: equal keys keep their order, as sorting by key does
+        return [f"{port}{middle}{host_port}" for port, _, host_port, _, middle in ranked]
     port, _, proto = which.partition("/")
-    key = f"{port}/{(proto or 'tcp').lower()}"
-    hits = sorted((h for p, h in rows if p == key), key=_natural)
+    wanted = f"{port}/{(proto or 'tcp').lower()}"
+    hits = [
+        f"{ip_text(b.get('host_ip'), int(b['family']))}:{b['host_port']}"
+        for b in bindings(owner)
+        if f"{b['container_port']}/{b['proto']}" == wanted
+    ]
+    hits.sort(key=_natural)
     if not hits:
         raise NetplumbError(f"Error: No public port '{which}' published for {name}")
     return hits

@@ -11,8 +11,9 @@ when something happens:
 - an interface or an address goes, in netplumb's namespace (an interface with netplumb's mark)
   or in a guest that has records (one rtnetlink socket each, reopened after each pass, closed
   when its Docker container dies so that the dead namespace can go);
-- netplumb's nftables table drifts (``nft flush ruleset``): checked every ``DRIFT_EVERY``
-  seconds by its rule count, the check ``portrules.reconcile_if_drifted`` makes;
+- netplumb's nftables table drifts (``nft flush ruleset``): checked when the kernel announces
+  the deletion of a part of it (``kernel/nftevents.py``) and every ``DRIFT_EVERY`` seconds, by
+  its rule count, the check ``portrules.reconcile_if_drifted`` makes;
 - and a full pass every ``FULL_EVERY`` seconds, for what no event reports.
 
 One watch per state directory: the lock ``watch.lock`` holds its PID. This module prints
@@ -31,8 +32,10 @@ import time
 from netplumb import state
 from netplumb.errors import Conflict, NetplumbError
 from netplumb.kernel.monitor import Monitor, Removal
+from netplumb.kernel.nftevents import TableEvents
 from netplumb.model.names import mark_owner
 from netplumb.ops import reconcile
+from netplumb.ops.portrules import TABLE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,6 +123,8 @@ class Watch:
         self.stop = False
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.host, selectors.EVENT_READ, "host")
+        self.nft = TableEvents(TABLE)
+        self.sel.register(self.nft, selectors.EVENT_READ, "nft")
 
     def pass_(self, owners: set[str] | None = None, sweep: bool = False) -> None:
         try:
@@ -201,6 +206,7 @@ class Watch:
             for owner in list(self.guests):
                 self._unwatch(owner)
             self.host.close()
+            self.nft.close()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stop = True
@@ -213,10 +219,17 @@ class Watch:
                 self.log("restored netplumb's nftables table")
         except NetplumbError as exc:
             self.log(f"cannot restore netplumb's nftables table: {exc}")
+        # The repair's own events (the table deleted and made anew) are in by now: the kernel
+        # sends them before it acknowledges the transaction. They must not set off another.
+        self.nft.deleted()
 
     def _handle(self, ready_keys: list[tuple[selectors.SelectorKey, int]]) -> None:
         full = False
         for key, _mask in ready_keys:
+            if key.data == "nft":
+                if self.nft.deleted():
+                    self._drift()
+                continue
             if key.data == "wake":
                 try:
                     while os.read(self.wake_r, 4096):

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 MAGIC = b"netplumb-ports-1\n"
 COMPACT_AFTER = 64  # appended changes tolerated before ``drop`` rewrites the file
+COMPACT_ADDED = 16384  # bytes of changes tolerated (or an eighth of the record) before ``add`` does
 
 
 def _frame(value: Record) -> bytes:
@@ -128,12 +129,15 @@ def add(owner: str, guest: str, new: list[Record]) -> int:
     p = state.path("ports", owner)
     try:
         with open(p, "rb") as file:
-            head = file.read(len(MAGIC))
+            head = file.read(len(MAGIC) + 4)  # and the length of the record's frame
             size = os.fstat(file.fileno()).st_size
     except FileNotFoundError:
         _write(owner, {"owner": owner, "guest": guest, "bindings": new})
         return -1
-    if head != MAGIC:  # an older netplumb's record: the same, in this format, first
+    record = int.from_bytes(head[len(MAGIC) :], "little")
+    # an older netplumb's record, or changes appended that outgrew the record: the same,
+    # compact, first (each publication would otherwise replay them all, to print the ports)
+    if head[: len(MAGIC)] != MAGIC or size - len(head) - record > max(COMPACT_ADDED, record // 8):
         _write(owner, {"owner": owner, "guest": guest, "bindings": bindings(owner)})
         size = os.stat(p).st_size
     _append(owner, {"add": new})
