@@ -44,6 +44,7 @@ from netplumb.ops import portrules, ports
 from netplumb.ops import containers, networks
 from netplumb.hosts import runtime
 from netplumb.ops import engine
+from netplumb.model.ports import parse_port_spec
 n = int(sys.argv[1])
 names = [f"h{i}" for i in range(n)]
 attach_s = []  # per host: engine.attach, almost all of it the kernel's netlink requests
@@ -71,9 +72,8 @@ try:
                     os.kill(os.getpid(), 9)
                 raise RuntimeError(f"injected failure after {i} hosts")
             t1 = time.perf_counter()
-            containers.run(
-                name, ["sleep", "3600"], publish=[f"{20000 + i}:80"], refresh_links=False
-            )
+            published = parse_port_spec(f"{20000 + i}:80")
+            containers.run(name, ["sleep", "3600"], publish=published, refresh_links=False)
             per_host.append(time.perf_counter() - t1)
 except BaseException:
     runtime.remove_many(runtime.names(), force=True)  # what this worker made, then the error

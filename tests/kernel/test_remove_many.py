@@ -29,11 +29,13 @@ import json, sys
 from netplumb.ops import ports
 from netplumb.ops import containers
 from netplumb.hosts import runtime
+from netplumb.model.ports import parse_port_spec
 out = {}
 with ports.batch():
     for i, name in enumerate(sys.argv[1].split(",")):
         argv = ["sh", "-c", sys.argv[2]] if sys.argv[2] else ["sleep", "1000"]
-        r = containers.run(name, argv, publish=[f"{18080 + i}:80"], refresh_links=False)
+        published = parse_port_spec(f"{18080 + i}:80")
+        r = containers.run(name, argv, publish=published, refresh_links=False)
         out[name] = {"pid": r["pid"], "holder": r["holder"]}
 print(json.dumps(out))
 """
