@@ -194,7 +194,11 @@ def build_parser() -> _Parser:
 
     _sub(subs, "gc", "remove what belongs to dead guests, and nothing else")
 
-    p = _sub(subs, "publish", "publish ports of a guest on this machine (Docker's -p grammar)")
+    p = _sub(
+        subs,
+        "publish",
+        "publish ports of a guest on this machine (Docker's -p grammar); prints what it published",
+    )
     p.add_argument("guest")
     p.add_argument("specs", nargs="+", metavar="SPEC")
 

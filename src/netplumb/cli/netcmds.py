@@ -97,8 +97,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         from netplumb.ops import dryrun
 
         return _print_plan(list(dryrun.publish(name, mappings)))
-    ports.publish_mappings(owner, name, mappings)
-    _print_lines(ports.port_lines(owner, name, None))
+    # what this command published (`netplumb port` lists them all): its cost and output do
+    # not grow with the ports the guest has already
+    _print_lines(ports.binding_lines(ports.publish_mappings(owner, name, mappings)))
     return 0
 
 

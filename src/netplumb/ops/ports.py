@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "at_batch_end",
     "batch",
+    "binding_lines",
     "bindings",
     "drop_stale_index",
     "guest_addresses",
@@ -248,6 +249,24 @@ def _natural(text: str) -> list[object]:
     return out
 
 
+def binding_lines(records: list[Record]) -> list[str]:
+    """Bindings as ``docker port NAME`` prints them, sorted as ``port_lines`` says."""
+    middles: dict[tuple[object, ...], str] = {}
+    rows = []
+    for b in records:
+        mk = (b.get("host_ip"), b["family"], b["proto"])
+        middle = middles.get(mk)
+        if middle is None:
+            middle = middles[mk] = f"/{mk[2]} -> {ip_text(mk[0], int(mk[1]))}:"
+        rows.append((int(b["container_port"]), middle, int(b["host_port"])))
+    keys = {m: tuple(_natural(m)) for m in middles.values()}
+    order = sorted(set(keys.values()))
+    rank = {m: order.index(k) for m, k in keys.items()}
+    ranked = [(p, rank[m], h, i, m) for i, (p, m, h) in enumerate(rows)]
+    ranked.sort()  # the index: equal keys keep their order, as sorting by key does
+    return [f"{port}{middle}{host_port}" for port, _, host_port, _, middle in ranked]
+
+
 def port_lines(owner: str, name: str, which: str | None) -> list[str]:
     """What ``docker port NAME [PORT[/PROTO]]`` prints, and its error when nothing matches.
 
@@ -255,23 +274,10 @@ def port_lines(owner: str, name: str, which: str | None) -> list[str]:
     ``PORT`` + ``/PROTO -> ADDRESS:`` + ``HOSTPORT``; the middle part's key never is a prefix
     of another's (it ends with its own last characters), so sorting by (port, the middle's
     rank, host port) is sorting by the whole line's key, and the middles, which few bindings
-    differ in, are keyed once: ``publish`` prints every port of a guest, and a guest with
-    1,000 of them would otherwise cost ~5 ms more per publication."""
+    differ in, are keyed once (``binding_lines``): a guest with 1,000 ports would otherwise
+    cost ~5 ms more per listing."""
     if which is None:
-        middles: dict[tuple[object, ...], str] = {}
-        rows = []
-        for b in bindings(owner):
-            mk = (b.get("host_ip"), b["family"], b["proto"])
-            middle = middles.get(mk)
-            if middle is None:
-                middle = middles[mk] = f"/{mk[2]} -> {ip_text(mk[0], int(mk[1]))}:"
-            rows.append((int(b["container_port"]), middle, int(b["host_port"])))
-        keys = {m: tuple(_natural(m)) for m in middles.values()}
-        order = sorted(set(keys.values()))
-        rank = {m: order.index(k) for m, k in keys.items()}
-        ranked = [(p, rank[m], h, i, m) for i, (p, m, h) in enumerate(rows)]
-        ranked.sort()  # the index: equal keys keep their order, as sorting by key does
-        return [f"{port}{middle}{host_port}" for port, _, host_port, _, middle in ranked]
+        return binding_lines(bindings(owner))
     port, _, proto = which.partition("/")
     wanted = f"{port}/{(proto or 'tcp').lower()}"
     hits = [
