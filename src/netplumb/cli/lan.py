@@ -47,7 +47,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     c.set_defaults(func=cmd_confirm)
 
     u = subs.add_parser("unbridge", help="restore the host interface as it was")
-    u.add_argument("--force", action="store_true", help="even with containers on the bridge, or with the card gone")
+    u.add_argument(
+        "--force",
+        action="store_true",
+        help="even with containers on the bridge, or with the card gone",
+    )
     u.set_defaults(func=cmd_unbridge)
 
     s = subs.add_parser("status", help="the LAN's mode, what moved, the pool and its leases")

@@ -266,7 +266,12 @@ def reconcile(
 
     ``sweep``: also remove this scope's marked objects that no record names (in every guest
     found, and in netplumb's namespace). ``rewrite_tables``: rewrite netplumb's nftables table
-    from the records (``netplumb reconcile``); else only if it drifted (``watch``)."""
+    from the records (``netplumb reconcile``); else only if it drifted (``watch``). The first
+    full pass after a reboot or a wipe of ``/run`` first restores Docker guests' kept records."""
+    if owners is None:
+        from netplumb.ops import restore
+
+        restore.restore(log)
     recs = records()
     seen: set[str] = set()
     for owner, rs in sorted(recs.items()):
