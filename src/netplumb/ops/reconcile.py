@@ -294,6 +294,10 @@ def reconcile(
                 finally:
                     session.close()
         _sweep_host(log)
+    if state.names("docker"):  # ``up``'s Docker services: their link lines (dockerhosts.py)
+        from netplumb.ops import dockerhosts
+
+        dockerhosts.restore(log)
     _refresh_ports(log, owners, rewrite_tables)
 
 

@@ -110,3 +110,16 @@ def orphans(
         if (owner, name) not in recorded:
             out.append(name)
     return out
+
+
+def hosts_with_links(current: str, wanted: list[str], names: set[str]) -> str:
+    """A guest's ``/etc/hosts`` text with its link lines as ``wanted`` says: lines that name
+    one of the links' ``names`` (aliases, target names) go, ``wanted`` is appended; the others
+    (``localhost``, the guest's own name) stay as they are, in their order."""
+    kept = []
+    for line in current.splitlines():
+        fields = line.partition("#")[0].split()
+        if len(fields) > 1 and names.intersection(fields[1:]):
+            continue
+        kept.append(line)
+    return "".join(f"{line}\n" for line in [*kept, *wanted])

@@ -1,0 +1,286 @@
+"""A reboot, the way this machine allows one: a Docker container with a pipework interface
+comes back with it after its dockerd went down, netplumb's ``/run`` records were wiped and the
+kernel objects netplumb made were gone (issue 13 §5).
+
+The machine's dockerd is never touched (other tests use it). Each test starts a private dockerd
+inside a throwaway "machine" namespace (its own data root, exec root, pidfile and socket; no
+bridge, no iptables, vfs storage), loads the busybox image into it from the machine's engine,
+and runs a ``--restart always`` container there. netplumb runs in that namespace too, pointed
+at the private engine (``DOCKER_HOST``), with its state under the test's directories:
+``NETPLUMB_STATE_ROOT`` (what ``/run`` holds) and ``NETPLUMB_DURABLE_ROOT`` (``/var/lib``).
+
+The "reboot": dockerd stopped with SIGTERM (as a shutdown does: it stops its containers, whose
+namespaces and interfaces go with them; a SIGKILL would leave them running under their shims),
+the bridge netplumb made deleted, the state root removed; then dockerd started again, whose
+restart policy starts the same container, in a new network namespace. The oracle is ``ip -j``
+in that namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netns_helpers import BUSYBOX_IMAGE
+
+pytestmark = [pytest.mark.kernel, pytest.mark.docker]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+NET = "10.84.0"
+
+
+class Engine:
+    """A private dockerd inside the namespace ``ns``, and netplumb pointed at it."""
+
+    def __init__(self, ns: str, top: Path) -> None:
+        self.ns, self.top = ns, top
+        self.sock = top / "docker.sock"
+        self.pidfile = top / "dockerd.pid"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {
+            **os.environ,
+            "DOCKER_HOST": f"unix://{self.sock}",
+            "NETPLUMB_STATE_ROOT": str(top / "run"),
+            "NETPLUMB_DURABLE_ROOT": str(top / "lib"),
+        }
+
+    def start(self) -> None:
+        (self.top / "daemon.json").write_text("{}")
+        log = open(self.top / "dockerd.log", "ab")  # noqa: SIM115 -- closed with the process
+        self.proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns,
+                "dockerd",
+                "--config-file",
+                str(self.top / "daemon.json"),
+                "--data-root",
+                str(self.top / "data"),
+                "--exec-root",
+                str(self.top / "exec"),
+                "--pidfile",
+                str(self.pidfile),
+                "-H",
+                f"unix://{self.sock}",
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--storage-driver=vfs",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while self.docker("version", check=False).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = (self.top / "dockerd.log").read_text(errors="replace")[-2000:]
+                raise AssertionError(f"private dockerd did not start:\n{tail}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM, as a shutdown: dockerd stops its containers, then exits."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def docker(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["docker", "-H", f"unix://{self.sock}", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"docker {argv}: {proc.stderr}")
+        return proc
+
+    def sh(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A command in the namespace, with netplumb's environment."""
+        proc = subprocess.run(
+            ["ip", "netns", "exec", self.ns, *argv],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{argv}: {proc.stderr}")
+        return proc
+
+    def pid(self, name: str) -> int:
+        out = self.docker("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", name).stdout
+        running, pid = out.split()
+        return int(pid) if running == "true" else 0
+
+
+def _mounts_under(top: Path) -> list[str]:
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    return sorted((p for p in points if p.startswith(f"{top}/")), reverse=True)
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    tag = secrets.token_hex(3)
+    ns = f"npt-{tag}-rb"
+    # Not pytest's tmp_path: dockerd's unix socket path must stay short (108 bytes).
+    top = Path(f"/tmp/npt-{tag}")
+    top.mkdir(mode=0o700)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+    eng = Engine(ns, top)
+    try:
+        eng.start()
+        image = subprocess.Popen(["docker", "save", BUSYBOX_IMAGE], stdout=subprocess.PIPE)
+        assert image.stdout is not None
+        subprocess.run(
+            ["docker", "-H", f"unix://{eng.sock}", "load"],
+            stdin=image.stdout,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        image.stdout.close()
+        assert image.wait(timeout=60) == 0
+        yield eng
+    finally:
+        if eng.proc is not None:
+            eng.docker("rm", "-f", *eng.docker("ps", "-aq").stdout.split(), check=False)
+        eng.stop()
+        for point in _mounts_under(top):
+            subprocess.run(["umount", "-l", point], check=False)
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _eth1(eng: Engine, pid: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The container's eth1 (``ip -j addr``) and its routes (``ip -j route``), or None."""
+    where = ["nsenter", "-t", str(pid), "-n", "ip", "-j"]
+    addr = subprocess.run([*where, "addr", "show", "dev", "eth1"], capture_output=True, text=True)
+    if addr.returncode != 0 or not json.loads(addr.stdout or "[]"):
+        return None
+    routes = subprocess.run(
+        [*where, "route", "show", "dev", "eth1"], capture_output=True, text=True
+    )
+    return json.loads(addr.stdout)[0], json.loads(routes.stdout or "[]")
+
+
+def _what(found: tuple[dict[str, Any], list[dict[str, Any]]]) -> dict[str, Any]:
+    link, routes = found
+    return {
+        "ifname": link["ifname"],
+        "mac": link["address"],
+        "up": "UP" in link["flags"],
+        "addresses": sorted(
+            f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if a["scope"] == "global"
+        ),
+        "routes": sorted((r["dst"], r.get("gateway", "")) for r in routes),
+    }
+
+
+def _reboot(eng: Engine, name: str) -> int:
+    """Shut the machine down as far as this test can, and note the container's old PID."""
+    old = eng.pid(name)
+    eng.stop()
+    assert not os.path.exists(f"/proc/{old}")  # the container died with its dockerd
+    eng.sh("ip", "link", "del", "br-rb")  # what netplumb made dies with the machine
+    shutil.rmtree(eng.top / "run")  # /run is a tmpfs
+    return old
+
+
+def _attached(eng: Engine) -> tuple[str, dict[str, Any]]:
+    name = f"npt-{secrets.token_hex(3)}-web"
+    eng.docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        BUSYBOX_IMAGE,
+        "sleep",
+        "3600",
+    )
+    eng.sh(str(BIN / "pipework"), "br-rb", name, f"{NET}.2/24@{NET}.1")
+    found = _eth1(eng, eng.pid(name))
+    assert found is not None
+    before = _what(found)
+    assert before["addresses"] == [f"{NET}.2/24"]
+    assert ("default", f"{NET}.1") in before["routes"]
+    return name, before
+
+
+def _back(eng: Engine, name: str, old: int, timeout: float) -> dict[str, Any] | None:
+    """Poll (bounded) for the container's eth1 in its new namespace."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = eng.pid(name)
+        found = _eth1(eng, pid) if pid and pid != old else None
+        if found is not None and _what(found)["addresses"]:
+            return _what(found)
+        time.sleep(0.1)
+    return None
+
+
+def test_watch_started_at_boot_reattaches_a_container_its_restart_policy_brings_back(
+    engine: Engine,
+) -> None:
+    name, before = _attached(engine)
+    old = _reboot(engine, name)
+    # At boot, netplumb-watch may start before dockerd: it waits for it.
+    watch = subprocess.Popen(
+        ["ip", "netns", "exec", engine.ns, str(BIN / "netplumb"), "watch"],
+        env=engine.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        assert watch.stdout.readline() == "watching\n"
+        engine.start()
+        assert _back(engine, name, old, timeout=60) == before
+        engine.sh("ip", "addr", "add", f"{NET}.1/24", "dev", "br-rb")
+        assert engine.sh("ping", "-c1", "-W2", f"{NET}.2", check=False).returncode == 0
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert "restored 2 netplumb records kept in" in out, out  # the attach record, the scope id
+    assert f"restored eth1 of {name}" in out, out
+
+
+def test_reconcile_after_boot_reattaches_and_leases_nothing_twice(engine: Engine) -> None:
+    name, before = _attached(engine)
+    old = _reboot(engine, name)
+    engine.start()
+    deadline = time.monotonic() + 60
+    while engine.pid(name) in (0, old):
+        assert time.monotonic() < deadline, "the restart policy did not start the container"
+        time.sleep(0.1)
+    out = engine.sh(str(BIN / "netplumb"), "reconcile").stdout
+    assert f"restored eth1 of {name}" in out
+    assert _back(engine, name, old, timeout=10) == before
+    assert engine.sh(str(BIN / "netplumb"), "reconcile").stdout == ""  # in step, restored once
