@@ -60,10 +60,10 @@ class Engine:
         log = open(self.top / "dockerd.log", "ab")  # noqa: SIM115 -- closed with the process
         self.proc = subprocess.Popen(
             [
-                "ip",
-                "netns",
-                "exec",
-                self.ns,
+                # nsenter, not ip netns exec: that one mounts a sysfs of the namespace over
+                # /sys, without /sys/fs/cgroup, where dockerd's runtime finds the cgroups
+                "nsenter",
+                f"--net=/run/netns/{self.ns}",
                 "dockerd",
                 "--config-file",
                 str(self.top / "daemon.json"),
@@ -79,6 +79,7 @@ class Engine:
                 "--iptables=false",
                 "--ip6tables=false",
                 "--storage-driver=vfs",
+                "--shutdown-timeout=2",  # its containers' `sleep` ignores SIGTERM
             ],
             stdout=log,
             stderr=log,
@@ -173,14 +174,16 @@ def engine() -> Iterator[Engine]:
         shutil.rmtree(top, ignore_errors=True)
 
 
-def _eth1(eng: Engine, pid: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The container's eth1 (``ip -j addr``) and its routes (``ip -j route``), or None."""
+def _eth1(
+    eng: Engine, pid: int, ifname: str = "eth1"
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The container's interface (``ip -j addr``) and its routes (``ip -j route``), or None."""
     where = ["nsenter", "-t", str(pid), "-n", "ip", "-j"]
-    addr = subprocess.run([*where, "addr", "show", "dev", "eth1"], capture_output=True, text=True)
+    addr = subprocess.run([*where, "addr", "show", "dev", ifname], capture_output=True, text=True)
     if addr.returncode != 0 or not json.loads(addr.stdout or "[]"):
         return None
     routes = subprocess.run(
-        [*where, "route", "show", "dev", "eth1"], capture_output=True, text=True
+        [*where, "route", "show", "dev", ifname], capture_output=True, text=True
     )
     return json.loads(addr.stdout)[0], json.loads(routes.stdout or "[]")
 
@@ -198,12 +201,12 @@ def _what(found: tuple[dict[str, Any], list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
-def _reboot(eng: Engine, name: str) -> int:
+def _reboot(eng: Engine, name: str, bridge: str = "br-rb") -> int:
     """Shut the machine down as far as this test can, and note the container's old PID."""
     old = eng.pid(name)
     eng.stop()
     assert not os.path.exists(f"/proc/{old}")  # the container died with its dockerd
-    eng.sh("ip", "link", "del", "br-rb")  # what netplumb made dies with the machine
+    eng.sh("ip", "link", "del", bridge)  # what netplumb made dies with the machine
     shutil.rmtree(eng.top / "run")  # /run is a tmpfs
     return old
 
@@ -232,12 +235,14 @@ def _attached(eng: Engine) -> tuple[str, dict[str, Any]]:
     return name, before
 
 
-def _back(eng: Engine, name: str, old: int, timeout: float) -> dict[str, Any] | None:
-    """Poll (bounded) for the container's eth1 in its new namespace."""
+def _back(
+    eng: Engine, name: str, old: int, timeout: float, ifname: str = "eth1"
+) -> dict[str, Any] | None:
+    """Poll (bounded) for the container's interface in its new namespace."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = eng.pid(name)
-        found = _eth1(eng, pid) if pid and pid != old else None
+        found = _eth1(eng, pid, ifname) if pid and pid != old else None
         if found is not None and _what(found)["addresses"]:
             return _what(found)
         time.sleep(0.1)
@@ -284,3 +289,62 @@ def test_reconcile_after_boot_reattaches_and_leases_nothing_twice(engine: Engine
     assert f"restored eth1 of {name}" in out
     assert _back(engine, name, old, timeout=10) == before
     assert engine.sh(str(BIN / "netplumb"), "reconcile").stdout == ""  # in step, restored once
+
+
+def test_an_up_docker_service_gets_its_network_lease_and_ports_back_after_a_reboot(
+    engine: Engine,
+) -> None:
+    """``up``'s Docker service on a netplumb network: after the reboot the network's bridge is
+    made again with its gateway, the container's address is leased to it again (the same),
+    and its published port is there again."""
+    tag = secrets.token_hex(2)
+    web = f"npt-web{tag}"
+    path = engine.top / "web.yaml"
+    path.write_text(
+        f"name: npt-rb{tag}\n"
+        "networks:\n"
+        "  back:\n"
+        "    bridge: br-rbn\n"
+        "    subnet: 10.85.0.0/24\n"
+        "services:\n"
+        f"  {web}:\n"
+        "    runtime: docker\n"
+        f"    image: {BUSYBOX_IMAGE}\n"
+        "    command: httpd -f -p 80 -h /etc\n"
+        "    restart: always\n"
+        "    expose: [80]\n"
+        '    ports: ["18300:80"]\n'
+        "    networks: [back]\n"
+    )
+    engine.sh(str(BIN / "netplumb"), "up", "-f", str(path))
+    try:
+        found = _eth1(engine, engine.pid(web), "eth0")
+        assert found is not None
+        before = _what(found)
+        (address,) = before["addresses"]
+        ports = engine.sh(str(BIN / "netplumb"), "port", web).stdout
+        assert ports.splitlines() == ["80/tcp -> 0.0.0.0:18300"]
+        old = _reboot(engine, web, "br-rbn")
+        engine.start()
+        deadline = time.monotonic() + 60
+        while engine.pid(web) in (0, old):
+            assert time.monotonic() < deadline, "the restart policy did not start the container"
+            time.sleep(0.1)
+        out = engine.sh(str(BIN / "netplumb"), "reconcile").stdout
+        assert f"restored eth0 of {web}" in out, out
+        assert _back(engine, web, old, timeout=10, ifname="eth0") == before
+        gateway = json.loads(engine.sh("ip", "-j", "addr", "show", "dev", "br-rbn").stdout)[0]
+        assert "10.85.0.1" in [a["local"] for a in gateway["addr_info"]]
+        assert engine.sh(str(BIN / "netplumb"), "port", web).stdout == ports
+        assert (
+            engine.sh("ping", "-c1", "-W2", address.partition("/")[0], check=False).returncode == 0
+        )
+        # the address is the container's again: nobody else gets it
+        taken = engine.sh(
+            str(BIN / "netplumb"), "run", "--name", f"npt-x{tag}", "--network", "back",
+            "--ip", address.partition("/")[0], "--", "sleep", "1", check=False,
+        )  # fmt: skip
+        assert taken.returncode == 1
+        assert "already in use in network back (by docker:" in taken.stderr, taken.stderr
+    finally:
+        engine.sh(str(BIN / "netplumb"), "down", "-f", str(path), check=False)
