@@ -264,7 +264,11 @@ def test_watch_started_at_boot_reattaches_a_container_its_restart_policy_brings_
     )
     try:
         assert watch.stdout is not None
-        assert watch.stdout.readline() == "watching\n"
+        first = [watch.stdout.readline()]  # the first pass's repairs come before its signal
+        while first[-1] not in ("watching\n", ""):
+            first.append(watch.stdout.readline())
+        assert first[-1] == "watching\n", first
+        assert "restored 2 netplumb records kept in" in first[0]  # the attach record, scope id
         engine.start()
         assert _back(engine, name, old, timeout=60) == before
         engine.sh("ip", "addr", "add", f"{NET}.1/24", "dev", "br-rb")
@@ -273,7 +277,6 @@ def test_watch_started_at_boot_reattaches_a_container_its_restart_policy_brings_
         watch.send_signal(signal.SIGTERM)
         out, err = watch.communicate(timeout=30)
     assert watch.returncode == 0, err
-    assert "restored 2 netplumb records kept in" in out, out  # the attach record, the scope id
     assert f"restored eth1 of {name}" in out, out
 
 

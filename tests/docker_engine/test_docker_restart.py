@@ -187,23 +187,13 @@ def _link_lines(web: str) -> list[str]:
     return [line for line in hosts.splitlines() if "database" in line.split()]
 
 
-def _db_ip(machine: _Machine, db: str) -> str:
-    return str(json.loads(machine(str(BIN / "netplumb"), "inspect", db).stdout)[0]
-               ["NetworkSettings"]["IPAddress"])  # fmt: skip
-
-
 def test_a_restarted_docker_guest_gets_its_link_lines_to_a_moved_target(
     machine: _Machine, tmp_path: Path
 ) -> None:
     db, web, path = _linked_project(machine, tmp_path)
     try:
-        old_ip = _db_ip(machine, db)
-        assert [ln.split()[0] for ln in _link_lines(web)] == [old_ip]
-        # The target moves: made again at another address. Docker's copy of the link (its
-        # extra_hosts, given at creation) still says the old one.
-        machine(str(BIN / "netplumb"), "rm", "-f", db)
-        machine(str(BIN / "netplumb"), "run", "--name", db, "--ip", "10.89.0.50", "--",
-                "sleep", "infinity")  # fmt: skip
+        (line,) = _link_lines(web)
+        assert line.split()[0].startswith("10.89.0.") and line.split()[0] != "10.89.0.50"
         watch = subprocess.Popen(
             ["ip", "netns", "exec", machine.ns, str(BIN / "netplumb"), "watch"],
             env=machine.env,
@@ -213,17 +203,26 @@ def test_a_restarted_docker_guest_gets_its_link_lines_to_a_moved_target(
         )
         try:
             assert watch.stdout is not None
-            assert watch.stdout.readline() == "watching\n"
-            subprocess.run(["docker", "restart", "-t", "0", web], check=True, capture_output=True)
-            deadline = time.monotonic() + 30
-            while [ln.split()[0] for ln in _link_lines(web)] != ["10.89.0.50"]:
-                assert time.monotonic() < deadline, _link_lines(web)
-                time.sleep(0.1)
+            assert watch.stdout.readline() == "watching\n"  # in step: nothing to restore
+            # The target moves: made again at another address. Docker's copy of the link (its
+            # extra_hosts, given at creation) still says the old one, and writes it again into
+            # /etc/hosts when the container starts.
+            machine(str(BIN / "netplumb"), "rm", "-f", db)
+            machine(str(BIN / "netplumb"), "run", "--name", db, "--ip", "10.89.0.50", "--",
+                    "sleep", "infinity")  # fmt: skip
+            for _ in range(2):  # and again: each start, Docker writes the stale line again
+                subprocess.run(
+                    ["docker", "restart", "-t", "0", web], check=True, capture_output=True
+                )
+                deadline = time.monotonic() + 30
+                while [ln.split()[0] for ln in _link_lines(web)] != ["10.89.0.50"]:
+                    assert time.monotonic() < deadline, _link_lines(web)
+                    time.sleep(0.1)
         finally:
             watch.send_signal(signal.SIGTERM)
             out, err = watch.communicate(timeout=20)
         assert watch.returncode == 0, err
-        assert f"restored /etc/hosts link lines of {web}" in out, out
+        assert out.count(f"restored /etc/hosts link lines of {web}") >= 2, out
         assert _link_lines(web) == [f"10.89.0.50\tdatabase {db}"]
     finally:
         machine(str(BIN / "netplumb"), "rm", "-f", db, check=False)

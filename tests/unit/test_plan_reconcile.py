@@ -133,3 +133,15 @@ def test_hosts_with_links_replaces_stale_link_lines_and_keeps_the_rest() -> None
         "10.89.0.50\tdatabase db-host db\n"
     )
     assert hosts_with_links(out, wanted, {"database", "db"}) == out  # in step: unchanged
+
+
+def test_hosts_with_links_takes_dockers_own_lines_as_in_step() -> None:
+    """Docker writes one line per name of ``extra_hosts``: the same answers, nothing to do."""
+    docker_wrote = "127.0.0.1\tlocalhost\n10.89.0.2\tdatabase\n10.89.0.2\tdb\n"
+    assert hosts_with_links(docker_wrote, ["10.89.0.2\tdatabase db"], {"database", "db"}) == (
+        docker_wrote
+    )
+    # a stale line first wins a lookup: not in step, even with the right one after it
+    shadowed = "10.89.0.9\tdatabase\n10.89.0.2\tdatabase db\n"
+    out = hosts_with_links(shadowed, ["10.89.0.2\tdatabase db"], {"database", "db"})
+    assert out == "10.89.0.2\tdatabase db\n"
