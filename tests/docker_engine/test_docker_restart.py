@@ -250,3 +250,25 @@ def test_reconcile_puts_back_link_lines_removed_inside_a_docker_guest(
     finally:
         machine(str(BIN / "netplumb"), "down", "-f", str(path), check=False)
         subprocess.run(["docker", "rm", "-f", web], capture_output=True, check=False)
+
+
+def test_gc_keeps_a_stopped_containers_records_and_start_gets_the_interface_back(
+    busybox_container: BusyboxFactory, machine: _Machine
+) -> None:
+    """As Docker keeps a stopped container's network settings: ``gc`` forgets the records of
+    a removed container only, and a stopped one gets its interface back when it starts."""
+    c, before = _attached(busybox_container, machine, "10.86.0")
+    subprocess.run(["docker", "stop", "-t", "0", c.name], check=True, capture_output=True)
+    gone = machine(str(BIN / "netplumb"), "gc").stdout
+    assert "attachment" not in gone, gone
+    subprocess.run(["docker", "start", c.name], check=True, capture_output=True)
+    out = machine(str(BIN / "netplumb"), "reconcile").stdout
+    assert f"restored eth1 of {c.name}" in out
+    # gc removed the bridge once no port was left on it; the restore made it again, without
+    # the address this test had given it
+    machine("ip", "addr", "replace", "10.86.0.1/24", "dev", "br-86")
+    assert _back(c, machine, "10.86.0", before["address"], timeout=10)
+    subprocess.run(["docker", "rm", "-f", c.name], check=True, capture_output=True)
+    assert (
+        f"removed attachment docker:{c.id[:12]}@eth1" in machine(str(BIN / "netplumb"), "gc").stdout
+    )
