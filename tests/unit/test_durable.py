@@ -163,3 +163,12 @@ def test_where_records_are_kept(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert durable.directory(state_dir) == expected
+
+
+def test_a_copy_that_cannot_be_written_is_no_error_of_the_command(
+    dirs: tuple[Path, Path],
+) -> None:
+    _run, kept = dirs
+    kept.write_text("a file where the directory should be")  # writing under it: ENOTDIR
+    state.write(RECORD, "attach", ATTACH)
+    assert state.read("attach", ATTACH) == RECORD

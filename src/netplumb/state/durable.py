@@ -38,6 +38,14 @@ records wiped, dockerd started again); ``NETPLUMB_DURABLE_DIR`` names the direct
 moved the state and neither of those is set, nothing is kept: a test's records must not land in
 the machine's ``/var/lib``.
 
+Failures
+--------
+A copy is best effort: one that cannot be written (a read-only ``/var/lib``, a full disk) is
+skipped, never an error of the command, which has written its record already (raising then
+would undo the kernel changes and leave the record). The first ``reconcile``/``watch`` pass of a
+state directory's life copies what has no copy yet. A copy that cannot be removed is an error:
+it would bring a removed record back after a reboot.
+
 Restoring
 ---------
 ``ops.restore`` copies back what is kept and missing from the state directory (``missing``),
@@ -128,8 +136,8 @@ def keep(state_dir: str, parts: tuple[str, ...]) -> None:
         if parts != ("scope-id",) and not os.path.exists(os.path.join(where, "scope-id")):
             # the identity the record's marks carry, kept with the first record
             _copy(os.path.join(state_dir, "scope-id"), os.path.join(where, "scope-id"))
-    except OSError as exc:
-        raise StateError(f"cannot keep netplumb record {'/'.join(parts)}: {exc.strerror}") from None
+    except OSError:
+        pass  # best effort (see "Failures")
 
 
 def keep_append(state_dir: str, parts: tuple[str, ...], data: bytes) -> None:
@@ -148,11 +156,15 @@ def keep_append(state_dir: str, parts: tuple[str, ...], data: bytes) -> None:
             keep(state_dir, parts)
             return
         try:
-            os.write(fd, data)
+            if os.write(fd, data) != len(data):
+                raise OSError(28, "short write")
         finally:
             os.close(fd)
-    except OSError as exc:
-        raise StateError(f"cannot keep netplumb record {'/'.join(parts)}: {exc.strerror}") from None
+    except OSError:
+        try:  # a copy that may be cut short is worse than none
+            os.unlink(dest)
+        except OSError:
+            pass
 
 
 def forget(state_dir: str, parts: tuple[str, ...]) -> None:
@@ -166,7 +178,7 @@ def forget(state_dir: str, parts: tuple[str, ...]) -> None:
         os.unlink(os.path.join(where, *parts))
     except FileNotFoundError:
         pass
-    except OSError as exc:
+    except OSError as exc:  # a copy left would come back after a reboot: say so
         msg = f"cannot forget netplumb record {'/'.join(parts)}: {exc.strerror}"
         raise StateError(msg) from None
 
