@@ -351,3 +351,60 @@ def test_an_up_docker_service_gets_its_network_lease_and_ports_back_after_a_rebo
         assert "already in use in network back (by docker:" in taken.stderr, taken.stderr
     finally:
         engine.sh(str(BIN / "netplumb"), "down", "-f", str(path), check=False)
+
+
+def _hosts_lines(eng: Engine, host: str, alias: str) -> list[str]:
+    """The lines naming ``alias`` in the host's /etc/hosts, as its processes read it."""
+    text = eng.sh(str(BIN / "netplumb"), "exec", host, "--", "cat", "/etc/hosts").stdout
+    return [line for line in text.splitlines() if alias in line.split()]
+
+
+def test_a_hosts_link_to_a_docker_container_follows_its_new_address_on_restart(
+    engine: Engine,
+) -> None:
+    """A netplumb host linked to a Docker container on a Docker network: the container
+    restarts with another address, and ``watch`` puts the host's link line right. (The private
+    engine: a Docker network on the machine's dockerd would change the machine's firewall.)"""
+    tag = secrets.token_hex(2)
+    target, squatter, host = f"npt-t{tag}", f"npt-s{tag}", f"npt-h{tag}"
+    engine.docker("network", "create", "--subnet", "10.87.0.0/24", f"npt-n{tag}")
+    engine.docker("run", "-d", "--name", target, "--network", f"npt-n{tag}", BUSYBOX_IMAGE,
+                  "sleep", "3600")  # fmt: skip
+
+    def ip() -> str:
+        fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+        return engine.docker("inspect", "-f", fmt, target).stdout.strip()
+
+    first = ip()
+    engine.sh(str(BIN / "netplumb"), "run", "--name", host, "--link", f"{target}:db", "--",
+              "sleep", "infinity")  # fmt: skip
+    try:
+        assert [ln.split()[0] for ln in _hosts_lines(engine, host, "db")] == [first]
+        watch = subprocess.Popen(
+            ["ip", "netns", "exec", engine.ns, str(BIN / "netplumb"), "watch"],
+            env=engine.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert watch.stdout is not None
+            assert watch.stdout.readline() == "watching\n"
+            engine.docker("stop", "-t", "0", target)
+            # another container takes its address: it gets another one when it starts
+            engine.docker("run", "-d", "--name", squatter, "--network", f"npt-n{tag}",
+                          "--ip", first, BUSYBOX_IMAGE, "sleep", "3600")  # fmt: skip
+            engine.docker("start", target)
+            second = ip()
+            assert second not in ("", first)
+            deadline = time.monotonic() + 30
+            while [ln.split()[0] for ln in _hosts_lines(engine, host, "db")] != [second]:
+                assert time.monotonic() < deadline, _hosts_lines(engine, host, "db")
+                time.sleep(0.1)
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            out, err = watch.communicate(timeout=30)
+        assert watch.returncode == 0, err
+        assert f"restored /etc/hosts link lines of {host}" in out, out
+    finally:
+        engine.sh(str(BIN / "netplumb"), "rm", "-f", host, check=False)

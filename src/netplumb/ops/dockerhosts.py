@@ -72,3 +72,54 @@ def _rewrite(pid: int, wanted: list[str], names: set[str], name: str, log: Log) 
     finally:
         os.close(fd)
     log(f"restored /etc/hosts link lines of {name}")
+
+
+def follow(owners: set[str] | None, log: Log) -> None:
+    """Hosts whose link lines are out of step with their targets' addresses of now: those
+    that link to a Docker container that (re)started (``owners``; one on a Docker network may
+    get another address at each start), or every host with links (None: a full pass). Only a
+    file out of step is written, and logged."""
+    import os
+
+    from netplumb.hosts import control, runtime
+
+    names = _started_names(owners) if owners is not None else None
+    if names is not None and not names:
+        return
+    for host in runtime.names():
+        record = state.read("hosts", host)
+        pairs = links.record_links(record) if record else []
+        if record is None or not pairs or not control.holder_alive(record):
+            continue  # a lost host's files may be gone with it: gc's business
+        if names is not None and not any(target in names for target, _ in pairs):
+            continue
+        wanted = links.hosts_lines(pairs)
+        path = os.path.join(control.files_of(record), "hosts")
+        try:
+            with open(path, "rb") as f:
+                current = f.read().decode(errors="replace")
+            if hosts_with_links(current, wanted, {n for p in pairs for n in p}) == current:
+                continue
+            runtime.write_hosts_file(record, wanted)
+        except OSError as exc:
+            log(f"cannot restore /etc/hosts link lines of {host}: {exc.strerror}")
+            continue
+        log(f"restored /etc/hosts link lines of {host}")
+
+
+def _started_names(owners: set[str]) -> set[str]:
+    """The names of the Docker containers among ``owners``."""
+    from netplumb.runtimes import docker
+
+    names = set()
+    for owner in owners:
+        kind, _, short_id = owner.partition(":")
+        if kind != "docker":
+            continue
+        try:
+            attrs = docker.inspect(short_id)
+        except NetplumbError:
+            return set()
+        if attrs is not None:
+            names.add(str(attrs.get("Name", "")).lstrip("/"))
+    return names

@@ -303,10 +303,11 @@ def reconcile(
                 finally:
                     session.close()
         _sweep_host(log)
-    if state.names("docker"):  # ``up``'s Docker services: their link lines (dockerhosts.py)
-        from netplumb.ops import dockerhosts
+    from netplumb.ops import dockerhosts  # link lines of and to Docker guests
 
+    if state.names("docker"):
         dockerhosts.restore(log)
+    dockerhosts.follow(owners, log)
     _refresh_ports(log, owners, rewrite_tables)
 
 
