@@ -2,12 +2,11 @@
 comes back with it after its dockerd went down, netplumb's ``/run`` records were wiped and the
 kernel objects netplumb made were gone (issue 13 §5).
 
-The machine's dockerd is never touched (other tests use it). Each test starts a private dockerd
-inside a throwaway "machine" namespace (its own data root, exec root, pidfile and socket; no
-bridge, no iptables, vfs storage), loads the busybox image into it from the machine's engine,
-and runs a ``--restart always`` container there. netplumb runs in that namespace too, pointed
-at the private engine (``DOCKER_HOST``), with its state under the test's directories:
-``NETPLUMB_STATE_ROOT`` (what ``/run`` holds) and ``NETPLUMB_DURABLE_ROOT`` (``/var/lib``).
+The machine's dockerd is never touched (other tests use it): each test has a private dockerd in
+a throwaway "machine" namespace (``engine``, privatedockerd.py), runs a ``--restart always``
+container there, and netplumb in that namespace pointed at it, its state under the test's
+directories: ``NETPLUMB_STATE_ROOT`` (what ``/run`` holds), ``NETPLUMB_DURABLE_ROOT``
+(``/var/lib``).
 
 The "reboot": dockerd stopped with SIGTERM (as a shutdown does: it stops its containers, whose
 namespaces and interfaces go with them; a SIGKILL would leave them running under their shims),
@@ -25,12 +24,12 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from docker_engine.privatedockerd import Engine
 from netns_helpers import BUSYBOX_IMAGE
 
 pytestmark = [pytest.mark.kernel, pytest.mark.docker]
@@ -38,140 +37,6 @@ pytestmark = [pytest.mark.kernel, pytest.mark.docker]
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 NET = "10.84.0"
-
-
-class Engine:
-    """A private dockerd inside the namespace ``ns``, and netplumb pointed at it."""
-
-    def __init__(self, ns: str, top: Path) -> None:
-        self.ns, self.top = ns, top
-        self.sock = top / "docker.sock"
-        self.pidfile = top / "dockerd.pid"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.env = {
-            **os.environ,
-            "DOCKER_HOST": f"unix://{self.sock}",
-            "NETPLUMB_STATE_ROOT": str(top / "run"),
-            "NETPLUMB_DURABLE_ROOT": str(top / "lib"),
-        }
-
-    def start(self) -> None:
-        (self.top / "daemon.json").write_text("{}")
-        log = open(self.top / "dockerd.log", "ab")  # noqa: SIM115 -- closed with the process
-        self.proc = subprocess.Popen(
-            [
-                # nsenter, not ip netns exec: that one mounts a sysfs of the namespace over
-                # /sys, without /sys/fs/cgroup, where dockerd's runtime finds the cgroups
-                "nsenter",
-                f"--net=/run/netns/{self.ns}",
-                "dockerd",
-                "--config-file",
-                str(self.top / "daemon.json"),
-                "--data-root",
-                str(self.top / "data"),
-                "--exec-root",
-                str(self.top / "exec"),
-                "--pidfile",
-                str(self.pidfile),
-                "-H",
-                f"unix://{self.sock}",
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--storage-driver=vfs",
-                "--shutdown-timeout=2",  # its containers' `sleep` ignores SIGTERM
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while self.docker("version", check=False).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.top / "dockerd.log").read_text(errors="replace")[-2000:]
-                raise AssertionError(f"private dockerd did not start:\n{tail}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        """SIGTERM, as a shutdown: dockerd stops its containers, then exits."""
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    def docker(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["docker", "-H", f"unix://{self.sock}", *argv],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"docker {argv}: {proc.stderr}")
-        return proc
-
-    def sh(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """A command in the namespace, with netplumb's environment."""
-        proc = subprocess.run(
-            ["ip", "netns", "exec", self.ns, *argv],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{argv}: {proc.stderr}")
-        return proc
-
-    def pid(self, name: str) -> int:
-        out = self.docker("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", name).stdout
-        running, pid = out.split()
-        return int(pid) if running == "true" else 0
-
-
-def _mounts_under(top: Path) -> list[str]:
-    with open("/proc/self/mounts") as f:
-        points = [line.split()[1] for line in f]
-    return sorted((p for p in points if p.startswith(f"{top}/")), reverse=True)
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    tag = secrets.token_hex(3)
-    ns = f"npt-{tag}-rb"
-    # Not pytest's tmp_path: dockerd's unix socket path must stay short (108 bytes).
-    top = Path(f"/tmp/npt-{tag}")
-    top.mkdir(mode=0o700)
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-    eng = Engine(ns, top)
-    try:
-        eng.start()
-        image = subprocess.Popen(["docker", "save", BUSYBOX_IMAGE], stdout=subprocess.PIPE)
-        assert image.stdout is not None
-        subprocess.run(
-            ["docker", "-H", f"unix://{eng.sock}", "load"],
-            stdin=image.stdout,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        image.stdout.close()
-        assert image.wait(timeout=60) == 0
-        yield eng
-    finally:
-        if eng.proc is not None:
-            eng.docker("rm", "-f", *eng.docker("ps", "-aq").stdout.split(), check=False)
-        eng.stop()
-        for point in _mounts_under(top):
-            subprocess.run(["umount", "-l", point], check=False)
-        subprocess.run(["ip", "netns", "del", ns], check=False)
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def _eth1(
