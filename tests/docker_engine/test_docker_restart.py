@@ -9,6 +9,7 @@ oracle is ``ip -j`` inside the container's (new) namespace and ping.
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import subprocess
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from lab import Lab
-from netns_helpers import BusyboxContainer, BusyboxFactory
+from netns_helpers import BUSYBOX_IMAGE, BusyboxContainer, BusyboxFactory
 
 pytestmark = [pytest.mark.kernel, pytest.mark.docker]
 
@@ -142,3 +143,118 @@ def test_reconcile_alone_gives_the_interface_back_after_docker_restart(
     assert _back(c, machine, "10.82.0", before["address"], timeout=10)
     # in step now: nothing more to do
     assert machine(str(BIN / "netplumb"), "reconcile").stdout == ""
+
+
+def _linked_project(machine: _Machine, tmp_path: Path) -> tuple[str, str, Path]:
+    """``up`` a project: a netplumb host ``db`` and a Docker service ``web`` linking to it as
+    ``database``; returns (db, web, the topology file)."""
+    tag = secrets.token_hex(2)
+    db, web = f"npt-db{tag}", f"npt-web{tag}"
+    path = tmp_path / "linked.yaml"
+    path.write_text(
+        f"name: npt-lk{tag}\n"
+        "services:\n"
+        f"  {db}:\n"
+        "    command: sleep infinity\n"
+        f"  {web}:\n"
+        "    runtime: docker\n"
+        f"    image: {BUSYBOX_IMAGE}\n"
+        "    command: sleep 3600\n"
+        f'    links: ["{db}:database"]\n'
+    )
+    machine(str(BIN / "netplumb"), "up", "-f", str(path))
+    return db, web, path
+
+
+def _link_lines(web: str) -> list[str]:
+    hosts = subprocess.run(
+        ["docker", "exec", web, "cat", "/etc/hosts"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in hosts.splitlines() if "database" in line.split()]
+
+
+def test_a_restarted_docker_guest_gets_its_link_lines_to_a_moved_target(
+    machine: _Machine, tmp_path: Path
+) -> None:
+    db, web, path = _linked_project(machine, tmp_path)
+    try:
+        (line,) = _link_lines(web)
+        assert line.split()[0].startswith("10.89.0.") and line.split()[0] != "10.89.0.50"
+        watch = subprocess.Popen(
+            ["ip", "netns", "exec", machine.ns, str(BIN / "netplumb"), "watch"],
+            env=machine.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert watch.stdout is not None
+            assert watch.stdout.readline() == "watching\n"  # in step: nothing to restore
+            # The target moves: made again at another address. Docker's copy of the link (its
+            # extra_hosts, given at creation) still says the old one, and writes it again into
+            # /etc/hosts when the container starts.
+            machine(str(BIN / "netplumb"), "rm", "-f", db)
+            machine(str(BIN / "netplumb"), "run", "--name", db, "--ip", "10.89.0.50", "--",
+                    "sleep", "infinity")  # fmt: skip
+            for _ in range(2):  # and again: each start, Docker writes the stale line again
+                subprocess.run(
+                    ["docker", "restart", "-t", "0", web], check=True, capture_output=True
+                )
+                deadline = time.monotonic() + 30
+                while [ln.split()[0] for ln in _link_lines(web)] != ["10.89.0.50"]:
+                    assert time.monotonic() < deadline, _link_lines(web)
+                    time.sleep(0.1)
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            out, err = watch.communicate(timeout=20)
+        assert watch.returncode == 0, err
+        assert out.count(f"restored /etc/hosts link lines of {web}") >= 2, out
+        assert _link_lines(web) == [f"10.89.0.50\tdatabase {db}"]
+    finally:
+        machine(str(BIN / "netplumb"), "rm", "-f", db, check=False)
+        machine(str(BIN / "netplumb"), "down", "-f", str(path), check=False)
+        subprocess.run(["docker", "rm", "-f", web], capture_output=True, check=False)
+
+
+def test_reconcile_puts_back_link_lines_removed_inside_a_docker_guest(
+    machine: _Machine, tmp_path: Path
+) -> None:
+    db, web, path = _linked_project(machine, tmp_path)
+    try:
+        before = _link_lines(web)
+        assert len(before) == 1
+        subprocess.run(
+            ["docker", "exec", web, "sh", "-c",
+             "grep -v database /etc/hosts > /tmp/h && cat /tmp/h > /etc/hosts"],
+            check=True,
+        )  # fmt: skip
+        assert _link_lines(web) == []
+        out = machine(str(BIN / "netplumb"), "reconcile").stdout
+        assert out == f"restored /etc/hosts link lines of {web}\n"
+        assert _link_lines(web) == [f"{before[0].split()[0]}\tdatabase {db}"]
+        assert machine(str(BIN / "netplumb"), "reconcile").stdout == ""  # in step
+    finally:
+        machine(str(BIN / "netplumb"), "down", "-f", str(path), check=False)
+        subprocess.run(["docker", "rm", "-f", web], capture_output=True, check=False)
+
+
+def test_gc_keeps_a_stopped_containers_records_and_start_gets_the_interface_back(
+    busybox_container: BusyboxFactory, machine: _Machine
+) -> None:
+    """As Docker keeps a stopped container's network settings: ``gc`` forgets the records of
+    a removed container only, and a stopped one gets its interface back when it starts."""
+    c, before = _attached(busybox_container, machine, "10.86.0")
+    subprocess.run(["docker", "stop", "-t", "0", c.name], check=True, capture_output=True)
+    gone = machine(str(BIN / "netplumb"), "gc").stdout
+    assert "attachment" not in gone, gone
+    subprocess.run(["docker", "start", c.name], check=True, capture_output=True)
+    out = machine(str(BIN / "netplumb"), "reconcile").stdout
+    assert f"restored eth1 of {c.name}" in out
+    # gc removed the bridge once no port was left on it; the restore made it again, without
+    # the address this test had given it
+    machine("ip", "addr", "replace", "10.86.0.1/24", "dev", "br-86")
+    assert _back(c, machine, "10.86.0", before["address"], timeout=10)
+    subprocess.run(["docker", "rm", "-f", c.name], check=True, capture_output=True)
+    assert (
+        f"removed attachment docker:{c.id[:12]}@eth1" in machine(str(BIN / "netplumb"), "gc").stdout
+    )

@@ -11,7 +11,13 @@ from netplumb.model.ip import IP, Interface
 from netplumb.model.mac import Mac
 from netplumb.model.names import mark_owner, mark_scope, owner_mark
 from netplumb.plan.actions import AddAddress, GuestLinkUp, ReplaceDefault
-from netplumb.plan.reconcile import GuestView, orphans, plan_repair, request_from_record
+from netplumb.plan.reconcile import (
+    GuestView,
+    hosts_with_links,
+    orphans,
+    plan_repair,
+    request_from_record,
+)
 
 SCOPE = "0123456789abcdef"
 
@@ -108,3 +114,34 @@ def test_orphans_are_only_this_scopes_marks_without_records() -> None:
         ("br0", "netplumb:bridge"),
     ]
     assert orphans(links, {("docker:a", "eth1")}, SCOPE) == ["eth2"]
+
+
+def test_hosts_with_links_replaces_stale_link_lines_and_keeps_the_rest() -> None:
+    docker_wrote = (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "10.89.0.2\tdatabase\n"  # extra_hosts as created: the target's address then
+        "10.89.0.2\tdb\n"
+        "10.89.0.7\tweb  # the guest's own\n"
+    )
+    wanted = ["10.89.0.50\tdatabase db-host db"]
+    out = hosts_with_links(docker_wrote, wanted, {"database", "db"})
+    assert out == (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "10.89.0.7\tweb  # the guest's own\n"
+        "10.89.0.50\tdatabase db-host db\n"
+    )
+    assert hosts_with_links(out, wanted, {"database", "db"}) == out  # in step: unchanged
+
+
+def test_hosts_with_links_takes_dockers_own_lines_as_in_step() -> None:
+    """Docker writes one line per name of ``extra_hosts``: the same answers, nothing to do."""
+    docker_wrote = "127.0.0.1\tlocalhost\n10.89.0.2\tdatabase\n10.89.0.2\tdb\n"
+    assert hosts_with_links(docker_wrote, ["10.89.0.2\tdatabase db"], {"database", "db"}) == (
+        docker_wrote
+    )
+    # a stale line first wins a lookup: not in step, even with the right one after it
+    shadowed = "10.89.0.9\tdatabase\n10.89.0.2\tdatabase db\n"
+    out = hosts_with_links(shadowed, ["10.89.0.2\tdatabase db"], {"database", "db"})
+    assert out == "10.89.0.2\tdatabase db\n"

@@ -1,7 +1,8 @@
 """``netplumb gc``: remove what belongs to dead guests, and nothing else.
 
 Dead means: a host whose holder process is gone, a PID whose start time changed, an ``ip
-netns`` name that names another namespace now, a Docker container that no longer runs; and
+netns`` name that names another namespace now, a Docker container that Docker no longer knows
+(removed: a stopped one keeps its records, to be attached again when it starts); and
 the records of network namespaces that are gone (``state.stale_dirs``). Only what netplumb's
 records name or what carries its mark is removed (``cleanup``).
 """

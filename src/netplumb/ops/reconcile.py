@@ -112,6 +112,8 @@ def _recreate(session: Session, guest: Guest, name: str, record: Record, log: Lo
     actions = engine.plan_for(session, req, guest)
 
     def commit() -> None:
+        if state.read("attach", name) is None:  # removed meanwhile (``rm``): undo, say nothing
+            raise _Gone(name)
         new = {k: v for k, v in record.items() if k not in ("dhcp_pidfile", "previous_defaults")}
         new.update(session.results, restored=time.time())
         state.write(new, "attach", name)
@@ -119,6 +121,11 @@ def _recreate(session: Session, guest: Guest, name: str, record: Record, log: Lo
     engine.apply(session, guest, actions, commit)
     _announce_again(guest, ifname, req)
     log(f"restored {ifname} of {guest.name} ({record.get('describe', req.describe())})")
+
+
+class _Gone(NetplumbError):
+    """The record a restore was made from was removed while it ran (an ``rm`` or ``detach``
+    of the guest): the restore is rolled back, and it is no failure."""
 
 
 def _announce_again(guest: Guest, ifname: str, req: AttachRequest) -> None:
@@ -162,6 +169,8 @@ def _restore_guest(guest: Guest, recs: list[tuple[str, Record]], sweep: bool, lo
                         engine.apply(session, guest, actions, lambda: None)
                         what = ", ".join(type(a).__name__ for a in actions)
                         log(f"repaired {ifname} of {guest.name} ({what})")
+            except _Gone:
+                continue
             except NetplumbError as exc:
                 log(f"cannot restore {ifname} of {guest.name}: {exc}")
         if sweep:
@@ -266,7 +275,12 @@ def reconcile(
 
     ``sweep``: also remove this scope's marked objects that no record names (in every guest
     found, and in netplumb's namespace). ``rewrite_tables``: rewrite netplumb's nftables table
-    from the records (``netplumb reconcile``); else only if it drifted (``watch``)."""
+    from the records (``netplumb reconcile``); else only if it drifted (``watch``). The first
+    full pass after a reboot or a wipe of ``/run`` first restores Docker guests' kept records."""
+    if owners is None:
+        from netplumb.ops import restore
+
+        restore.restore(log)
     recs = records()
     seen: set[str] = set()
     for owner, rs in sorted(recs.items()):
@@ -289,6 +303,11 @@ def reconcile(
                 finally:
                     session.close()
         _sweep_host(log)
+    from netplumb.ops import dockerhosts  # link lines of and to Docker guests
+
+    if state.names("docker"):
+        dockerhosts.restore(log)
+    dockerhosts.follow(owners, log)
     _refresh_ports(log, owners, rewrite_tables)
 
 

@@ -1,6 +1,7 @@
 """``netplumb watch``: keep the kernel in step with the records, on events.
 
-It reconciles everything once (``reconcile.reconcile``), says it is ready, then reconciles again
+It reconciles everything once (``reconcile.reconcile``; after a reboot that first pass also puts
+back Docker guests' kept records, ``ops/restore.py``), says it is ready, then reconciles again
 when something happens:
 
 - a Docker container starts (``start``; a ``docker restart`` is a ``die`` then a ``start``):

@@ -110,3 +110,32 @@ def orphans(
         if (owner, name) not in recorded:
             out.append(name)
     return out
+
+
+def _first_addresses(text: str) -> dict[str, str]:
+    """name -> the address of the first line naming it (what a lookup in the file finds)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.partition("#")[0].split()
+        for name in fields[1:]:
+            out.setdefault(name, fields[0])
+    return out
+
+
+def hosts_with_links(current: str, wanted: list[str], names: set[str]) -> str:
+    """A guest's ``/etc/hosts`` text with its link lines as ``wanted`` says. In step (returned
+    as it is) when each name of ``wanted`` is found at its address, however the lines are cut
+    (Docker writes one line per name from ``extra_hosts``). Otherwise lines that name one of
+    the links' ``names`` (aliases, target names) go and ``wanted`` is appended; the others
+    (``localhost``, the guest's own name) stay as they are, in their order."""
+    found = _first_addresses(current)
+    want = _first_addresses("\n".join(wanted))
+    if all(found.get(name) == address for name, address in want.items()):
+        return current
+    kept = []
+    for line in current.splitlines():
+        fields = line.partition("#")[0].split()
+        if len(fields) > 1 and names.intersection(fields[1:]):
+            continue
+        kept.append(line)
+    return "".join(f"{line}\n" for line in [*kept, *wanted])

@@ -82,8 +82,3 @@ def guest(ref: str) -> Guest | None:
         raise NetplumbError(f"Docker container {ref} restarted while netplumb resolved it")
     name = attrs.get("Name", "").lstrip("/") or cid[:12]
     return Guest(f"docker:{cid[:12]}", "docker", name, fd, pid, cid[:8])
-
-
-def running(short_id: str) -> bool:
-    attrs = inspect(short_id)
-    return bool(attrs and attrs["State"].get("Running"))

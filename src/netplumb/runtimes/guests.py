@@ -124,7 +124,10 @@ def alive(key: str) -> bool:
         try:
             from netplumb.runtimes import docker
 
-            return docker.running(rest)
+            # A stopped container keeps its records, as Docker keeps its network settings:
+            # `docker start` (or a restart policy after a reboot) brings it back, and
+            # reconcile/watch attach it again. Only a removed container is dead.
+            return docker.inspect(rest) is not None
         except RuntimeUnavailable:
             return True  # cannot tell: never remove what might still be in use
     # "path:" namespaces cannot be found again once the descriptor is closed: alive while the

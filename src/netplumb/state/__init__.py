@@ -252,9 +252,15 @@ def write(record: Record, *parts: str) -> None:
         os.replace(tmp, p)
     except OSError as exc:
         raise StateError(f"cannot write netplumb record {p}: {exc.strerror}") from None
+    from netplumb.state import durable  # Docker guests' records outlive /run (its docstring)
+
+    durable.keep(state_dir(), parts)
 
 
 def remove(*parts: str) -> None:
+    from netplumb.state import durable
+
+    durable.forget(state_dir(), parts)  # first: a copy never outlives its record
     try:
         os.unlink(path(*parts))
     except FileNotFoundError:

@@ -22,6 +22,7 @@ import os
 
 from netplumb import state
 from netplumb.errors import StateError
+from netplumb.state import durable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,18 +110,21 @@ def _write(owner: str, record: Record) -> None:
         os.replace(tmp, p)
     except OSError as exc:
         raise StateError(f"cannot write netplumb record {p}: {exc.strerror}") from None
+    durable.keep(state.state_dir(), ("ports", owner))  # a Docker guest's outlive /run
 
 
 def _append(owner: str, change: Record) -> None:
     p = state.path("ports", owner)
+    frame = _frame(change)
     try:
         fd = state.open_file(p, os.O_WRONLY | os.O_APPEND)
         try:
-            os.write(fd, _frame(change))
+            os.write(fd, frame)
         finally:
             os.close(fd)
     except OSError as exc:
         raise StateError(f"cannot write netplumb record {p}: {exc.strerror}") from None
+    durable.keep_append(state.state_dir(), ("ports", owner), frame)
 
 
 def add(owner: str, guest: str, new: list[Record]) -> int:
@@ -149,6 +153,7 @@ def undo_add(owner: str, before: int) -> None:
         state.remove("ports", owner)
     else:
         os.truncate(state.path("ports", owner), before)
+        durable.keep(state.state_dir(), ("ports", owner))
 
 
 def drop(owner: str, gone: list[Record], loaded: tuple[list[Record], int] | None = None) -> None:
