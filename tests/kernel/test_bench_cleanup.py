@@ -18,10 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# bench/ on the path only while its modules load: left there, bench/service.py would shadow
+# the tests' own service package for every test collected after this file
 sys.path.insert(0, str(ROOT / "bench"))
-
-import scale  # noqa: E402
-import sweep  # noqa: E402
+try:
+    import scale
+    import sweep
+finally:
+    sys.path.remove(str(ROOT / "bench"))
 
 pytestmark = pytest.mark.kernel
 
