@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from netplumb import __version__
 from netplumb.cli.hostcmds import (
@@ -369,22 +368,7 @@ def main(argv: list[str]) -> int:
         # a changing command, for what its plan touches), never as a side effect of `ps`.
         func = getattr(args, "func", None) or COMMANDS[args.command]
         return int(func(args))
-    except NetplumbError as exc:
-        if debug:
-            raise
-        text = str(exc)
-        print(
-            text if text.startswith(("netplumb", "Error:")) else f"netplumb: {text}",
-            file=sys.stderr,
-        )
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        raise  # the reader went away: cli.main ends quietly
-    except OSError as exc:  # a system call netplumb did not expect to fail: still one line
-        if debug:
-            raise
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"netplumb: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+    except (NetplumbError, KeyboardInterrupt, OSError) as exc:
+        from netplumb.cli.lean import ended
+
+        return ended(exc, debug)

@@ -84,22 +84,27 @@ def run(args: Args) -> int:
         if error is not None:
             raise error
         return int(_function(args.command)(args))
-    except NetplumbError as exc:
-        if debug:
-            raise
+    except (NetplumbError, KeyboardInterrupt, OSError) as exc:
+        return ended(exc, debug)
+
+
+def ended(exc: BaseException, debug: bool) -> int:
+    """How any command ends on an error: one line on standard error and its exit status.
+    Re-raised: everything under ``--debug`` but Ctrl-C, and a closed pipe (``cli.main`` ends
+    that quietly)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if debug or isinstance(exc, BrokenPipeError):
+        raise exc
+    if isinstance(exc, NetplumbError):
         text = str(exc)
         print(
             text if text.startswith(("netplumb", "Error:")) else f"netplumb: {text}",
             file=sys.stderr,
         )
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        raise  # the reader went away: cli.main ends quietly
-    except OSError as exc:  # a system call netplumb did not expect to fail: still one line
-        if debug:
-            raise
+    if isinstance(exc, OSError):  # a system call netplumb did not expect to fail: one line
         where = f": {exc.filename}" if exc.filename else ""
         print(f"netplumb: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    raise exc
