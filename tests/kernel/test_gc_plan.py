@@ -68,3 +68,24 @@ def test_gc_releases_a_dead_guests_leases_in_every_table(lan: LanLab) -> None:
     lan.lan_cmd("detach", live)
     lan.netplumb("detach", live, "eth2")
     lan.netplumb("network", "rm", "gcn")
+
+
+def test_rm_prints_and_releases_a_hosts_lan_lease(lan: LanLab) -> None:
+    """``rm`` executes the plan ``rm --dry-run`` prints, the LAN pool's lease included (held
+    by the host's attach record)."""
+    lan.lan_cmd("macvlan", "phys0")
+    lan.lan_cmd(*POOL)
+    lan.netplumb("run", "--network", "none", "--name", "rmlan", "--", "sleep", "1000")
+    assert lan.lan_cmd("attach", "rmlan").stdout.strip() == f"{SUBNET}.200"
+    assert _held(lan)[("%lan", f"{SUBNET}.200")] == "host:rmlan@eth1"
+    plan = lan.netplumb("rm", "rmlan", "--dry-run").stdout.splitlines()
+    assert plan == [
+        "remove rmlan",
+        "  GUEST: ip link del eth1",
+        f"  release the leases of host:rmlan@eth1: {SUBNET}.200 in the LAN pool",
+        "  stop host rmlan (its netns and the veth ends in it go with it)",
+    ]
+    assert ("%lan", f"{SUBNET}.200") in _held(lan)  # a dry run changes nothing
+    assert lan.netplumb("rm", "-f", "rmlan").stdout == "rmlan\n"
+    assert _held(lan) == {}
+    assert not (Path(lan.state) / "hosts" / "rmlan").exists()

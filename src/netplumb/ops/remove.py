@@ -28,14 +28,18 @@ if TYPE_CHECKING:
     from netplumb.state import Record
 
 
-def _other_leases(owner: str) -> list[Action]:
-    """The owner's and its attachments' leases outside the network tables (``ReleaseAddress``
-    covers those): the LAN pool, a CNI pool."""
-    from netplumb.ops import cleanup
+def _attachments(owner: str, actions: list[Action]) -> list[str]:
+    """The attach records the plan detaches (``<owner>@<ifname>``)."""
+    return [f"{owner}@{a.ifname}" for a in actions if isinstance(a, DetachInterface)]
+
+
+def _other_leases(holders: list[str]) -> list[Action]:
+    """The leases of the host and of its attachments outside the network tables
+    (``ReleaseAddress`` covers those): the LAN pool, a CNI pool."""
     from netplumb.state import leases
 
     out: list[Action] = []
-    for holder in (owner, *(name for name, _ in cleanup.records_of(owner))):
+    for holder in holders:
         pairs = leases.leases_of(holder, lambda t: t.startswith("%") and t != "%ports")
         if pairs:
             out.append(ReleaseLeases(holder, tuple(pairs)))
@@ -47,7 +51,8 @@ def plan(name: str) -> list[Action]:
     from netplumb.ops import dryrun
 
     actions = dryrun.rm(name)
-    extra = _other_leases(f"host:{name}")
+    owner = f"host:{name}"
+    extra = _other_leases([owner, *_attachments(owner, actions)])
     if extra:
         at = next(i for i, a in enumerate(actions) if isinstance(a, StopGuest))
         actions[at:at] = extra
@@ -58,14 +63,14 @@ class _Removal:
     """The state one ``rm`` carries between its actions: the host's record, its guest (opened
     once, while it lives, to undo attachments inside it) and a netlink socket."""
 
-    def __init__(self, name: str, force: bool) -> None:
+    def __init__(self, name: str, force: bool, actions: list[Action]) -> None:
         from netplumb.hosts import runtime
 
         self.name = name
         self.owner = f"host:{name}"
         self.force = force
         self.record: Record = runtime.get(name)
-        self.attachments = state.group_names("attach", self.owner)  # their lists go at the end
+        self.attachments = _attachments(self.owner, actions)  # their lease lists go at the end
         self.guest: Guest | None = None
         self.guest_opened = False
         self.host: Netlink | None = None
@@ -150,7 +155,7 @@ def remove(name: str, force: bool = False) -> None:
     from netplumb.ops.apply import apply
 
     actions = plan(name)
-    removal = _Removal(name, force)
+    removal = _Removal(name, force, actions)
     try:
         apply(actions, removal.execute, commit=removal.commit)
     finally:
