@@ -147,6 +147,9 @@ def plan() -> list[Action]:
             if guest not in lost and dead(guest):
                 held.setdefault(owner, {})[(net, ip)] = None
     actions += [ReleaseLeases(o, tuple(pairs)) for o, pairs in held.items()]
+    with Netlink() as host:
+        links = host.links()
+    present = {ln.name: mark_owner(ln.alias) for ln in links}
     going: set[str] = set()  # links an earlier action deletes
     attachments: list[Action] = []
     for name in state.names("attach"):
@@ -155,14 +158,14 @@ def plan() -> list[Action]:
             continue
         owner = str(record.get("owner"))
         host_name = record.get("host_name")
-        veth = record.get("kind") == "veth" and isinstance(host_name, str)
+        # a veth's host end still there with the owner's mark (it dies with the guest's
+        # namespace, unless a process still holds that namespace)
+        veth = record.get("kind") == "veth" and present.get(str(host_name)) == owner
         if veth and (owner in lost or dead(owner)):
             going.add(str(host_name))
         if owner not in lost and dead(owner):
             attachments.append(ForgetAttachment(name, str(host_name) if veth else None))
     actions += attachments
-    with Netlink() as host:
-        links = host.links()
     for link in links:
         marked = mark_owner(link.alias)
         if marked is None or link.alias == BRIDGE_MARK or link.name in going:
