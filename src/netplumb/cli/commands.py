@@ -241,7 +241,7 @@ def build_parser() -> _Parser:
     nsubs.add_parser("ls", help="list networks")
     nr = nsubs.add_parser("rm", help="remove a network without endpoints")
     nr.add_argument("name")
-    for q in (nc, nr, *(subs.choices[n] for n in ("detach", "publish", "unpublish", "rm"))):
+    for q in (nc, nr, *(subs.choices[n] for n in ("detach", "publish", "unpublish", "rm", "gc"))):
         q.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
 
     _sub(

@@ -116,16 +116,13 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from netplumb.hosts import runtime
-    from netplumb.ops import links, ports
+    from netplumb.ops import links, ports, remove
 
     failed = 0
     if args.dry_run:
-        from netplumb.ops import dryrun
-
         for name in args.names:
             try:
-                plan = dryrun.rm(name)
+                plan = remove.plan(name)
             except NetplumbError as exc:
                 print(f"netplumb rm: {exc}", file=sys.stderr)
                 failed = 1
@@ -138,7 +135,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     with ports.batch():  # one nft transaction for all of them
         for name in args.names:
             try:
-                runtime.remove(name, force=args.force)
+                remove.remove(name, force=args.force)
                 removed.add(name)
                 print(name)
             except NetplumbError as exc:

@@ -65,6 +65,8 @@ def cmd_detach(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     from netplumb.ops import gc
 
+    if args.dry_run:
+        return _print_plan(list(gc.plan()))
     for line in gc.gc():
         print(f"removed {line}")
     return 0

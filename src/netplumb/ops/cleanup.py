@@ -45,7 +45,7 @@ def release_dead(name: str, record: Record, host: Netlink) -> None:
     state.remove("attach", name)
 
 
-def _undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
+def undo_in(guest: Guest, owner: str, name: str, record: Record) -> None:
     """Undo one attachment inside its living guest, then forget its record."""
     from netplumb.ops.engine import undo_from_results
 
@@ -82,7 +82,7 @@ def release_owner(owner: str) -> int:
             if guest is None:
                 release_dead(name, record, host)
                 continue
-            _undo_in(guest, owner, name, record)
+            undo_in(guest, owner, name, record)
     if guest is not None:
         guest.close()
     if ports.isolation_in_use():
@@ -121,7 +121,7 @@ def release_before_exit(owner: str, records: list[tuple[str, Record]]) -> list[t
             return left + undo  # nothing to undo in: the host side is cleaned after exit
         with guest:
             for name, record in undo:
-                _undo_in(guest, owner, name, record)
+                undo_in(guest, owner, name, record)
     return left
 
 
