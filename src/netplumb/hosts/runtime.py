@@ -17,7 +17,6 @@ command's private mount namespace, and this sandbox forbids joining PID 1's.
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import time
@@ -26,6 +25,14 @@ from netplumb import state
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.hosts import child as children
 from netplumb.hosts import control
+from netplumb.hosts.files import (
+    build_env,
+    files_dir,
+    hosts_file,
+    remove_files,
+    resolv_conf,
+    write_hosts_file,
+)
 from netplumb.kernel import netns
 from netplumb.kernel.proc import pid_start_time
 from netplumb.model.restart import RestartPolicy
@@ -37,7 +44,6 @@ if TYPE_CHECKING:
     from netplumb.state import Record
 
 HOLDER_NAME = children.HOLDER_NAME
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GRACE_SECONDS = 10.0
 
 
@@ -50,62 +56,6 @@ def check_name(name: str) -> str:
             f'invalid host name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed (at most 63)'
         )
     return name
-
-
-def hosts_file(hostname: str, extra: list[str], own: list[str] | None = None) -> str:
-    """Docker's layout: localhost lines, one line per link, then the host's own line."""
-    lines = [
-        "127.0.0.1\tlocalhost",
-        "::1\tlocalhost ip6-localhost ip6-loopback",
-        "fe00::0\tip6-localnet",
-        "ff00::0\tip6-mcastprefix",
-        "ff02::1\tip6-allnodes",
-        "ff02::2\tip6-allrouters",
-        *extra,
-        *(own or [f"127.0.1.1\t{hostname}"]),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def resolv_conf() -> str:
-    """The host's resolver configuration without loopback name servers.
-
-    A host in its own namespace cannot reach the machine's 127.0.0.53 (Docker drops those
-    lines for the same reason).
-    """
-    try:
-        with open("/etc/resolv.conf") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-
-    def loopback_server(line: str) -> bool:
-        words = line.split()
-        return (
-            len(words) >= 2
-            and words[0] == "nameserver"
-            and (words[1].startswith("127.") or words[1] == "::1")
-        )
-
-    return "\n".join(ln for ln in lines if not loopback_server(ln)) + "\n"
-
-
-def build_env(hostname: str, env: list[str], inherited: dict[str, str]) -> dict[str, str]:
-    """The command's environment: a clean base, then each ``-e``; ``-e K`` copies K from ours."""
-    out = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
-    for item in env:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise InvalidValue(f"invalid environment variable: {item}")
-        if eq:
-            out[key] = value
-        elif key in inherited:
-            out[key] = inherited[key]
-    return out
-
-
-def _files_dir(name: str) -> str:
-    return state.ensure_dir("hosts.d", name)
 
 
 def run(
@@ -136,7 +86,7 @@ def run(
                 f'Conflict. The host name "{name}" is already in use: '
                 f"remove it first (netplumb rm {name})"
             )
-        files = _files_dir(name)
+        files = files_dir(name)
         for fname, text in (
             ("hosts", hosts_file(hostname, [])),
             ("hostname", hostname + "\n"),
@@ -224,19 +174,7 @@ def _abort(name: str, record: Record, holder: int, command: int) -> None:
     except ChildProcessError:
         pass
     state.remove("hosts", name)
-    _remove_files(name)
-
-
-def write_hosts_file(record: Record, lines: list[str]) -> None:
-    """Rewrite the host's /etc/hosts in place (it is bind-mounted by inode): link lines, then
-    its own address line."""
-    hostname = str(record.get("hostname", record["name"]))
-    own = [f"{n['ip']}\t{hostname}" for n in record.get("networks", [])][:1]
-    text = hosts_file(hostname, lines, own)
-    path = os.path.join(state.path("hosts.d", str(record["name"])), "hosts")
-    with open(path, "r+") as f:
-        f.truncate(0)
-        f.write(text)
+    remove_files(name)
 
 
 def _lock() -> int:
@@ -372,7 +310,7 @@ def remove(name: str, force: bool = False) -> None:
         assert isinstance(holder, int)
         _kill(holder, signal.SIGKILL)
     state.remove("hosts", name)
-    _remove_files(name)
+    remove_files(name)
 
 
 def remove_many(names: list[str], force: bool = False) -> list[str]:
@@ -416,26 +354,8 @@ def remove_many(names: list[str], force: bool = False) -> list[str]:
             ports.isolation_changed()  # the guests' ports leave the isolated networks' sets
     for name in records:
         state.remove("hosts", name)
-        _remove_files(name)
+        remove_files(name)
     return list(records)
-
-
-def _remove_files(name: str) -> None:
-    files = state.path("hosts.d", name)
-    for fname in ("hosts", "hostname", "resolv.conf", "status", "control"):
-        try:
-            os.unlink(f"{files}/{fname}")
-        except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(files)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
-    try:
-        os.unlink(os.path.join(state.path("logs"), f"{name}.log"))
-    except FileNotFoundError:
-        pass
 
 
 # -- for gc: hosts whose records are moved aside or whose holder is gone -------------------
@@ -454,11 +374,6 @@ def alive(pid: int | None, start: int | None) -> bool:
 def kill(pid: int, sig: int) -> None:
     """``os.kill`` that ignores a process already gone."""
     _kill(pid, sig)
-
-
-def remove_files(name: str) -> None:
-    """The host's ``/etc`` files and its log."""
-    _remove_files(name)
 
 
 def enter(record: Record) -> None:

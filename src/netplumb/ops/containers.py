@@ -7,6 +7,7 @@ import os
 
 from netplumb import state
 from netplumb.errors import NetplumbError
+from netplumb.hosts import files as hostfiles
 from netplumb.hosts import runtime
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.attach import AttachRequest
@@ -135,7 +136,7 @@ def search_path() -> str:
     import sys
 
     mine = os.path.dirname(sys.executable)
-    rest = os.environ.get("PATH") or runtime.DEFAULT_PATH
+    rest = os.environ.get("PATH") or hostfiles.DEFAULT_PATH
     return ":".join([mine, *(p for p in rest.split(":") if p and p != mine)])
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from netplumb import state
 from netplumb.errors import NetplumbError
+from netplumb.hosts import files as hostfiles
 from netplumb.ops import links
 from netplumb.plan.reconcile import hosts_with_links
 
@@ -100,7 +101,7 @@ def follow(owners: set[str] | None, log: Log) -> None:
                 current = f.read().decode(errors="replace")
             if hosts_with_links(current, wanted, {n for p in pairs for n in p}) == current:
                 continue
-            runtime.write_hosts_file(record, wanted)
+            hostfiles.write_hosts_file(record, wanted)
         except OSError as exc:
             log(f"cannot restore /etc/hosts link lines of {host}: {exc.strerror}")
             continue

@@ -17,6 +17,7 @@ attachments; a dead guest's veth; a bridge whose only ports were those veths is 
 from __future__ import annotations
 
 from netplumb import state
+from netplumb.hosts import files as hostfiles
 from netplumb.kernel.netlink import Netlink
 from netplumb.kernel.session import BRIDGE_MARK
 from netplumb.model.names import mark_owner
@@ -213,7 +214,7 @@ def _execute(action: Action, host: Netlink) -> None:
         if record is not None and runtime.status(record) == "lost":
             cleanup.release_owner(f"host:{action.name}")
             state.remove("hosts", action.name)
-            runtime.remove_files(action.name)
+            hostfiles.remove_files(action.name)
     elif isinstance(action, ReleasePorts):
         ports.release(action.owner)
     elif isinstance(action, ReleaseLeases):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from netplumb import state
 from netplumb.errors import GuestNotFound, NetplumbError, RuntimeUnavailable
+from netplumb.hosts import files as hostfiles
 from netplumb.model.links import hosts_line, link_env
 from netplumb.model.ports import parse_expose
 
@@ -144,4 +145,4 @@ def refresh_hosts_files(changed: str | set[str]) -> None:
         links = record_links(record)
         names = {changed} if isinstance(changed, str) else changed
         if any(t in names for t, _ in links):
-            runtime.write_hosts_file(record, hosts_lines(links))
+            hostfiles.write_hosts_file(record, hosts_lines(links))

@@ -17,6 +17,7 @@ import signal
 
 from netplumb import state
 from netplumb.errors import NetplumbError
+from netplumb.hosts import files as hostfiles
 from netplumb.plan.actions import Action
 from netplumb.plan.removal import ReleaseLeases
 from netplumb.plan.steps import DetachInterface, ReleaseAddress, StopGuest, UnpublishPorts
@@ -137,7 +138,7 @@ class _Removal:
         if isinstance(holder, int) and runtime.alive(holder, holder_start):
             runtime.kill(holder, signal.SIGKILL)
         state.remove("hosts", self.name)
-        runtime.remove_files(self.name)
+        hostfiles.remove_files(self.name)
 
     def commit(self) -> None:
         """What follows the plan: the owners' lease lists dropped (every key in them is free
