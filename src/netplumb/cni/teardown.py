@@ -26,10 +26,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from netplumb.cni.config import Env, NetConf
-    from netplumb.state import Record
+    from netplumb.plan.actions import Action
+    from netplumb.plan.cni import RemoveCniInterface
 
 
-def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | None) -> None:
+def _remove_interface(action: RemoveCniInterface) -> None:
     """The guest interface (through the engine's record when the namespace is reachable), and
     the host end of the veth if it is still there and netplumb's."""
     from netplumb.kernel.session import Session, host_socket
@@ -37,7 +38,8 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
     from netplumb.ops import engine
     from netplumb.runtimes.guests import resolve
 
-    attach_name = rec.get("attach_record") if rec else None
+    netns, ifname, veth = action.netns, action.ifname, action.veth
+    attach_name = action.attach_record
     attach = state.read("attach", str(attach_name)) if attach_name else None
     if netns and attach is not None:
         try:
@@ -65,24 +67,51 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
         state.remove("attach", str(attach_name))
 
 
-def _release(conf_name: str, mode: str, owner: str) -> None:
-    from netplumb.ops import networks
-
-    if os.path.exists(state.path("ports", owner)):  # ports' imports cost ~4 ms: only if needed
-        from netplumb.ops import ports
-
-        ports.release(owner)
-    if mode == "bridge":
-        if networks.get(conf_name) is not None:
-            networks.release(conf_name, owner)
-    else:
-        from netplumb.cni import ipam
-
-        ipam.pool_release(conf_name, owner)
-
-
 def delete(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
     remove_attachment(conf, env.container_id, env.ifname, env.netns, environ, env)
+
+
+def plan(
+    conf: NetConf, container_id: str, ifname: str, netns: str, raw: str | None = None
+) -> list[Action]:
+    """DEL's plan for one attachment, from its record (or, without one, from the names the
+    attachment alone gives: an ADD that failed halfway or was killed)."""
+    from netplumb.plan.cni import plan_del
+
+    rname = records.name(container_id, ifname)
+    rec = records.read(conf.name, rname)
+    owner = records.owner(container_id, ifname)
+    mode = str(rec.get("mode")) if rec else conf.mode
+    network_recorded = False
+    if mode == "bridge":
+        from netplumb.ops import networks
+
+        network_recorded = networks.get(conf.name) is not None
+    # IPAM DEL when the plugin gave addresses, or when no record says whether it did
+    ipam_type = (rec.get("ipam") if rec.get("ipam_added") else None) if rec else conf.ipam_type
+    attach = rec.get("attach_record") if rec else None
+    return plan_del(
+        network=conf.name,
+        record=rname,
+        owner=owner,
+        ifname=ifname,
+        netns=netns or (str(rec.get("netns") or "") if rec else ""),
+        mode=mode,
+        veth=records.veth_name(container_id, ifname) if mode == "bridge" else None,
+        attach_record=str(attach) if attach else None,
+        # ports' imports cost ~4 ms: only if its record says there are some
+        has_ports=os.path.exists(state.path("ports", owner)),
+        network_recorded=network_recorded,
+        ipam=str(ipam_type) if ipam_type else None,
+        raw=raw,
+        container_id=container_id,
+        isolated=bool(
+            rec is not None
+            and rec.get("bridge")
+            and conf.network is not None
+            and conf.network.isolation
+        ),
+    )
 
 
 def remove_attachment(
@@ -94,31 +123,53 @@ def remove_attachment(
     env: Env,
     raw: str | None = None,
 ) -> None:
-    """Everything one attachment holds, whatever state it was left in."""
-    rname = records.name(container_id, ifname)
-    rec = records.read(conf.name, rname)
-    owner = records.owner(container_id, ifname)
-    mode = str(rec.get("mode")) if rec else conf.mode
-    veth = records.veth_name(container_id, ifname) if mode == "bridge" else None
-    _remove_interface(rec, netns or (str(rec.get("netns") or "") if rec else ""), ifname, veth)
-    _release(conf.name, mode, owner)
-    # IPAM DEL when the plugin gave addresses, or when no record says whether it did
-    ipam_type = (rec.get("ipam") if rec.get("ipam_added") else None) if rec else conf.ipam_type
-    if ipam_type:
+    """Everything one attachment holds, whatever state it was left in: its plan, executed by
+    the one applier (removals only: nothing to undo; the first error stops it, and the
+    record stays so that the next DEL finishes the work)."""
+    from netplumb.ops import apply as applier
+
+    def execute(action: Action) -> None:
+        _execute(action, conf, environ, env)
+
+    applier.apply(plan(conf, container_id, ifname, netns, raw), execute)
+
+
+def _execute(action: Action, conf: NetConf, environ: Mapping[str, str], env: Env) -> None:
+    from netplumb.plan import cni as steps
+
+    if isinstance(action, steps.RemoveCniInterface):
+        _remove_interface(action)
+    elif isinstance(action, steps.UnpublishCniPorts):
+        from netplumb.ops import ports
+
+        ports.release(action.owner)
+    elif isinstance(action, steps.ReleaseCniLeases):
+        if action.pool:
+            from netplumb.cni import ipam
+
+            ipam.pool_release(action.network, action.owner)
+        else:
+            from netplumb.ops import networks
+
+            networks.release(action.network, action.owner)
+    elif isinstance(action, steps.IpamDelete):
         from netplumb.cni import ipam
         from netplumb.cni.config import Env as EnvType
 
-        child_env = EnvType("DEL", container_id, netns, ifname, env.args, env.path)
-        child = {**environ, "CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname}
-        child["CNI_NETNS"] = netns
+        a = action
+        child_env = EnvType("DEL", a.container_id, a.netns, a.ifname, env.args, env.path)
+        child = {**environ, "CNI_CONTAINERID": a.container_id, "CNI_IFNAME": a.ifname}
+        child["CNI_NETNS"] = a.netns
         # the plugin the attachment was made with (GC also passes the config it was made with)
-        ipam.delegate("DEL", conf, child_env, child, raw=raw, plugin=str(ipam_type))
-    isolated = conf.network is not None and conf.network.isolation
-    if rec is not None and rec.get("bridge") and isolated:
+        ipam.delegate("DEL", conf, child_env, child, raw=a.raw, plugin=a.plugin)
+    elif isinstance(action, steps.RefreshIsolation):
         from netplumb.ops import ports
 
         ports.isolation_changed()  # the veth leaves the isolated network's port set
-    records.remove(conf.name, rname)
+    elif isinstance(action, steps.ForgetAttachment):
+        records.remove(action.network, action.record)
+    else:  # pragma: no cover -- plan_del makes only the above
+        raise AssertionError(f"not a DEL action: {action!r}")
 
 
 def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:

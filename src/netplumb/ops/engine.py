@@ -102,6 +102,12 @@ def apply(
 ) -> None:
     """Apply an attach plan with the one applier (``ops/apply.py``), then ``commit`` (write the
     record); on any error, including one in ``commit``, what was done is undone in reverse."""
+    applier.apply(actions, executor(session, guest), commit=commit)
+
+
+def executor(session: Session, guest: Guest) -> Callable[[Action], Undo]:
+    """How the applier carries out an attach action in ``session`` (a plan that holds attach
+    actions among its own, CNI ADD's, executes them with this)."""
     steps: dict[type, Callable[[Action], Undo]] = {
         CreateBridge: session.create_bridge,  # type: ignore[dict-item]
         CreateVeth: session.create_veth,  # type: ignore[dict-item]
@@ -131,7 +137,7 @@ def apply(
             return lambda: dhcp.stop(pf, action.ifname)
         return steps[type(action)](action)
 
-    applier.apply(actions, execute, commit=commit)
+    return execute
 
 
 def attach(
@@ -241,6 +247,20 @@ def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
         _release_lan(leased, holder)
         raise
     return leased
+
+
+def claim_lan(req: AttachRequest, holder: str) -> list[str]:
+    """``attach``'s probe (and lease) of static addresses on the LAN, for a plan of its own."""
+    return _claim_lan(req, holder)
+
+
+def release_lan(leased: list[str], holder: str) -> None:
+    _release_lan(leased, holder)
+
+
+def write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) -> None:
+    """The attach record, as ``attach`` writes it once its plan is applied."""
+    _write_record(guest, req, results)
 
 
 def _release_lan(leased: list[str], holder: str) -> None:
