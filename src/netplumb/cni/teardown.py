@@ -201,10 +201,13 @@ def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
 
 
 def check(env: Env, conf: NetConf) -> None:
-    """The attachment is as ADD made it: record, interface, MAC, addresses, leases, ports."""
+    """The attachment is as ADD made it: its record, then the plan of what ADD made
+    (``plan_check``: interface, MAC, addresses, leases, ports) against what the kernel and
+    netplumb's tables show. Changes nothing."""
     from netplumb.kernel.netns import socket_in
-    from netplumb.model.ip import IP
+    from netplumb.model.ip import IP, Interface
     from netplumb.ops import networks
+    from netplumb.plan.actions import AddAddress
     from netplumb.runtimes.guests import resolve
 
     if conf.prev_result is None:
@@ -219,25 +222,43 @@ def check(env: Env, conf: NetConf) -> None:
         prev_ifs = []
     if not any(isinstance(i, dict) and i.get("name") == env.ifname for i in prev_ifs):
         raise CniError(CHECK_FAILED, f"{where}: not in prevResult's interfaces")
+    from netplumb.plan import cni as steps
+
+    expected = steps.plan_check(
+        owner=str(rec["owner"]),
+        ifname=env.ifname,
+        mac=str(rec["mac"]) if rec.get("mac") else None,
+        addresses=tuple(Interface.parse(str(a)) for a in rec.get("addresses") or []),
+        leased_in=conf.name if conf.network is not None and conf.ipam_type is None else None,
+        ports=max(len(conf.port_maps), 1) if rec.get("ports") else 0,
+    )
     with resolve(env.netns) as guest, socket_in(guest.fd) as nl:
         link = nl.get_link(env.ifname)
-        if link is None:
-            raise CniError(CHECK_FAILED, f"{where}: the interface is gone")
-        mac = link.mac.hex(":")
-        if rec.get("mac") and mac != rec["mac"]:
-            raise CniError(CHECK_FAILED, f"{where}: MAC is {mac}, ADD set {rec['mac']}")
-        have = {f"{IP(a.address)}/{a.prefixlen}" for a in nl.addresses() if a.index == link.index}
-    for addr in rec.get("addresses") or []:
-        if addr not in have:
-            raise CniError(CHECK_FAILED, f"{where}: address {addr} is missing")
-    owner = str(rec["owner"])
-    if conf.network is not None and conf.ipam_type is None:
-        held = {ip for _n, ip in networks.leases_of(owner)}
-        for addr in rec.get("addresses") or []:
-            if str(addr).split("/")[0] not in held:
-                raise CniError(CHECK_FAILED, f"{where}: the lease of {addr} is gone")
-    if rec.get("ports") and not os.path.exists(state.path("ports", owner)):
-        raise CniError(CHECK_FAILED, f"{where}: its published ports are gone")
+        have = (
+            {Interface(IP(a.address), a.prefixlen) for a in nl.addresses() if a.index == link.index}
+            if link is not None
+            else set()
+        )
+    held: set[str] | None = None
+    for action in expected:
+        if isinstance(action, steps.GuestInterface):
+            if link is None:
+                raise CniError(CHECK_FAILED, f"{where}: the interface is gone")
+            mac = link.mac.hex(":")
+            if action.mac and mac != action.mac:
+                raise CniError(CHECK_FAILED, f"{where}: MAC is {mac}, ADD set {action.mac}")
+        elif isinstance(action, AddAddress):
+            if action.interface not in have:
+                raise CniError(CHECK_FAILED, f"{where}: address {action.interface} is missing")
+        elif isinstance(action, steps.LeaseCniAddress):
+            if held is None:
+                held = {ip for _n, ip in networks.leases_of(action.owner)}
+            if str(action.ip) not in held:
+                raise CniError(CHECK_FAILED, f"{where}: the lease of {action.gateway} is gone")
+        elif isinstance(action, steps.PublishCniPorts) and not os.path.exists(
+            state.path("ports", action.owner)
+        ):
+            raise CniError(CHECK_FAILED, f"{where}: its published ports are gone")
 
 
 def status(conf: NetConf) -> None:

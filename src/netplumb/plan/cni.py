@@ -13,7 +13,7 @@ Values, not dataclasses (``model/value.py``): an ADD is run once per container s
 from __future__ import annotations
 
 from netplumb.model.ip import IP, Interface
-from netplumb.plan.actions import Action
+from netplumb.plan.actions import Action, AddAddress
 
 
 class ClaimAttachment(Action):
@@ -243,4 +243,46 @@ def plan_del(
     if isolated:
         out.append(RefreshIsolation(network))
     out.append(ForgetAttachment(network, record))
+    return out
+
+
+# -- CHECK --------------------------------------------------------------------------------------
+
+
+class GuestInterface(Action):
+    """The guest's interface ADD made, with the MAC ADD gave it (a veth's or a macvlan's)."""
+
+    __slots__ = ("ifname", "mac")
+    ifname: str
+    mac: str | None
+
+    def __init__(self, ifname: str, mac: str | None) -> None:
+        self.ifname = ifname
+        self.mac = mac
+        self._freeze()
+
+    def __str__(self) -> str:
+        mac = f" address {self.mac}" if self.mac else ""
+        return f"GUEST: ip link add {self.ifname}{mac}"
+
+
+def plan_check(
+    *,
+    owner: str,
+    ifname: str,
+    mac: str | None,
+    addresses: tuple[Interface, ...],
+    leased_in: str | None,
+    ports: int,
+) -> list[Action]:
+    """What an attachment's ADD made, from its record: CHECK compares it with what the kernel
+    and netplumb's tables show, and changes nothing. ``leased_in``: the network whose table
+    holds the addresses (bridge mode with netplumb's own IPAM); ``ports``: how many mappings
+    were published (0: none)."""
+    out: list[Action] = [GuestInterface(ifname, mac)]
+    out += [AddAddress(ifname, a) for a in addresses]
+    if leased_in is not None:
+        out += [LeaseCniAddress(leased_in, owner, a.ip, a, pool=False) for a in addresses]
+    if ports:
+        out.append(PublishCniPorts(owner, ports))
     return out
