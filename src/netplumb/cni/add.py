@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
     from netplumb.cni.config import Env, NetConf
-    from netplumb.kernel.session import Session
     from netplumb.model.addresses import AddressSpec
     from netplumb.model.network import Network
+    from netplumb.ops.attachpart import AttachPart
     from netplumb.runtimes.guest import Guest
     from netplumb.state import Record
 
@@ -77,11 +77,8 @@ class _Add:
         self.delegated: list[tuple[Interface, IP | None]] = []
         self.routes: list[dict[str, object]] = []
         self.specs: list[AddressSpec] = []
-        self.session: Session | None = None
-        self.attach_exec: Callable[[Action], Undo] | None = None
-        self.attach_commit: Callable[[], None] | None = None
+        self.attach: AttachPart | None = None
         self.done: list[Undo] = []
-        self.busy = ""
         self.mac = b""
 
     # -- the plan --------------------------------------------------------------------------
@@ -161,16 +158,12 @@ class _Add:
             self.specs.append(AddressSpec(iface, route_gw))
 
     def _attach_steps(self) -> Iterator[Action]:
-        """The attach planner's actions for the guest as the kernel shows it now; the LAN's
-        probe of static addresses first, as ``netplumb attach`` does."""
-        from netplumb import state
-        from netplumb.errors import Conflict
-        from netplumb.kernel.session import Session
+        """The attach planner's actions for the guest as the kernel shows it now."""
         from netplumb.model.attach import AttachRequest
         from netplumb.model.mac import Mac
-        from netplumb.ops import engine
+        from netplumb.ops.attachpart import AttachPart
 
-        conf, env, guest = self.conf, self.env, self.guest
+        conf, env = self.conf, self.env
         self.mac = conf.ifname_mac.octets if conf.ifname_mac else _random_mac()
         req = AttachRequest(
             guest=env.netns,
@@ -180,22 +173,8 @@ class _Add:
             addresses=tuple(self.specs),
             mac=Mac(self.mac),
         )
-        holder = engine.record_name(guest.key, env.ifname)
-        existing = state.read("attach", holder)
-        if existing is not None:
-            if existing.get("signature") == req.signature():
-                return  # attached exactly so already: nothing to do, as ``attach`` says
-            raise Conflict(
-                f'guest {req.guest} already has interface "{req.guest_ifname}" from netplumb, '
-                f"attached differently ({existing.get('describe')}); detach it first"
-            )
-        self.session = session = Session(guest.fd)
-        lan = engine.claim_lan(req, holder)
-        self.done.append(_guarded(lambda: engine.release_lan(lan, holder)))
-        self.busy = engine.pending(holder)  # ``reconcile`` leaves it alone until the end
-        self.attach_exec = engine.executor(session, guest)
-        self.attach_commit = lambda: engine.write_record(guest, req, session.results)
-        yield from engine.plan_for(session, req, guest)
+        self.attach = AttachPart(self.guest, req)
+        yield from self.attach.steps(self.done)
 
     # -- execution -------------------------------------------------------------------------
 
@@ -250,8 +229,8 @@ class _Add:
 
             ports.isolation_changed()
             return None  # undone by the first undo, once the veth is gone (``run``)
-        assert self.attach_exec is not None
-        return self.attach_exec(action)
+        assert self.attach is not None
+        return self.attach.execute(action)
 
     def _lease(self, a: LeaseCniAddress) -> Undo:
         if a.pool:
@@ -292,8 +271,8 @@ class _Add:
         return undo
 
     def commit(self) -> None:
-        if self.attach_commit is not None:
-            self.attach_commit()
+        if self.attach is not None:
+            self.attach.commit()
         self.rec.update(
             phase="added",
             mac=":".join(f"{b:02x}" for b in self.mac),
@@ -306,7 +285,7 @@ class _Add:
         refresh = conf.network is not None and conf.network.isolation
 
         def last() -> None:  # undone last: the isolated set loses the veth once it is gone
-            if refresh and self.session is not None:
+            if refresh and self.attach is not None and self.attach.session is not None:
                 from netplumb.ops import ports
 
                 ports.isolation_changed()
@@ -315,12 +294,8 @@ class _Add:
         try:
             applier.apply(self.steps(), self.execute, commit=self.commit, undo=self.done)
         finally:
-            if self.session is not None:
-                from netplumb.ops import engine
-
-                if self.busy:
-                    engine.done(self.busy)
-                self.session.close()
+            if self.attach is not None:
+                self.attach.close()
 
 
 def add(env: Env, conf: NetConf, environ: Mapping[str, str]) -> dict[str, object]:
