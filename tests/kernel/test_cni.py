@@ -165,6 +165,7 @@ def test_add_failing_halfway_leaves_nothing(lab: Lab, cni: Cni, step: str) -> No
         "LeaseCniAddress",
         "CreateVeth",
         "ReplaceDefault",
+        "RecordAttach",
         "PublishCniPorts",
         "RefreshIsolation",
     ],

@@ -271,8 +271,6 @@ class _Add:
         return undo
 
     def commit(self) -> None:
-        if self.attach is not None:
-            self.attach.commit()
         self.rec.update(
             phase="added",
             mac=":".join(f"{b:02x}" for b in self.mac),

@@ -4,7 +4,8 @@ another command executes with the one applier (CNI ADD, ``lan attach``).
 What ``engine.attach`` does around its plan, for such a plan: an attachment recorded exactly
 so already is a no-op and differently a conflict; static addresses on the LAN are probed and
 leased (unless the caller did it); the attachment is marked pending while its plan runs, so
-``reconcile`` leaves it alone; the attach record is written in the plan's commit.
+``reconcile`` leaves it alone; the attach record is written by an action of its own
+(``RecordAttach``), after the kernel's, so that what follows in the plan finds it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from netplumb import state
 from netplumb.errors import Conflict
 from netplumb.ops import engine
+from netplumb.plan.actions import RecordAttach
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,9 +36,12 @@ class AttachPart:
         self.busy = ""
         self._execute: Callable[[Action], Undo] | None = None
 
-    def steps(self, done: list[Undo], *, lan_checked: bool = False) -> Iterator[Action]:
+    def steps(
+        self, done: list[Undo], *, lan_checked: bool = False, dry_run: bool = False
+    ) -> Iterator[Action]:
         """The attach actions for the guest as the kernel shows it now (none when attached
-        exactly so already); what is taken before them puts its undo on ``done``."""
+        exactly so already); what is taken before them puts its undo on ``done``. A dry run
+        takes nothing and marks nothing."""
         from netplumb.kernel.session import Session
 
         req, guest = self.req, self.guest
@@ -49,6 +54,9 @@ class AttachPart:
                 f"attached differently ({existing.get('describe')}); detach it first"
             )
         self.session = session = Session(guest.fd)
+        if dry_run:
+            yield from engine.plan_for(session, req, guest, dry_run=True)
+            return
         if not lan_checked:
             lan = engine.claim_lan(req, self.holder)
             holder = self.holder
@@ -56,14 +64,15 @@ class AttachPart:
         self.busy = engine.pending(self.holder)
         self._execute = engine.executor(session, guest)
         yield from engine.plan_for(session, req, guest)
+        yield RecordAttach(self.holder)
 
     def execute(self, action: Action) -> Undo:
+        if isinstance(action, RecordAttach):
+            assert self.session is not None
+            engine.write_record(self.guest, self.req, self.session.results)
+            return lambda: state.remove("attach", action.name)
         assert self._execute is not None
         return self._execute(action)
-
-    def commit(self) -> None:
-        if self.session is not None:
-            engine.write_record(self.guest, self.req, self.session.results)
 
     def close(self) -> None:
         if self.busy:
