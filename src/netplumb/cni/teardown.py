@@ -173,31 +173,41 @@ def _execute(action: Action, conf: NetConf, environ: Mapping[str, str], env: Env
 
 
 def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
-    """Remove every attachment of this network that is not in the valid list."""
+    """Remove every attachment of this network that is not in the valid list, and the leases
+    of ``cni:`` owners that are not either (an interrupted DEL): one plan, DEL's for each
+    attachment followed by the releases, executed by the applier."""
+    from netplumb.ops import apply as applier
+    from netplumb.plan.cni import ReleaseCniLeases
+
     assert conf.valid is not None
     valid = set(conf.valid)
+    actions: list[Action] = []
+    removed: set[str] = set()
     for rname in records.names(conf.name):
         cid, ifname = records.split(rname)
         if (cid, ifname) in valid:
             continue
         rec = records.read(conf.name, rname) or {}
         raw = str(rec["conf"]) if rec.get("conf") else None
-        remove_attachment(conf, cid, ifname, str(rec.get("netns") or ""), environ, env, raw)
-    # leases of attachments that have no record any more (an interrupted DEL)
-    valid_owners = {records.owner(c, i) for c, i in valid}
+        actions += plan(conf, cid, ifname, str(rec.get("netns") or ""), raw)
+        removed.add(records.owner(cid, ifname))
+    keep = {records.owner(c, i) for c, i in valid} | removed
     if conf.network is not None:
         from netplumb.ops import networks
 
-        if networks.get(conf.name) is not None:
-            for o in set(networks.leases(conf.name).values()):
-                if o.startswith("cni:") and o not in valid_owners:
-                    networks.release(conf.name, o)
+        owners = set(networks.leases(conf.name).values()) if networks.get(conf.name) else set()
     else:
         from netplumb.cni import ipam
 
-        for o in ipam.pool_owners(conf.name):
-            if o.startswith("cni:") and o not in valid_owners:
-                ipam.pool_release(conf.name, o)
+        owners = ipam.pool_owners(conf.name)
+    for o in sorted(owners):
+        if o.startswith("cni:") and o not in keep:
+            actions.append(ReleaseCniLeases(conf.name, o, pool=conf.network is None))
+
+    def execute(action: Action) -> None:
+        _execute(action, conf, environ, env)
+
+    applier.apply(actions, execute)
 
 
 def check(env: Env, conf: NetConf) -> None:
