@@ -249,20 +249,6 @@ def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
     return leased
 
 
-def claim_lan(req: AttachRequest, holder: str) -> list[str]:
-    """``attach``'s probe (and lease) of static addresses on the LAN, for a plan of its own."""
-    return _claim_lan(req, holder)
-
-
-def release_lan(leased: list[str], holder: str) -> None:
-    _release_lan(leased, holder)
-
-
-def write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) -> None:
-    """The attach record, as ``attach`` writes it once its plan is applied."""
-    _write_record(guest, req, results)
-
-
 def _release_lan(leased: list[str], holder: str) -> None:
     if leased:
         from netplumb.ops import lanpool
@@ -415,3 +401,10 @@ def busy_names() -> set[str]:
 
 def fail_after_for_tests(name: str) -> None:
     applier.fail_after_for_tests(name)
+
+
+# What ``attach`` does around its plan, for a plan that holds an attach among its own actions
+# (``ops/attachpart.py``: CNI ADD, ``lan attach``)
+claim_lan = _claim_lan
+release_lan = _release_lan
+write_record = _write_record
