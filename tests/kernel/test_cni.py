@@ -157,6 +157,49 @@ def test_add_failing_halfway_leaves_nothing(lab: Lab, cni: Cni, step: str) -> No
     cni.delete(g, "c1", conf)
 
 
+@pytest.mark.parametrize(
+    "step",
+    [
+        "ClaimAttachment",
+        "EnsureNetwork",
+        "LeaseCniAddress",
+        "CreateVeth",
+        "ReplaceDefault",
+        "RecordAttach",
+        "PublishCniPorts",
+        "RefreshIsolation",
+    ],
+)
+def test_add_plan_rolls_back_after_each_of_its_actions(lab: Lab, cni: Cni, step: str) -> None:
+    """ADD is one plan executed by the applier: a failure after any of its actions (CNI's own
+    and the attach planner's) leaves nothing in either namespace nor in netplumb's records."""
+    g = lab.netns("g1")
+    conf = cni.config(
+        isolation=True,
+        runtimeConfig={"portMappings": [{"hostPort": 18090, "containerPort": 80}]},
+    )
+    host_before = sorted(ln["ifname"] for ln in lab.links(lab.host))
+    err = cni.fails(
+        "ADD",
+        conf,
+        container="c1",
+        netns=f"/run/netns/{g}",
+        extra_env={"NETPLUMB_FAIL_AFTER": step},
+    )
+    assert err["msg"] == f"injected failure after {step}"
+    assert cni.leftovers() == []
+    assert [ln["ifname"] for ln in lab.links(g)] == ["lo"]
+    bridge = f"np-{cni.net}"[:15]  # the network outlives its attachments, as after a DEL
+    host_after = sorted(ln["ifname"] for ln in lab.links(lab.host))
+    assert sorted(set(host_after) - {bridge}) == host_before
+    for d in ("attach", "attach.pending", "ports"):
+        assert sorted(p.name for p in (lab.state / d).glob("*")) == [], d
+    ruleset = sh("ip", "netns", "exec", lab.host, "nft", "list", "ruleset").stdout
+    assert "npc" not in ruleset  # the isolated network's port set lost the veth again
+    assert cni.add(g, "c1", conf)["ips"][0]["address"] == "10.77.0.2/24"
+    cni.delete(g, "c1", conf)
+
+
 def test_unknown_namespace_is_code_3_and_allocates_nothing(cni: Cni) -> None:
     err = cni.fails("ADD", cni.config(), container="c1", netns="/run/netns/npt-none-here")
     assert err["code"] == 3

@@ -376,3 +376,41 @@ def test_leases_recorded_by_the_release_before_are_honoured(lan: LanLab) -> None
     assert lan.lan_cmd("attach", lan.netns("auto")).stdout.strip() == f"{SUBNET}.201"
     lan.lan_cmd("detach", keeper)
     assert f"{SUBNET}.203=" not in lan.lan_cmd("status").stdout
+
+
+def test_lan_attach_is_one_plan_dry_run_and_rollback(lan: LanLab) -> None:
+    """``lan attach`` is one plan executed by the applier: ``--dry-run`` prints it and changes
+    nothing; a failure after any of its actions (the pool's claim, the attach planner's, the
+    attach record, the announcement) leaves no interface, lease or record; ``lan detach
+    --dry-run`` prints the removal."""
+    lan.lan_cmd("macvlan", "phys0")
+    lan.lan_cmd(*POOL)
+    c = lan.netns("c1")
+    plan = lan.lan_cmd("attach", c, "--dry-run").stdout.splitlines()
+    assert plan[0] == (
+        f"probe {SUBNET}.200 with ARP on the LAN and lease it in the LAN pool "
+        "(the lowest free one now; one that answers is skipped)"
+    )
+    assert f"GUEST: ip addr add {SUBNET}.200/24 dev eth1" in plan
+    assert plan[-1] == f"GUEST: arping -U -I eth1 {SUBNET}.200  # announce it on the LAN"
+    fixed = lan.lan_cmd("attach", c, "--ip", f"{SUBNET}.222", "--dry-run").stdout
+    assert fixed.startswith(
+        f"probe {SUBNET}.222 with ARP on the LAN and lease it in the LAN pool\n"
+    )
+    assert [ln["ifname"] for ln in lan.links(c)] == ["lo"] and _leases(lan) == {}
+    for step in ("ClaimLanAddress", "CreateMacvlan", "AddAddress", "RecordAttach", "AnnounceLan"):
+        proc = lan.lan_cmd("attach", c, check=False, env={"NETPLUMB_FAIL_AFTER": step})
+        assert proc.returncode != 0 and f"injected failure after {step}" in proc.stderr
+        assert [ln["ifname"] for ln in lan.links(c)] == ["lo"], step
+        assert _leases(lan) == {}, step
+        assert list((lan.state / "attach").glob("*")) == [], step
+    assert lan.lan_cmd("attach", c).stdout.strip() == f"{SUBNET}.200"
+    assert lan.ping(lan.router, f"{SUBNET}.200")
+    plan = lan.lan_cmd("detach", c, "--dry-run").stdout.splitlines()
+    assert plan == [
+        "GUEST: ip link del eth1",
+        f"release the LAN pool addresses of {_leases(lan)[f'{SUBNET}.200']}",
+    ]
+    assert lan.addrs(c, "eth1", "4") == [f"{SUBNET}.200/24"]
+    lan.lan_cmd("detach", c)
+    assert [ln["ifname"] for ln in lan.links(c)] == ["lo"] and _leases(lan) == {}

@@ -13,6 +13,10 @@ from typing import Any
 
 from netplumb.errors import NetplumbError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplumb.plan.actions import Action
+
 EXAMPLE = """examples:
   netplumb lan bridge eth1 --timeout 60 && netplumb lan confirm
   netplumb lan pool set 192.168.1.0/24 --range 192.168.1.200-192.168.1.239 --gateway 192.168.1.1
@@ -92,11 +96,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     a.add_argument("--dhcp", action="store_true", help="ask the LAN's DHCP server instead")
     a.add_argument("--mac", help="MAC address (multicast refused; warned if not local)")
     a.add_argument("--rfc-timing", action="store_true", help="RFC 5227's probe timing (slow)")
+    a.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     a.set_defaults(func=cmd_attach)
 
     d = subs.add_parser("detach", help="remove a container's LAN interface, release its address")
     d.add_argument("guest")
     d.add_argument("ifname", nargs="?", default="eth1")
+    d.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     d.set_defaults(func=cmd_detach)
 
     pr = subs.add_parser("probe", help="ARP-probe an address on the LAN (RFC 5227)")
@@ -247,14 +253,26 @@ def cmd_attach(args: argparse.Namespace) -> int:
             print(f"netplumb: {warning}", file=sys.stderr)
     ip = IP.parse(args.ip.split("/")[0]) if args.ip else None
     ifname = check_ifname(args.ifname, "interface name (-i)")
+    if args.dry_run:
+        return _print_plan(languest.attach_plan(args.guest, ifname, ip, args.dhcp, mac))
     got = languest.attach(args.guest, ifname, ip, args.dhcp, mac, _timing(args))  # type: ignore[arg-type]
     print(got)
+    return 0
+
+
+def _print_plan(actions: list[Action]) -> int:
+    for action in actions:
+        print(action)
+    if not actions:
+        print("nothing to do")
     return 0
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
     from netplumb.ops import languest
 
+    if args.dry_run:
+        return _print_plan(languest.detach_plan(args.guest, args.ifname))
     languest.detach(args.guest, args.ifname)
     return 0
 

@@ -50,7 +50,7 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, str], str]:
 
 def serve(ready: object = None) -> None:
     """Serve until killed. ``ready``: a callable run once the socket listens (tests)."""
-    from netplumb.cni import ipam, teardown  # noqa: F401
+    from netplumb.cni import add, ipam, teardown  # noqa: F401
     from netplumb.kernel.session import host_socket
     from netplumb.ops import engine, networks  # noqa: F401 -- loaded once, before any call
 

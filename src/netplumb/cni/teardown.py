@@ -26,10 +26,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from netplumb.cni.config import Env, NetConf
-    from netplumb.state import Record
+    from netplumb.plan.actions import Action
+    from netplumb.plan.cni import RemoveCniInterface
 
 
-def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | None) -> None:
+def _remove_interface(action: RemoveCniInterface) -> None:
     """The guest interface (through the engine's record when the namespace is reachable), and
     the host end of the veth if it is still there and netplumb's."""
     from netplumb.kernel.session import Session, host_socket
@@ -37,7 +38,8 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
     from netplumb.ops import engine
     from netplumb.runtimes.guests import resolve
 
-    attach_name = rec.get("attach_record") if rec else None
+    netns, ifname, veth = action.netns, action.ifname, action.veth
+    attach_name = action.attach_record
     attach = state.read("attach", str(attach_name)) if attach_name else None
     if netns and attach is not None:
         try:
@@ -65,24 +67,51 @@ def _remove_interface(rec: Record | None, netns: str, ifname: str, veth: str | N
         state.remove("attach", str(attach_name))
 
 
-def _release(conf_name: str, mode: str, owner: str) -> None:
-    from netplumb.ops import networks
-
-    if os.path.exists(state.path("ports", owner)):  # ports' imports cost ~4 ms: only if needed
-        from netplumb.ops import ports
-
-        ports.release(owner)
-    if mode == "bridge":
-        if networks.get(conf_name) is not None:
-            networks.release(conf_name, owner)
-    else:
-        from netplumb.cni import ipam
-
-        ipam.pool_release(conf_name, owner)
-
-
 def delete(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
     remove_attachment(conf, env.container_id, env.ifname, env.netns, environ, env)
+
+
+def plan(
+    conf: NetConf, container_id: str, ifname: str, netns: str, raw: str | None = None
+) -> list[Action]:
+    """DEL's plan for one attachment, from its record (or, without one, from the names the
+    attachment alone gives: an ADD that failed halfway or was killed)."""
+    from netplumb.plan.cni import plan_del
+
+    rname = records.name(container_id, ifname)
+    rec = records.read(conf.name, rname)
+    owner = records.owner(container_id, ifname)
+    mode = str(rec.get("mode")) if rec else conf.mode
+    network_recorded = False
+    if mode == "bridge":
+        from netplumb.ops import networks
+
+        network_recorded = networks.get(conf.name) is not None
+    # IPAM DEL when the plugin gave addresses, or when no record says whether it did
+    ipam_type = (rec.get("ipam") if rec.get("ipam_added") else None) if rec else conf.ipam_type
+    attach = rec.get("attach_record") if rec else None
+    return plan_del(
+        network=conf.name,
+        record=rname,
+        owner=owner,
+        ifname=ifname,
+        netns=netns or (str(rec.get("netns") or "") if rec else ""),
+        mode=mode,
+        veth=records.veth_name(container_id, ifname) if mode == "bridge" else None,
+        attach_record=str(attach) if attach else None,
+        # ports' imports cost ~4 ms: only if its record says there are some
+        has_ports=os.path.exists(state.path("ports", owner)),
+        network_recorded=network_recorded,
+        ipam=str(ipam_type) if ipam_type else None,
+        raw=raw,
+        container_id=container_id,
+        isolated=bool(
+            rec is not None
+            and rec.get("bridge")
+            and conf.network is not None
+            and conf.network.isolation
+        ),
+    )
 
 
 def remove_attachment(
@@ -94,66 +123,101 @@ def remove_attachment(
     env: Env,
     raw: str | None = None,
 ) -> None:
-    """Everything one attachment holds, whatever state it was left in."""
-    rname = records.name(container_id, ifname)
-    rec = records.read(conf.name, rname)
-    owner = records.owner(container_id, ifname)
-    mode = str(rec.get("mode")) if rec else conf.mode
-    veth = records.veth_name(container_id, ifname) if mode == "bridge" else None
-    _remove_interface(rec, netns or (str(rec.get("netns") or "") if rec else ""), ifname, veth)
-    _release(conf.name, mode, owner)
-    # IPAM DEL when the plugin gave addresses, or when no record says whether it did
-    ipam_type = (rec.get("ipam") if rec.get("ipam_added") else None) if rec else conf.ipam_type
-    if ipam_type:
+    """Everything one attachment holds, whatever state it was left in: its plan, executed by
+    the one applier (removals only: nothing to undo; the first error stops it, and the
+    record stays so that the next DEL finishes the work)."""
+    from netplumb.ops import apply as applier
+
+    def execute(action: Action) -> None:
+        _execute(action, conf, environ, env)
+
+    applier.apply(plan(conf, container_id, ifname, netns, raw), execute)
+
+
+def _execute(action: Action, conf: NetConf, environ: Mapping[str, str], env: Env) -> None:
+    from netplumb.plan import cni as steps
+
+    if isinstance(action, steps.RemoveCniInterface):
+        _remove_interface(action)
+    elif isinstance(action, steps.UnpublishCniPorts):
+        from netplumb.ops import ports
+
+        ports.release(action.owner)
+    elif isinstance(action, steps.ReleaseCniLeases):
+        if action.pool:
+            from netplumb.cni import ipam
+
+            ipam.pool_release(action.network, action.owner)
+        else:
+            from netplumb.ops import networks
+
+            networks.release(action.network, action.owner)
+    elif isinstance(action, steps.IpamDelete):
         from netplumb.cni import ipam
         from netplumb.cni.config import Env as EnvType
 
-        child_env = EnvType("DEL", container_id, netns, ifname, env.args, env.path)
-        child = {**environ, "CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname}
-        child["CNI_NETNS"] = netns
+        a = action
+        child_env = EnvType("DEL", a.container_id, a.netns, a.ifname, env.args, env.path)
+        child = {**environ, "CNI_CONTAINERID": a.container_id, "CNI_IFNAME": a.ifname}
+        child["CNI_NETNS"] = a.netns
         # the plugin the attachment was made with (GC also passes the config it was made with)
-        ipam.delegate("DEL", conf, child_env, child, raw=raw, plugin=str(ipam_type))
-    isolated = conf.network is not None and conf.network.isolation
-    if rec is not None and rec.get("bridge") and isolated:
+        ipam.delegate("DEL", conf, child_env, child, raw=a.raw, plugin=a.plugin)
+    elif isinstance(action, steps.RefreshIsolation):
         from netplumb.ops import ports
 
         ports.isolation_changed()  # the veth leaves the isolated network's port set
-    records.remove(conf.name, rname)
+    elif isinstance(action, steps.ForgetAttachment):
+        records.remove(action.network, action.record)
+    else:  # pragma: no cover -- plan_del makes only the above
+        raise AssertionError(f"not a DEL action: {action!r}")
 
 
 def gc(env: Env, conf: NetConf, environ: Mapping[str, str]) -> None:
-    """Remove every attachment of this network that is not in the valid list."""
+    """Remove every attachment of this network that is not in the valid list, and the leases
+    of ``cni:`` owners that are not either (an interrupted DEL): one plan, DEL's for each
+    attachment followed by the releases, executed by the applier."""
+    from netplumb.ops import apply as applier
+    from netplumb.plan.cni import ReleaseCniLeases
+
     assert conf.valid is not None
     valid = set(conf.valid)
+    actions: list[Action] = []
+    removed: set[str] = set()
     for rname in records.names(conf.name):
         cid, ifname = records.split(rname)
         if (cid, ifname) in valid:
             continue
         rec = records.read(conf.name, rname) or {}
         raw = str(rec["conf"]) if rec.get("conf") else None
-        remove_attachment(conf, cid, ifname, str(rec.get("netns") or ""), environ, env, raw)
-    # leases of attachments that have no record any more (an interrupted DEL)
-    valid_owners = {records.owner(c, i) for c, i in valid}
+        actions += plan(conf, cid, ifname, str(rec.get("netns") or ""), raw)
+        removed.add(records.owner(cid, ifname))
+    keep = {records.owner(c, i) for c, i in valid} | removed
     if conf.network is not None:
         from netplumb.ops import networks
 
-        if networks.get(conf.name) is not None:
-            for o in set(networks.leases(conf.name).values()):
-                if o.startswith("cni:") and o not in valid_owners:
-                    networks.release(conf.name, o)
+        owners = set(networks.leases(conf.name).values()) if networks.get(conf.name) else set()
     else:
         from netplumb.cni import ipam
 
-        for o in ipam.pool_owners(conf.name):
-            if o.startswith("cni:") and o not in valid_owners:
-                ipam.pool_release(conf.name, o)
+        owners = ipam.pool_owners(conf.name)
+    for o in sorted(owners):
+        if o.startswith("cni:") and o not in keep:
+            actions.append(ReleaseCniLeases(conf.name, o, pool=conf.network is None))
+
+    def execute(action: Action) -> None:
+        _execute(action, conf, environ, env)
+
+    applier.apply(actions, execute)
 
 
 def check(env: Env, conf: NetConf) -> None:
-    """The attachment is as ADD made it: record, interface, MAC, addresses, leases, ports."""
+    """The attachment is as ADD made it: its record, then the plan of what ADD made
+    (``plan_check``: interface, MAC, addresses, leases, ports) against what the kernel and
+    netplumb's tables show. Changes nothing."""
     from netplumb.kernel.netns import socket_in
-    from netplumb.model.ip import IP
+    from netplumb.model.ip import IP, Interface
     from netplumb.ops import networks
+    from netplumb.plan.actions import AddAddress
     from netplumb.runtimes.guests import resolve
 
     if conf.prev_result is None:
@@ -168,25 +232,43 @@ def check(env: Env, conf: NetConf) -> None:
         prev_ifs = []
     if not any(isinstance(i, dict) and i.get("name") == env.ifname for i in prev_ifs):
         raise CniError(CHECK_FAILED, f"{where}: not in prevResult's interfaces")
+    from netplumb.plan import cni as steps
+
+    expected = steps.plan_check(
+        owner=str(rec["owner"]),
+        ifname=env.ifname,
+        mac=str(rec["mac"]) if rec.get("mac") else None,
+        addresses=tuple(Interface.parse(str(a)) for a in rec.get("addresses") or []),
+        leased_in=conf.name if conf.network is not None and conf.ipam_type is None else None,
+        ports=max(len(conf.port_maps), 1) if rec.get("ports") else 0,
+    )
     with resolve(env.netns) as guest, socket_in(guest.fd) as nl:
         link = nl.get_link(env.ifname)
-        if link is None:
-            raise CniError(CHECK_FAILED, f"{where}: the interface is gone")
-        mac = link.mac.hex(":")
-        if rec.get("mac") and mac != rec["mac"]:
-            raise CniError(CHECK_FAILED, f"{where}: MAC is {mac}, ADD set {rec['mac']}")
-        have = {f"{IP(a.address)}/{a.prefixlen}" for a in nl.addresses() if a.index == link.index}
-    for addr in rec.get("addresses") or []:
-        if addr not in have:
-            raise CniError(CHECK_FAILED, f"{where}: address {addr} is missing")
-    owner = str(rec["owner"])
-    if conf.network is not None and conf.ipam_type is None:
-        held = {ip for _n, ip in networks.leases_of(owner)}
-        for addr in rec.get("addresses") or []:
-            if str(addr).split("/")[0] not in held:
-                raise CniError(CHECK_FAILED, f"{where}: the lease of {addr} is gone")
-    if rec.get("ports") and not os.path.exists(state.path("ports", owner)):
-        raise CniError(CHECK_FAILED, f"{where}: its published ports are gone")
+        have = (
+            {Interface(IP(a.address), a.prefixlen) for a in nl.addresses() if a.index == link.index}
+            if link is not None
+            else set()
+        )
+    held: set[str] | None = None
+    for action in expected:
+        if isinstance(action, steps.GuestInterface):
+            if link is None:
+                raise CniError(CHECK_FAILED, f"{where}: the interface is gone")
+            mac = link.mac.hex(":")
+            if action.mac and mac != action.mac:
+                raise CniError(CHECK_FAILED, f"{where}: MAC is {mac}, ADD set {action.mac}")
+        elif isinstance(action, AddAddress):
+            if action.interface not in have:
+                raise CniError(CHECK_FAILED, f"{where}: address {action.interface} is missing")
+        elif isinstance(action, steps.LeaseCniAddress):
+            if held is None:
+                held = {ip for _n, ip in networks.leases_of(action.owner)}
+            if str(action.ip) not in held:
+                raise CniError(CHECK_FAILED, f"{where}: the lease of {action.gateway} is gone")
+        elif isinstance(action, steps.PublishCniPorts) and not os.path.exists(
+            state.path("ports", action.owner)
+        ):
+            raise CniError(CHECK_FAILED, f"{where}: its published ports are gone")
 
 
 def status(conf: NetConf) -> None:

@@ -102,6 +102,12 @@ def apply(
 ) -> None:
     """Apply an attach plan with the one applier (``ops/apply.py``), then ``commit`` (write the
     record); on any error, including one in ``commit``, what was done is undone in reverse."""
+    applier.apply(actions, executor(session, guest), commit=commit)
+
+
+def executor(session: Session, guest: Guest) -> Callable[[Action], Undo]:
+    """How the applier carries out an attach action in ``session`` (a plan that holds attach
+    actions among its own, CNI ADD's, executes them with this)."""
     steps: dict[type, Callable[[Action], Undo]] = {
         CreateBridge: session.create_bridge,  # type: ignore[dict-item]
         CreateVeth: session.create_veth,  # type: ignore[dict-item]
@@ -131,7 +137,7 @@ def apply(
             return lambda: dhcp.stop(pf, action.ifname)
         return steps[type(action)](action)
 
-    applier.apply(actions, execute, commit=commit)
+    return execute
 
 
 def attach(
@@ -395,3 +401,10 @@ def busy_names() -> set[str]:
 
 def fail_after_for_tests(name: str) -> None:
     applier.fail_after_for_tests(name)
+
+
+# What ``attach`` does around its plan, for a plan that holds an attach among its own actions
+# (``ops/attachpart.py``: CNI ADD, ``lan attach``)
+claim_lan = _claim_lan
+release_lan = _release_lan
+write_record = _write_record

@@ -207,3 +207,19 @@ class StartDhcp(Action):
         else:
             argv = [self.client, *self.args, self.ifname]
         return f"GUEST: {' '.join(argv)} (kept running to renew the lease)"
+
+
+class RecordAttach(Action):
+    """The attach record, written as an action when the attach is one part of a larger plan
+    (CNI ADD, ``lan attach``): what comes after it reads the records (an isolated network's
+    port set), and rolling back removes it."""
+
+    __slots__ = ("name",)
+    name: str
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._freeze()
+
+    def __str__(self) -> str:
+        return f"record attach/{self.name}"
