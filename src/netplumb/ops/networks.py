@@ -178,7 +178,8 @@ class Executor:
             return None
         if isinstance(action, plan.NetworkRules):
             _ruleset_changed()
-            if not action.add:
+            if not action.add:  # and DOCKER-USER's, even when its bridge had gone already
+                dockeruser.sync(nl)
                 return None
 
             def undo() -> None:  # the rules without the network: its record goes first
@@ -190,7 +191,6 @@ class Executor:
             link = nl.get_link(net.bridge)
             if link is not None and link.alias == network_mark(net.name):
                 nl.delete_link(link.index, f'cannot delete bridge "{net.bridge}"')
-            dockeruser.sync(nl)
             return None
         if isinstance(action, plan.ForgetNetwork):
             state.remove("networks", net.name)
