@@ -218,14 +218,14 @@ class _Unpublisher:
     """Executes ``UnpublishPort``: the binding leaves the records, the index and the map;
     its undo puts it back in all three."""
 
-    def __init__(self, owner: str, loaded: tuple[list[Record], int] | None) -> None:
+    def __init__(self, owner: str, loaded: tuple[list[Record], int]) -> None:
         self.owner = owner
-        self.loaded = loaded  # the records as read under the lock, for the first drop only
+        # the records as read under the lock, kept current by each drop
+        self.loaded: tuple[list[Record], int] | None = loaded
 
     def __call__(self, action: UnpublishPort) -> Callable[[], None]:
         b = action.binding
-        portrecords.drop(self.owner, [b], self.loaded)
-        self.loaded = None
+        self.loaded = portrecords.drop(self.owner, [b], self.loaded)
         portindex.drop([b])
         try:
             portrules.changed([], [b])
@@ -242,6 +242,7 @@ class _Unpublisher:
     def _restore(self, b: Record) -> None:
         portrecords.add(self.owner, str(b.get("guest") or ""), [b])
         portindex.add([b])
+        self.loaded = None  # read again by a later drop
 
 
 def release(owner: str) -> bool:
