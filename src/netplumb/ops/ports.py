@@ -125,8 +125,10 @@ def publish_mappings(
     addresses: dict[int, str] | None = None,
 ) -> list[Record]:
     """``publish`` of resolved mappings (``run``'s, ``up``'s): nothing parsed again. The plan
-    (``plan_publish``) applied with ``ops/apply.py``: each publication's records, index entries
-    and map elements are undone if a later one fails."""
+    (``plan_publish``) applied with ``ops/apply.py``: each publication's records and index
+    entries are undone if a later one fails; the map elements of all of them are then added in
+    one kernel transaction (the commit: all or nothing, and one nftables commit, whose RCU
+    grace period costs wall time per transaction), which undoes the records if it fails."""
     mappings = list(mappings)
     if publish_all_of:
         bound = {(m.container_port, m.proto) for m in mappings}
@@ -139,7 +141,7 @@ def publish_mappings(
     actions = plan_publish(guest_name, mappings, addresses)
     run = _Publisher(owner, guest_name)
     with portrules.PortsLock():
-        apply(actions, run)
+        apply(actions, run, commit=lambda: portrules.changed(run.new, []))
     return run.new
 
 
@@ -154,8 +156,8 @@ def plan_publish(
 
 
 class _Publisher:
-    """Executes ``PublishPort``: chooses the host port (under the ports lock), records the
-    bindings, adds the map elements; returns the undo of all three."""
+    """Executes ``PublishPort``: chooses the host port (under the ports lock) and records the
+    bindings; returns the undo of both. The kernel's elements come at the commit."""
 
     def __init__(self, owner: str, guest_name: str) -> None:
         self.owner = owner
@@ -181,7 +183,6 @@ class _Publisher:
         before = portrecords.add(owner, self.guest, new)  # appended: O(1) in the owner's ports
         try:
             portindex.add(new)
-            portrules.changed(new, [])
         except BaseException:
             portindex.drop(new)
             portrecords.undo_add(owner, before)
@@ -191,21 +192,23 @@ class _Publisher:
         def undo() -> None:
             portindex.drop(new)
             portrecords.undo_add(owner, before)
-            portrules.changed([], new)
 
         return undo
 
 
 def unpublish(owner: str, specs: list[str]) -> int:
     """Remove the bindings the specs name (by container port/proto and, if given, host side):
-    ``plan_unpublish``'s plan, applied; how many."""
+    ``plan_unpublish``'s plan, applied (the records first, then the elements in one kernel
+    transaction, as ``publish_mappings``); how many."""
     wanted: list[PortMapping] = []
     for spec in specs:
         wanted += parse_port_spec(spec)
     with portrules.PortsLock():
         loaded = portrecords.load(owner)
         actions = plan.plan_unpublish(loaded[0], wanted)
-        apply(actions, _Unpublisher(owner, loaded))
+        if actions:  # nothing to unpublish reaches no kernel
+            gone = [a.binding for a in actions]
+            apply(actions, _Unpublisher(owner, loaded), commit=lambda: portrules.changed([], gone))
     return len(actions)
 
 
@@ -215,8 +218,8 @@ def plan_unpublish(owner: str, wanted: list[PortMapping]) -> list[UnpublishPort]
 
 
 class _Unpublisher:
-    """Executes ``UnpublishPort``: the binding leaves the records, the index and the map;
-    its undo puts it back in all three."""
+    """Executes ``UnpublishPort``: the binding leaves the records and the index; its undo
+    puts it back in both. The kernel's elements go at the commit."""
 
     def __init__(self, owner: str, loaded: tuple[list[Record], int]) -> None:
         self.owner = owner
@@ -227,22 +230,13 @@ class _Unpublisher:
         b = action.binding
         self.loaded = portrecords.drop(self.owner, [b], self.loaded)
         portindex.drop([b])
-        try:
-            portrules.changed([], [b])
-        except BaseException:
-            self._restore(b)
-            raise
 
         def undo() -> None:
-            self._restore(b)
-            portrules.changed([b], [])
+            portrecords.add(self.owner, str(b.get("guest") or ""), [b])
+            portindex.add([b])
+            self.loaded = None  # read again by a later drop
 
         return undo
-
-    def _restore(self, b: Record) -> None:
-        portrecords.add(self.owner, str(b.get("guest") or ""), [b])
-        portindex.add([b])
-        self.loaded = None  # read again by a later drop
 
 
 def release(owner: str) -> bool:
