@@ -84,12 +84,17 @@ def test_dry_runs_print_their_plans_and_change_nothing(machine: Machine) -> None
     assert "ip link del br-shop" in down
 
     created = machine.np("network", "create", "other", "--subnet", "10.94.0.0/24", "--dry-run")
-    assert created.stdout.splitlines()[:2] == [
+    assert created.stdout.splitlines()[:3] == [
+        "record network other (10.94.0.0/24 on np-other)",  # first: a kill -9 leaves it to rm
         "ip link add np-other mtu 1500 type bridge && ip link set np-other up",
         "ip addr add 10.94.0.1/24 dev np-other",
     ]
     removed = machine.np("network", "rm", "spare", "--dry-run").stdout
-    assert removed.splitlines() == ["ip link del np-spare", "nft: drop network spare's rules"]
+    assert removed.splitlines() == [
+        "ip link del np-spare",
+        "forget network spare (its record and address leases)",
+        "nft: drop network spare's rules",
+    ]
     refused = machine.np("network", "rm", "back", "--dry-run", check=False)
     assert refused.returncode != 0 and "has active endpoints" in refused.stderr
 

@@ -5,14 +5,18 @@ from fixed values (pure: no root). One golden file pins them all; rewrite it wit
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from netplumb.model.ip import IP
 from netplumb.model.network import make_network
 from netplumb.model.ports import parse_port_spec
+from netplumb.plan.actions import Action
+from netplumb.plan.networks import BridgeSeen, network_mark, plan_create, plan_remove
 from netplumb.plan.observed import Guest
-from netplumb.plan.steps import DetachInterface, PublishPort, ReleaseAddress, UnpublishPort
-from netplumb.plan.upsteps import network_steps, remove_network_steps, remove_steps
+from netplumb.plan.ports import plan_publish, plan_unpublish
+from netplumb.plan.steps import DetachInterface, ReleaseAddress
+from netplumb.plan.upsteps import remove_steps
 
 GOLDEN = Path(__file__).parent / "golden" / "plan_commands.txt"
 
@@ -39,19 +43,21 @@ def render() -> str:
         "container_port": 80,
         "proto": "tcp",
     }
-    sections = {
-        "network create lab --subnet 10.94.0.0/24 --subnet6 fd94::/64 --mtu 9000": network_steps(
-            net
+    bridge = BridgeSeen("bridge", network_mark("lab"), True, frozenset(net.gateways))
+    specs = ("8080:80", "127.0.0.1::53/udp", "[::]:9000:90")
+    # the commands' own planners, from what they would observe: nothing of the network yet
+    # (create), its bridge (rm), the guest's addresses (publish), its one binding (unpublish)
+    sections: dict[str, Sequence[Action]] = {
+        "network create lab --subnet 10.94.0.0/24 --subnet6 fd94::/64 --mtu 9000": plan_create(
+            net, None, [], None, []
         ),
-        "network rm lab": remove_network_steps(net, "lab"),
-        "publish web 8080:80 127.0.0.1::53/udp [::]:9000:90": tuple(
-            PublishPort(
-                m, (v4, v6) if m.host_ip is None else (v4,) if m.host_ip.version == 4 else (v6,)
-            )
-            for spec in ("8080:80", "127.0.0.1::53/udp", "[::]:9000:90")
-            for m in parse_port_spec(spec)
+        "network rm lab": plan_remove("lab", net, [], bridge),
+        "publish web 8080:80 127.0.0.1::53/udp [::]:9000:90": plan_publish(
+            "web",
+            [m for spec in specs for m in parse_port_spec(spec)],
+            {4: str(v4), 6: str(v6)},
         ),
-        "unpublish web 80": (UnpublishPort(binding),),
+        "unpublish web 80": plan_unpublish([binding], parse_port_spec("80")),
         "rm web": remove_steps(web, one_by_one=True),
         "detach web eth1": (
             DetachInterface("eth1", "veth1pl4242"),

@@ -5,12 +5,11 @@ typed actions, changing nothing (reads only: records, netlink dumps)."""
 from __future__ import annotations
 
 from netplumb import state
-from netplumb.errors import Conflict, InvalidValue, NetplumbError
-from netplumb.model.ip import IP
+from netplumb.errors import Conflict, NetplumbError
 from netplumb.ops import networks
 from netplumb.plan.actions import Action
-from netplumb.plan.steps import DetachInterface, PublishPort, ReleaseAddress, UnpublishPort
-from netplumb.plan.upsteps import network_steps, remove_network_steps, remove_steps
+from netplumb.plan.steps import DetachInterface, ReleaseAddress
+from netplumb.plan.upsteps import remove_steps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,33 +18,19 @@ if TYPE_CHECKING:
 
 
 def network_create(net: Network) -> list[Action]:
-    existing = networks.get(net.name)
-    if existing is not None and existing != net:
-        raise Conflict(
-            f"network {net.name} exists with another definition "
-            f"({existing.subnet} on {existing.bridge})"
-        )
-    if existing is not None:
-        return []
-    for other in networks.names():
-        o = networks.get(other)
-        if o is not None and o.bridge == net.bridge:
-            raise Conflict(
-                f"network {net.name} clashes with network {o.name} ({o.subnet} on {o.bridge})"
-            )
-    return list(network_steps(net))
+    """The plan ``network create`` applies (``networks.plan_create``)."""
+    from netplumb.kernel.netlink import Netlink
+
+    with Netlink() as nl:
+        return networks.plan_create(net, nl)
 
 
 def network_remove(name: str) -> list[Action]:
-    net = networks.get(name)
-    if net is None:
-        raise NetplumbError(f"network {name} not found")
-    held = networks.leases(name)
-    if held:
-        raise Conflict(
-            f"network {name} has active endpoints: {', '.join(sorted(set(held.values())))}"
-        )
-    return list(remove_network_steps(net, name))
+    """The plan ``network rm`` applies (``networks.plan_remove``)."""
+    from netplumb.kernel.netlink import Netlink
+
+    with Netlink() as nl:
+        return networks.plan_remove(name, nl)
 
 
 def detach(guest_ref: str, ifname: str) -> list[Action]:
@@ -83,38 +68,17 @@ def detach(guest_ref: str, ifname: str) -> list[Action]:
 
 
 def publish(guest_name: str, mappings: list[PortMapping]) -> list[Action]:
+    """The plan ``publish`` applies (``ports.plan_publish``)."""
     from netplumb.ops import ports
 
-    addrs = ports.guest_addresses(guest_name)
-    if not addrs:
-        raise NetplumbError(
-            f"cannot publish ports of {guest_name}: it has no address the machine reaches"
-        )
-    out: list[Action] = []
-    for m in mappings:
-        fams = [4, 6] if m.host_ip is None else [m.host_ip.version]
-        ips = tuple(IP.parse(addrs[f]) for f in fams if f in addrs)
-        if not ips:
-            raise InvalidValue(f"cannot publish {m}: {guest_name} has no IPv{fams[0]} address")
-        out.append(PublishPort(m, ips))
-    return out
+    return list(ports.plan_publish(guest_name, mappings))
 
 
 def unpublish(owner: str, mappings: list[PortMapping]) -> list[Action]:
-    """The bindings ``unpublish`` would remove (the same match as ``ports.unpublish``)."""
-    from netplumb.state import portrecords
+    """The plan ``unpublish`` applies (``ports.plan_unpublish``)."""
+    from netplumb.ops import ports
 
-    out: list[Action] = []
-    for b in portrecords.bindings(owner) if portrecords.exists(owner) else []:
-        if any(
-            m.container_port == b["container_port"]
-            and m.proto == b["proto"]
-            and (not m.host_port or m.host_port <= int(b["host_port"]) <= m.host_port_end)
-            and (m.host_ip is None or str(m.host_ip) == b.get("host_ip"))
-            for m in mappings
-        ):
-            out.append(UnpublishPort(b))
-    return out
+    return list(ports.plan_unpublish(owner, mappings))
 
 
 def rm(name: str) -> list[Action]:

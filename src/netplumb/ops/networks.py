@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from netplumb import state
-from netplumb.errors import Conflict, KernelError, NetplumbError
+from netplumb.errors import KernelError, NetplumbError
 from netplumb.kernel.netlink import Netlink
 from netplumb.model.ip import IP, Interface
 from netplumb.model.network import (
@@ -24,11 +24,17 @@ from netplumb.model.network import (
     Network,
     make_network,
 )
+from netplumb.ops.apply import apply
+from netplumb.plan.networks import network_mark
 from netplumb.state import addresses
 from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from netplumb.plan.actions import Action
+    from netplumb.plan.networks import BridgeSeen
     from netplumb.state import Record
 
 # The address leases of every network are a table of the records (state/addresses.py); they
@@ -40,10 +46,6 @@ release = addresses.release
 release_many = addresses.release_many
 release_address = addresses.release_address
 indexed_owners = addresses.indexed_owners
-
-
-def network_mark(name: str) -> str:
-    return f"netplumb:network:{name}"
 
 
 def get(name: str) -> Network | None:
@@ -67,93 +69,67 @@ def _write_sysctl(path: str, value: str) -> None:
 
 
 def ensure_kernel(net: Network) -> None:
-    """Make the bridge, its gateway address, route_localnet and forwarding exist (idempotent)."""
-    from netplumb.kernel import dockeruser
+    """Make the bridge, its gateway address, route_localnet and forwarding exist (idempotent):
+    the kernel part of a network's plan (``plan/networks.py``), applied."""
+    from netplumb.plan.networks import kernel_steps
 
-    mark = network_mark(net.name)
     with Netlink() as nl:
-        link = nl.get_link(net.bridge)
-        created = link is None
-        if link is None:
-            nl.create_link(
-                net.bridge, "bridge", up=True, mtu=net.mtu, what=f'cannot add bridge "{net.bridge}"'
-            )
-            link = nl.get_link(net.bridge)
-            assert link is not None
-            nl.set_link(link.index, alias=mark, what=f'cannot mark bridge "{net.bridge}"')
-        elif link.kind != "bridge":
-            raise Conflict(
-                f'cannot use "{net.bridge}" for network {net.name}: '
-                f"it is a {link.kind or 'device'}, not a bridge"
-            )
-        elif link.alias != mark:
-            raise Conflict(
-                f'cannot use bridge "{net.bridge}" for network {net.name}: '
-                f"it is not netplumb's ({link.alias or 'no mark'})"
-            )
-        have = {(a.address, a.prefixlen) for a in nl.addresses() if a.index == link.index}
-        for gw in net.gateways:
-            if (gw.ip.packed, gw.prefixlen) not in have:
-                nl.add_address(
-                    link.index,
-                    gw.ip.family,
-                    gw.ip.packed,
-                    gw.prefixlen,
-                    what=f"cannot add {gw} to {net.bridge}",
-                )
-        if not link.up:
-            nl.set_link(link.index, up=True, what=f"cannot set {net.bridge} up")
-        if created:  # an existing bridge got its rules then; reconcile repairs drift
-            dockeruser.sync(nl)
-    for gw in net.gateways:
-        if gw.version == 4:
-            _write_sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet", "1")
-            _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-        else:
-            _write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+        steps = kernel_steps(net, observe_bridge(nl, net.bridge))
+        apply(steps, Executor(nl, net))
+
+
+def observe_bridge(nl: Netlink, bridge: str) -> BridgeSeen | None:
+    from netplumb.plan.networks import BridgeSeen
+
+    link = nl.get_link(bridge)
+    if link is None:
+        return None
+    have = frozenset(
+        Interface(IP(a.address), a.prefixlen)
+        for a in nl.addresses()
+        if a.index == link.index and len(a.address) in (4, 16)
+    )
+    return BridgeSeen(link.kind, link.alias, link.up, have)
+
+
+def plan_create(net: Network, nl: Netlink) -> list[Action]:
+    """``network create``'s plan, from the records and the kernel (reads only)."""
+    from netplumb.plan import networks as plan
+
+    existing = get(net.name)
+    others = [o for o in (get(n) for n in names()) if o is not None]
+    machine: list[tuple[str, Interface]] = []
+    if existing is None:  # the overlap check needs this namespace's addresses
+        ifnames = {ln.index: ln.name for ln in nl.links()}
+        machine = [
+            (ifnames.get(a.index, str(a.index)), Interface(IP(a.address), a.prefixlen))
+            for a in nl.addresses()
+            if len(a.address) in (4, 16)
+        ]
+    return plan.plan_create(net, existing, others, observe_bridge(nl, net.bridge), machine)
+
+
+def plan_remove(name: str, nl: Netlink) -> list[Action]:
+    """``network rm``'s plan, from the records and the kernel (reads only)."""
+    from netplumb.plan import networks as plan
+
+    net = get(name)
+    seen = observe_bridge(nl, net.bridge) if net is not None else None
+    return plan.plan_remove(name, net, leases(name).values(), seen)
 
 
 def create(net: Network) -> Network:
-    with Lock("networks.lock"):
-        existing = get(net.name)
-        if existing is not None and existing != net:
-            raise Conflict(
-                f"network {net.name} exists with another definition "
-                f"({existing.subnet} on {existing.bridge})"
-            )
-        for other in names():
-            o = get(other)
-            if (
-                o is not None
-                and o.name != net.name
-                and (o.bridge == net.bridge or _overlap(o, net))
-            ):
-                raise Conflict(
-                    f"network {net.name} clashes with network {o.name} ({o.subnet} on {o.bridge})"
-                )
-        if existing is None:
-            _check_free(net)
-            # The record first: killed anywhere after this (a `kill -9` of `up`), `rm` and
-            # `down` find the network and remove whatever of it was made.
-            state.write(net.to_record(), "networks", net.name)
-        try:
-            ensure_kernel(net)
-        except BaseException:
-            if existing is None:
-                _undo_create(net)
-            raise
-    if existing is None:
-        _ruleset_changed()
+    with Lock("networks.lock"), Netlink() as nl:
+        apply(plan_create(net, nl), Executor(nl, net))
     return net
 
 
-def _undo_create(net: Network) -> None:
-    """A new network whose kernel side failed halfway: its bridge (if marked) and record go."""
-    with Netlink() as nl:
-        link = nl.get_link(net.bridge)
-        if link is not None and link.alias == network_mark(net.name):
-            nl.delete_link(link.index, f'cannot delete bridge "{net.bridge}"')
-    state.remove("networks", net.name)
+def remove(name: str) -> None:
+    with Lock("networks.lock"), Netlink() as nl:
+        steps = plan_remove(name, nl)
+        net = get(name)
+        assert net is not None  # the plan refuses an unknown network
+        apply(steps, Executor(nl, net))
 
 
 def _ruleset_changed() -> None:
@@ -165,36 +141,92 @@ def _ruleset_changed() -> None:
     portrules.sync()
 
 
-def _check_free(net: Network) -> None:
-    """Refuse a subnet that overlaps an address this machine already has: its LAN would
-    become unreachable through the new bridge's route."""
-    with Netlink() as nl:
-        names = {ln.index: ln.name for ln in nl.links()}
-        addrs = nl.addresses()
-    for mine in net.gateways:
-        for a in addrs:
-            if len(a.address) != (4 if mine.version == 4 else 16):
-                continue
-            other = Interface(IP(a.address), a.prefixlen)
-            if names.get(a.index) == net.bridge or other.ip.is_loopback:
-                continue
-            lo = max(other.network_int, mine.network_int)
-            hi = min(other.broadcast_int, mine.broadcast_int)
-            if lo <= hi and not other.ip.packed.startswith(b"\xfe\x80"):
-                raise Conflict(
-                    f"cannot create network {net.name}: {mine.ip}/{mine.prefixlen} overlaps "
-                    f"{other} on {names.get(a.index, a.index)} (choose another subnet)"
-                )
+class Executor:
+    """Carries out a network plan's actions in ``nl``'s namespace; each returns its undo
+    (None: nothing to undo). A new bridge's undo deletes it, and with it its addresses."""
 
+    def __init__(self, nl: Netlink, net: Network) -> None:
+        self.nl = nl
+        self.net = net
 
-def _overlap(a: Network, b: Network) -> bool:
-    for ga in a.gateways:
-        for gb in b.gateways:
-            if ga.version == gb.version and (
-                ga.network_int <= gb.broadcast_int and gb.network_int <= ga.broadcast_int
-            ):
-                return True
-    return False
+    def __call__(self, action: Action) -> Callable[[], None] | None:
+        from netplumb.kernel import dockeruser
+        from netplumb.plan import networks as plan
+        from netplumb.plan.actions import CreateBridge
+
+        net, nl = self.net, self.nl
+        if isinstance(action, plan.RecordNetwork):
+            state.write(net.to_record(), "networks", net.name)
+            return lambda: state.remove("networks", net.name)
+        if isinstance(action, CreateBridge):
+            return self._create_bridge()
+        if isinstance(action, plan.BridgeAddress):
+            gw, index = action.interface, self._index()
+            fam, packed, plen = gw.ip.family, gw.ip.packed, gw.prefixlen
+            nl.add_address(index, fam, packed, plen, what=f"cannot add {gw} to {net.bridge}")
+            what = f"cannot delete {gw} from {net.bridge}"
+            return lambda: nl.delete_address(index, fam, packed, plen, what=what)
+        if isinstance(action, plan.BridgeUp):
+            nl.set_link(self._index(), up=True, what=f"cannot set {net.bridge} up")
+            return None
+        if isinstance(action, plan.Forwarding):  # left on when undone, as Docker leaves it
+            if action.version == 4:
+                _write_sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet", "1")
+                _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            else:
+                _write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+            return None
+        if isinstance(action, plan.NetworkRules):
+            _ruleset_changed()
+            if not action.add:  # and DOCKER-USER's, even when its bridge had gone already
+                dockeruser.sync(nl)
+                return None
+
+            def undo() -> None:  # the rules without the network: its record goes first
+                state.remove("networks", net.name)
+                _ruleset_changed()
+
+            return undo
+        if isinstance(action, plan.DeleteBridge):
+            link = nl.get_link(net.bridge)
+            if link is not None and link.alias == network_mark(net.name):
+                nl.delete_link(link.index, f'cannot delete bridge "{net.bridge}"')
+            return None
+        if isinstance(action, plan.ForgetNetwork):
+            state.remove("networks", net.name)
+            addresses.drop(net.name)
+            return None
+        raise NetplumbError(f"network {net.name}: no executor for {type(action).__name__}")
+
+    def _index(self) -> int:
+        link = self.nl.get_link(self.net.bridge)
+        if link is None:
+            raise NetplumbError(f'bridge "{self.net.bridge}" is gone')
+        return link.index
+
+    def _create_bridge(self) -> Callable[[], None]:
+        from netplumb.kernel import dockeruser
+
+        net, nl = self.net, self.nl
+        nl.create_link(
+            net.bridge, "bridge", up=True, mtu=net.mtu, what=f'cannot add bridge "{net.bridge}"'
+        )
+        index = self._index()
+        what = f'cannot delete bridge "{net.bridge}"'
+        try:
+            nl.set_link(
+                index, alias=network_mark(net.name), what=f'cannot mark bridge "{net.bridge}"'
+            )
+            dockeruser.sync(nl)  # its DOCKER-USER rules (an existing bridge got them then)
+        except BaseException:
+            nl.delete_link(index, what)
+            raise
+
+        def undo() -> None:
+            nl.delete_link(index, what)
+            dockeruser.sync(nl)
+
+        return undo
 
 
 _ensured: set[str] = set()
@@ -219,28 +251,6 @@ def default_definition() -> Network:
     if subnet6 in ("", "none"):
         subnet6 = None
     return make_network(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, subnet6=subnet6)
-
-
-def remove(name: str) -> None:
-    from netplumb.kernel import dockeruser
-
-    with Lock("networks.lock"):
-        net = get(name)
-        if net is None:
-            raise NetplumbError(f"network {name} not found")
-        held = leases(name)
-        if held:
-            raise Conflict(
-                f"network {name} has active endpoints: {', '.join(sorted(set(held.values())))}"
-            )
-        with Netlink() as nl:
-            link = nl.get_link(net.bridge)
-            if link is not None and link.alias == network_mark(name):
-                nl.delete_link(link.index, f'cannot delete bridge "{net.bridge}"')
-            dockeruser.sync(nl)
-        state.remove("networks", name)
-        addresses.drop(name)
-    _ruleset_changed()
 
 
 def by_bridge(bridge: str) -> Network | None:

@@ -9,11 +9,12 @@ publication is one map element added or deleted on its own.
 from __future__ import annotations
 
 from netplumb import state
-from netplumb.errors import InvalidValue, NetplumbError
+from netplumb.errors import NetplumbError
 from netplumb.model.ip import IP
 from netplumb.model.ports import PortMapping, parse_expose, parse_port_spec
 from netplumb.ops import portrules
-from netplumb.ops.portchoice import choose_port, families, ip_text
+from netplumb.ops.apply import apply
+from netplumb.ops.portchoice import choose_port, ip_text
 from netplumb.ops.portrules import (
     at_batch_end,
     batch,
@@ -22,11 +23,15 @@ from netplumb.ops.portrules import (
     isolation_in_use,
     sync,
 )
+from netplumb.plan import ports as plan
+from netplumb.plan.ports import PublishPort, UnpublishPort
 from netplumb.state import portindex, portrecords
 from netplumb.state.portrecords import bindings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from netplumb.state import Record
 
 __all__ = [
@@ -39,6 +44,8 @@ __all__ = [
     "in_batch",
     "isolation_changed",
     "isolation_in_use",
+    "plan_publish",
+    "plan_unpublish",
     "port_lines",
     "publish",
     "publish_mappings",
@@ -117,7 +124,11 @@ def publish_mappings(
     publish_all_of: list[str] | None = None,
     addresses: dict[int, str] | None = None,
 ) -> list[Record]:
-    """``publish`` of resolved mappings (``run``'s, ``up``'s): nothing parsed again."""
+    """``publish`` of resolved mappings (``run``'s, ``up``'s): nothing parsed again. The plan
+    (``plan_publish``) applied with ``ops/apply.py``: each publication's records and index
+    entries are undone if a later one fails; the map elements of all of them are then added in
+    one kernel transaction (the commit: all or nothing, and one nftables commit, whose RCU
+    grace period costs wall time per transaction), which undoes the records if it fails."""
     mappings = list(mappings)
     if publish_all_of:
         bound = {(m.container_port, m.proto) for m in mappings}
@@ -127,77 +138,105 @@ def publish_mappings(
                     mappings.append(PortMapping(None, 0, port, proto))
     if not mappings:
         return []
-    for m in mappings:
-        if m.host_ip is not None and m.host_ip.version == 6 and m.host_ip.is_loopback:
-            # Docker reaches a [::1] binding through its userland proxy; in the kernel an IPv6
-            # packet from ::1 can never be forwarded to another host (no route_localnet).
-            raise InvalidValue(
-                f"cannot publish {m}: IPv6 loopback cannot be forwarded by the kernel "
-                "(publish on 127.0.0.1 or on an address of the machine)"
-            )
-    addrs = addresses if addresses is not None else guest_addresses(guest_name)
-    if not addrs:
-        raise NetplumbError(
-            f"cannot publish ports of {guest_name}: it has no address the machine reaches"
-        )
+    actions = plan_publish(guest_name, mappings, addresses)
+    run = _Publisher(owner, guest_name)
     with portrules.PortsLock():
-        new: list[Record] = []
-        for m in mappings:
-            fams = [f for f in families(m) if f in addrs]
-            if not fams:
-                raise InvalidValue(
-                    f"cannot publish {m}: {guest_name} has no IPv{families(m)[0]} address"
-                )
-            port = choose_port(m, fams, new)
-            for fam in fams:
-                new.append(
-                    {
-                        "owner": owner,
-                        "guest": guest_name,
-                        "family": fam,
-                        "host_ip": str(m.host_ip) if m.host_ip else None,
-                        "host_port": port,
-                        "container_ip": addrs[fam],
-                        "container_port": m.container_port,
-                        "proto": m.proto,
-                    }
-                )
-        before = portrecords.add(owner, guest_name, new)  # appended: O(1) in the owner's ports
+        apply(actions, run, commit=lambda: portrules.changed(run.new, []))
+    return run.new
+
+
+def plan_publish(
+    guest_name: str, mappings: list[PortMapping], addresses: dict[int, str] | None = None
+) -> list[PublishPort]:
+    """The plan of ``publish`` and of its ``--dry-run`` (reads only)."""
+    if addresses is None:
+        plan.check_mappings(mappings)  # before looking the guest's addresses up
+        addresses = guest_addresses(guest_name) if mappings else {}
+    return plan.plan_publish(guest_name, mappings, addresses)
+
+
+class _Publisher:
+    """Executes ``PublishPort``: chooses the host port (under the ports lock) and records the
+    bindings; returns the undo of both. The kernel's elements come at the commit."""
+
+    def __init__(self, owner: str, guest_name: str) -> None:
+        self.owner = owner
+        self.guest = guest_name
+        self.new: list[Record] = []  # this plan's bindings so far (its ports are taken)
+
+    def __call__(self, action: PublishPort) -> Callable[[], None]:
+        m, owner = action.mapping, self.owner
+        port = choose_port(m, [ip.version for ip in action.ips], self.new)
+        new: list[Record] = [
+            {
+                "owner": owner,
+                "guest": self.guest,
+                "family": ip.version,
+                "host_ip": str(m.host_ip) if m.host_ip else None,
+                "host_port": port,
+                "container_ip": str(ip),
+                "container_port": m.container_port,
+                "proto": m.proto,
+            }
+            for ip in action.ips
+        ]
+        before = portrecords.add(owner, self.guest, new)  # appended: O(1) in the owner's ports
         try:
             portindex.add(new)
-            portrules.changed(new, [])
         except BaseException:
             portindex.drop(new)
             portrecords.undo_add(owner, before)
             raise
-    return new
+        self.new += new
+
+        def undo() -> None:
+            portindex.drop(new)
+            portrecords.undo_add(owner, before)
+
+        return undo
 
 
 def unpublish(owner: str, specs: list[str]) -> int:
-    """Remove the bindings the specs name (by container port/proto and, if given, host side)."""
+    """Remove the bindings the specs name (by container port/proto and, if given, host side):
+    ``plan_unpublish``'s plan, applied (the records first, then the elements in one kernel
+    transaction, as ``publish_mappings``); how many."""
     wanted: list[PortMapping] = []
     for spec in specs:
         wanted += parse_port_spec(spec)
     with portrules.PortsLock():
         loaded = portrecords.load(owner)
-        current = loaded[0]
-        kept: list[Record] = []
-        gone: list[Record] = []
-        for b in current:
-            hit = any(
-                m.container_port == b["container_port"]
-                and m.proto == b["proto"]
-                and (not m.host_port or m.host_port <= int(b["host_port"]) <= m.host_port_end)
-                and (m.host_ip is None or str(m.host_ip) == b.get("host_ip"))
-                for m in wanted
-            )
-            (gone if hit else kept).append(b)
-        removed = len(gone)
-        if removed:
-            portrecords.drop(owner, gone, loaded)
-            portindex.drop(gone)
-            portrules.changed([], gone)
-    return removed
+        actions = plan.plan_unpublish(loaded[0], wanted)
+        if actions:  # nothing to unpublish reaches no kernel
+            gone = [a.binding for a in actions]
+            apply(actions, _Unpublisher(owner, loaded), commit=lambda: portrules.changed([], gone))
+    return len(actions)
+
+
+def plan_unpublish(owner: str, wanted: list[PortMapping]) -> list[UnpublishPort]:
+    """The plan of ``unpublish``'s ``--dry-run`` (reads only)."""
+    return plan.plan_unpublish(bindings(owner) if portrecords.exists(owner) else [], wanted)
+
+
+class _Unpublisher:
+    """Executes ``UnpublishPort``: the binding leaves the records and the index; its undo
+    puts it back in both. The kernel's elements go at the commit."""
+
+    def __init__(self, owner: str, loaded: tuple[list[Record], int]) -> None:
+        self.owner = owner
+        # the records as read under the lock, kept current by each drop
+        self.loaded: tuple[list[Record], int] | None = loaded
+
+    def __call__(self, action: UnpublishPort) -> Callable[[], None]:
+        b = action.binding
+        self.loaded = portrecords.drop(self.owner, [b], self.loaded)
+        portindex.drop([b])
+
+        def undo() -> None:
+            portrecords.add(self.owner, str(b.get("guest") or ""), [b])
+            portindex.add([b])
+            self.loaded = None  # read again by a later drop
+
+        return undo
 
 
 def release(owner: str) -> bool:

@@ -2,64 +2,18 @@
 
 An ``up`` plan is a list of steps (create a network, start a guest, wait, remove a guest);
 each step carries the fine-grained actions it takes, the attach ones from the one attach
-planner (``plan/attach.py``) and these: a network's bridge address and rules, the leases, the
-guest's process, its published ports, its link variables and ``/etc/hosts`` lines, and what
-removing a guest undoes. ``str(action)`` is the line ``--dry-run`` prints.
+planner (``plan/attach.py``), a network's from ``plan/networks.py``, its published ports' from
+``plan/ports.py``, and these: the leases, the guest's process, its link variables and
+``/etc/hosts`` lines, and what removing a guest undoes. ``str(action)`` is the line
+``--dry-run`` prints.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netplumb.model.ip import IP, Interface
-from netplumb.model.ports import PortMapping
+from netplumb.model.ip import IP
 from netplumb.plan.actions import Action
-
-
-@dataclass(frozen=True)
-class BridgeAddress(Action):
-    bridge: str
-    interface: Interface
-
-    def __str__(self) -> str:
-        return f"ip addr add {self.interface} dev {self.bridge}"
-
-
-@dataclass(frozen=True)
-class Forwarding(Action):
-    """The sysctls a network's bridge needs: forwarding, and route_localnet for IPv4."""
-
-    bridge: str
-    version: int
-
-    def __str__(self) -> str:
-        if self.version == 4:
-            return f"sysctl net.ipv4.conf.{self.bridge}.route_localnet=1 net.ipv4.ip_forward=1"
-        return "sysctl net.ipv6.conf.all.forwarding=1"
-
-
-@dataclass(frozen=True)
-class NetworkRules(Action):
-    network: str
-    subnets: tuple[str, ...]
-    bridge: str
-    add: bool = True
-
-    def __str__(self) -> str:
-        if not self.add:
-            return f"nft: drop network {self.network}'s rules"
-        return (
-            f"nft: network {self.network}'s rules (masquerade {' '.join(self.subnets)} "
-            f"leaving by another interface than {self.bridge})"
-        )
-
-
-@dataclass(frozen=True)
-class DeleteBridge(Action):
-    bridge: str
-
-    def __str__(self) -> str:
-        return f"ip link del {self.bridge}"
 
 
 @dataclass(frozen=True)
@@ -116,22 +70,6 @@ class CreateContainer(Action):
 
 
 @dataclass(frozen=True)
-class PublishPort(Action):
-    mapping: PortMapping
-    ips: tuple[IP, ...]  # the guest's address per family the mapping binds
-
-    def __str__(self) -> str:
-        m = self.mapping
-        to = " ".join(str(ip) if ip.version == 4 else f"[{ip}]" for ip in self.ips)
-        host = m.host_text()
-        if m.host_port == 0:
-            host += "(a free port)"
-        elif m.host_port_end != m.host_port:
-            host += " (the first free)"
-        return f"nft: publish {host} to {to} port {m.container_port}/{m.proto}"
-
-
-@dataclass(frozen=True)
 class LinkVariable(Action):
     text: str
 
@@ -176,22 +114,6 @@ class UnpublishPorts(Action):
 
     def __str__(self) -> str:
         return f"nft: unpublish the {self.count} published port(s) of {self.owner}"
-
-
-@dataclass(frozen=True)
-class UnpublishPort(Action):
-    binding: dict[str, object]  # a port record: host_ip, host_port, container_ip/port, proto
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted((k, str(v)) for k, v in self.binding.items())))
-
-    def __str__(self) -> str:
-        b = self.binding
-        ip = b.get("host_ip") or ("0.0.0.0" if b.get("family") == 4 else "::")
-        host = f"[{ip}]" if ":" in str(ip) else str(ip)
-        cip = b.get("container_ip")
-        to = f"[{cip}]" if ":" in str(cip) else str(cip)
-        return f"nft: unpublish {host}:{b['host_port']} to {to}:{b['container_port']}/{b['proto']}"
 
 
 @dataclass(frozen=True)

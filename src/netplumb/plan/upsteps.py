@@ -23,21 +23,18 @@ from netplumb.model.network import (
     allocate,
     make_network,
 )
-from netplumb.plan.actions import Action, CreateBridge
+from netplumb.plan.actions import Action
 from netplumb.plan.attach import HostLink, Observed, plan_attach
+from netplumb.plan.networks import DeleteBridge, NetworkRules, create_steps
 from netplumb.plan.observed import Guest
 from netplumb.plan.observed import Observed as ProjectObserved
+from netplumb.plan.ports import PublishPort
 from netplumb.plan.steps import (
-    BridgeAddress,
     CreateContainer,
-    DeleteBridge,
     DetachInterface,
-    Forwarding,
     HostsLine,
     LeaseAddress,
     LinkVariable,
-    NetworkRules,
-    PublishPort,
     Refused,
     ReleaseAddress,
     RunCommand,
@@ -52,13 +49,8 @@ if TYPE_CHECKING:
 
 
 def network_steps(net: Network) -> tuple[Action, ...]:
-    """What creating a network does (``networks.ensure_kernel`` and its rules)."""
-    steps: list[Action] = [CreateBridge(net.bridge, net.mtu)]
-    steps += [BridgeAddress(net.bridge, gw) for gw in net.gateways]
-    steps += [Forwarding(net.bridge, gw.version) for gw in net.gateways]
-    subnets = tuple(s for s in (net.subnet, net.subnet6) if s)
-    steps.append(NetworkRules(net.name, subnets, net.bridge))
-    return tuple(steps)
+    """What creating a network does (``plan/networks.py``, nothing of it there yet)."""
+    return create_steps(net)
 
 
 def remove_network_steps(net: Network | None, name: str) -> tuple[Action, ...]:

@@ -156,20 +156,27 @@ def undo_add(owner: str, before: int) -> None:
         durable.keep(state.state_dir(), ("ports", owner))
 
 
-def drop(owner: str, gone: list[Record], loaded: tuple[list[Record], int] | None = None) -> None:
+def drop(
+    owner: str, gone: list[Record], loaded: tuple[list[Record], int] | None = None
+) -> tuple[list[Record], int]:
     """Remove ``gone`` from the owner's bindings (the caller holds the ports lock; ``loaded``
     is what ``load`` returned under it, if the caller has it). The file goes with the last
-    binding."""
+    binding. Returns what ``load`` would return now (for the next ``drop``)."""
     current, changes = loaded if loaded is not None else load(owner)
-    out = {_key(b): b for b in gone}
-    kept = [b for b in current if out.get(_key(b)) != b]
+    if len(gone) <= 4:  # one unpublish: a comparison in C per binding, not a key in Python
+        kept = [b for b in current if b not in gone]
+    else:
+        out = {_key(b): b for b in gone}
+        kept = [b for b in current if out.get(_key(b)) != b]
     if not kept:
         state.remove("ports", owner)
-    elif changes >= COMPACT_AFTER:
+        return [], 0
+    if changes >= COMPACT_AFTER:
         guest = kept[0].get("guest")
         _write(owner, {"owner": owner, "guest": guest, "bindings": kept})
-    else:
-        _append(owner, {"drop": gone})
+        return kept, 0
+    _append(owner, {"drop": gone})
+    return kept, changes + 1
 
 
 _cache: dict[str, tuple[tuple[int, int, int], list[Record]]] = {}
