@@ -14,6 +14,7 @@ from netplumb import state
 from netplumb.errors import Conflict
 from netplumb.ops import engine
 from netplumb.plan.actions import RecordAttach
+from netplumb.state import pending
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class AttachPart:
             lan = engine.claim_lan(req, self.holder)
             holder = self.holder
             done.append(lambda: engine.release_lan(lan, holder))
-        self.busy = engine.pending(self.holder)
+        self.busy = pending.mark(self.holder)
         self._execute = engine.executor(session, guest)
         yield from engine.plan_for(session, req, guest)
         yield RecordAttach(self.holder)
@@ -76,6 +77,6 @@ class AttachPart:
 
     def close(self) -> None:
         if self.busy:
-            engine.done(self.busy)
+            pending.clear(self.busy)
         if self.session is not None:
             self.session.close()

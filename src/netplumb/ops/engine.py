@@ -32,6 +32,7 @@ from netplumb.plan.actions import (
 from netplumb.plan.attach import HostLink, Observed, plan_attach
 from netplumb.runtimes.guest import Guest
 from netplumb.runtimes.guests import resolve
+from netplumb.state import pending
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -167,19 +168,19 @@ def attach(
             taken = [] if leased else _lease_static(req, guest.key)
             holder = record_name(guest.key, req.guest_ifname)
             try:
-                lan = [] if lan_checked else _claim_lan(req, holder)
+                lan = [] if lan_checked else claim_lan(req, holder)
             except BaseException:
                 _release_static(taken, guest.key)
                 raise
-            busy = pending(holder)
+            busy = pending.mark(holder)
             try:
-                apply(session, guest, actions, lambda: _write_record(guest, req, session.results))
+                apply(session, guest, actions, lambda: write_record(guest, req, session.results))
             except BaseException:
                 _release_static(taken, guest.key)
-                _release_lan(lan, holder)
+                release_lan(lan, holder)
                 raise
             finally:
-                done(busy)
+                pending.clear(busy)
             return actions
         finally:
             session.close()
@@ -210,7 +211,7 @@ def _lease_static(req: AttachRequest, owner: str) -> list[tuple[str, str]]:
     return leased
 
 
-def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
+def claim_lan(req: AttachRequest, holder: str) -> list[str]:
     """Static addresses on the LAN's bridge (or macvlan parent) are probed (RFC 5227): one that
     answers is refused; one in the LAN pool is leased. Returns the leased ones. Costs one
     ``stat`` when no LAN is set up."""
@@ -244,12 +245,12 @@ def _claim_lan(req: AttachRequest, holder: str) -> list[str]:
                     "(nothing was changed)"
                 )
     except BaseException:
-        _release_lan(leased, holder)
+        release_lan(leased, holder)
         raise
     return leased
 
 
-def _release_lan(leased: list[str], holder: str) -> None:
+def release_lan(leased: list[str], holder: str) -> None:
     if leased:
         from netplumb.ops import lanpool
 
@@ -278,7 +279,7 @@ def _release_static(leased: list[tuple[str, str]], owner: str) -> None:
         networks.release_address(name, ip, owner)
 
 
-def _write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) -> None:
+def write_record(guest: Guest, req: AttachRequest, results: dict[str, object]) -> None:
     record: Record = {
         "owner": guest.key,
         "guest": guest.name,
@@ -330,7 +331,7 @@ def detach(guest_ref: str, ifname: str) -> None:
         name = record_name(guest.key, ifname)
         record = state.read("attach", name)
         session = Session(guest.fd)
-        busy = pending(name)
+        busy = pending.mark(name)
         try:
             if record is None:
                 link = session.guest.get_link(ifname)
@@ -350,61 +351,9 @@ def detach(guest_ref: str, ifname: str) -> None:
                 lanpool.release_holder(name)
             state.remove("attach", name)
         finally:
-            done(busy)
+            pending.clear(busy)
             session.close()
-
-
-# An attach or detach in progress: ``attach.pending/<owner>@<ifname>`` holds its PID from
-# before its first kernel change until after its record is written or removed. ``reconcile``
-# leaves such an attachment alone: between marking an interface and recording it, an attach
-# would otherwise look like an orphan (a DHCP attach waits seconds there for a lease), and
-# between deleting one and forgetting it, a detach like a loss. (A file, not a shared flock:
-# the one-shot path does not pay for importing fcntl.)
-PENDING = "attach.pending"
-
-
-def pending(name: str) -> str:
-    p = state.path(PENDING, name)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    try:
-        fd = state.open_file(p, flags)
-    except FileNotFoundError:
-        state.ensure_dir(PENDING)
-        fd = state.open_file(p, flags)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-    finally:
-        os.close(fd)
-    return p
-
-
-def done(p: str) -> None:
-    try:
-        os.unlink(p)
-    except FileNotFoundError:
-        pass
-
-
-def busy_names() -> set[str]:
-    """The attachments an attach or detach of a live process is working on now."""
-    out = set()
-    for name in state.names(PENDING):
-        try:
-            with open(state.path(PENDING, name)) as f:
-                pid = int(f.read().strip() or 0)
-        except (OSError, ValueError):
-            continue
-        if pid > 0 and os.path.exists(f"/proc/{pid}"):
-            out.add(name)
-    return out
 
 
 def fail_after_for_tests(name: str) -> None:
     applier.fail_after_for_tests(name)
-
-
-# What ``attach`` does around its plan, for a plan that holds an attach among its own actions
-# (``ops/attachpart.py``: CNI ADD, ``lan attach``)
-claim_lan = _claim_lan
-release_lan = _release_lan
-write_record = _write_record

@@ -10,7 +10,7 @@ mark made before scopes, are never removed here (``gc`` removes those of dead gu
 netplumb's nftables table (with the published ports' container addresses brought up to date)
 and its DOCKER-USER rules.
 
-An attach or detach in progress (``engine.busy_names``) is left alone: an attach between
+An attach or detach in progress (``state.pending.busy_names``) is left alone: an attach between
 marking its interface and writing its record is never taken for an orphan, nor a detach between
 deleting its interface and removing its record for a loss. Interfaces are listed before the
 records and the attachments in progress are read, so one that appears meanwhile is named by one
@@ -31,6 +31,7 @@ from netplumb.model.names import mark_owner, mark_scope
 from netplumb.ops import engine
 from netplumb.plan.reconcile import GuestView, is_ours, orphans, plan_repair, request_from_record
 from netplumb.runtimes.guests import NETNS_RUN_DIR, Guest, from_host, from_pid, resolve
+from netplumb.state import pending
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def _announce_again(guest: Guest, ifname: str, req: AttachRequest) -> None:
 def _restore_guest(guest: Guest, recs: list[tuple[str, Record]], sweep: bool, log: Log) -> None:
     session = Session(guest.fd)
     try:
-        busy = engine.busy_names()
+        busy = pending.busy_names()
         for name, record in recs:
             if name in busy:
                 continue
@@ -190,7 +191,7 @@ def _named_now() -> tuple[set[tuple[str, str]], set[tuple[str, str]], set[str]]:
             if r.get("kind") == "veth":
                 host_side.add((owner, str(r.get("host_name"))))
     busy_owners = set()
-    for name in engine.busy_names():
+    for name in pending.busy_names():
         owner, _, ifname = name.rpartition("@")
         guest_side.add((owner, ifname))
         busy_owners.add(owner)

@@ -1,0 +1,52 @@
+"""Attachments in progress: ``attach.pending/<owner>@<ifname>`` holds the PID of an attach or
+detach from before its first kernel change until after its record is written or removed.
+
+``reconcile`` leaves such an attachment alone: between marking an interface and recording it,
+an attach would otherwise look like an orphan (a DHCP attach waits seconds there for a lease),
+and between deleting one and forgetting it, a detach like a loss. (A file, not a shared flock:
+the one-shot path does not pay for importing fcntl.)
+"""
+
+from __future__ import annotations
+
+import os
+
+from netplumb import state
+
+PENDING = "attach.pending"
+
+
+def mark(name: str) -> str:
+    p = state.path(PENDING, name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = state.open_file(p, flags)
+    except FileNotFoundError:
+        state.ensure_dir(PENDING)
+        fd = state.open_file(p, flags)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+    return p
+
+
+def clear(p: str) -> None:
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+def busy_names() -> set[str]:
+    """The attachments an attach or detach of a live process is working on now."""
+    out = set()
+    for name in state.names(PENDING):
+        try:
+            with open(state.path(PENDING, name)) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid > 0 and os.path.exists(f"/proc/{pid}"):
+            out.add(name)
+    return out
