@@ -475,6 +475,16 @@ def test_detach_removes_everything_and_reattach_is_idempotent(lab: Lab) -> None:
     assert "eth1" in line and "detach" in line
     assert lab.addrs(g, "eth1") == ["10.11.0.2/24"] and len(bridge_ports(lab, "br0")) == 1
 
+    plan = lab.netplumb("detach", g, "eth1", "--dry-run").stdout.splitlines()
+    assert plan == [f"ip link del {peer['ifname']}  # the veth of GUEST's eth1"]
+    assert lab.addrs(g, "eth1") == ["10.11.0.2/24"]  # a dry run changes nothing
+    # the plan executed by the applier: stopped after its first action, the record stays and
+    # ``detach`` again finishes the job (a removal has nothing to roll back)
+    stopped = lab.netplumb(
+        "detach", g, "eth1", check=False, env={"NETPLUMB_FAIL_AFTER": "DetachInterface"}
+    )
+    assert "injected failure after DetachInterface" in stopped.stderr
+    assert lab.link(g, "eth1") is None and len(lab.attachments()) == 1
     lab.netplumb("detach", g, "eth1")
     assert lab.link(g, "eth1") is None
     assert lab.link_by_index(lab.host, peer["ifindex"]) is None

@@ -15,7 +15,7 @@ from netplumb.plan.actions import Action
 from netplumb.plan.networks import BridgeSeen, network_mark, plan_create, plan_remove
 from netplumb.plan.observed import Guest
 from netplumb.plan.ports import plan_publish, plan_unpublish
-from netplumb.plan.steps import DetachInterface, ReleaseAddress
+from netplumb.plan.removal import detach_steps
 from netplumb.plan.upsteps import remove_steps
 
 GOLDEN = Path(__file__).parent / "golden" / "plan_commands.txt"
@@ -59,9 +59,14 @@ def render() -> str:
         ),
         "unpublish web 80": plan_unpublish([binding], parse_port_spec("80")),
         "rm web": remove_steps(web, one_by_one=True),
-        "detach web eth1": (
-            DetachInterface("eth1", "veth1pl4242"),
-            ReleaseAddress("lab", "10.94.0.3"),
+        "detach web eth1": detach_steps("eth1", "veth1pl4242", [("lab", "10.94.0.3")], "", ()),
+        # an interface on the LAN (macvlan: gone with the guest end) that also holds a CNI lease
+        "detach web eth2": detach_steps(
+            "eth2",
+            None,
+            (),
+            "host:web@eth2",
+            [("%lan", "192.168.1.200"), ("%cni-np", "10.88.0.7")],
         ),
     }
     out = []

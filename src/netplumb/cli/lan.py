@@ -269,11 +269,11 @@ def _print_plan(actions: list[Action]) -> int:
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    from netplumb.ops import languest
+    from netplumb.ops import detach
 
     if args.dry_run:
-        return _print_plan(languest.detach_plan(args.guest, args.ifname))
-    languest.detach(args.guest, args.ifname)
+        return _print_plan(detach.plan(args.guest, args.ifname))
+    detach.detach(args.guest, args.ifname)
     return 0
 
 

@@ -52,13 +52,11 @@ def _print_plan(actions: list[object]) -> int:
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    from netplumb.ops import engine
+    from netplumb.ops import detach
 
     if args.dry_run:
-        from netplumb.ops import dryrun
-
-        return _print_plan(list(dryrun.detach(args.guest, args.ifname)))
-    engine.detach(args.guest, args.ifname)
+        return _print_plan(list(detach.plan(args.guest, args.ifname)))
+    detach.detach(args.guest, args.ifname)
     return 0
 
 

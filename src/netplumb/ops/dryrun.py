@@ -4,11 +4,8 @@ typed actions, changing nothing (reads only: records, netlink dumps)."""
 
 from __future__ import annotations
 
-from netplumb import state
-from netplumb.errors import Conflict, NetplumbError
 from netplumb.ops import networks
 from netplumb.plan.actions import Action
-from netplumb.plan.steps import DetachInterface, ReleaseAddress
 from netplumb.plan.upsteps import remove_steps
 
 TYPE_CHECKING = False
@@ -31,40 +28,6 @@ def network_remove(name: str) -> list[Action]:
 
     with Netlink() as nl:
         return networks.plan_remove(name, nl)
-
-
-def detach(guest_ref: str, ifname: str) -> list[Action]:
-    """The removal of an attachment, from its record (or its mark, without one)."""
-    from netplumb.kernel.session import Session
-    from netplumb.model.names import mark_owner
-    from netplumb.runtimes.guests import resolve
-
-    with resolve(guest_ref) as guest:
-        record = state.read("attach", f"{guest.key}@{ifname}")
-        if record is None:
-            session = Session(guest.fd)
-            try:
-                link = session.guest.get_link(ifname)
-            finally:
-                session.close()
-            if link is None:
-                raise NetplumbError(f'guest {guest_ref} has no interface "{ifname}"')
-            if mark_owner(link.alias) != guest.key:
-                raise Conflict(
-                    f'interface "{ifname}" of guest {guest_ref} was not attached by netplumb'
-                )
-            return [DetachInterface(ifname, None)]
-        host = record.get("host_name") if record.get("kind") == "veth" else None
-        out: list[Action] = [DetachInterface(ifname, str(host) if host else None)]
-        sig = record.get("signature") or {}
-        net = networks.by_bridge(str(sig.get("host_if"))) if sig.get("host_if") else None
-        if net is not None:
-            held = networks.leases(net.name)
-            for a in sig.get("addresses", []):
-                ip = str(a).split("/")[0]
-                if held.get(ip) == guest.key:
-                    out.append(ReleaseAddress(net.name, ip))
-        return out
 
 
 def publish(guest_name: str, mappings: list[PortMapping]) -> list[Action]:

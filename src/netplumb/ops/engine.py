@@ -14,7 +14,7 @@ from netplumb import state
 from netplumb.errors import Conflict, NetplumbError, NotSupported
 from netplumb.kernel.session import Session
 from netplumb.model.attach import AttachRequest
-from netplumb.model.names import mark_owner, owner_mark
+from netplumb.model.names import mark_owner
 from netplumb.ops import apply as applier
 from netplumb.plan.actions import (
     Action,
@@ -323,36 +323,6 @@ def undo_from_results(session: Session, ifname: str, results: dict[str, object])
     previous = results.get("previous_defaults")
     if isinstance(previous, list) and previous:
         session.restore_defaults(previous)
-
-
-def detach(guest_ref: str, ifname: str) -> None:
-    """Remove an interface netplumb attached, with its addresses, routes and DHCP client."""
-    with resolve(guest_ref) as guest:
-        name = record_name(guest.key, ifname)
-        record = state.read("attach", name)
-        session = Session(guest.fd)
-        busy = pending.mark(name)
-        try:
-            if record is None:
-                link = session.guest.get_link(ifname)
-                if link is None:
-                    raise NetplumbError(f'guest {guest_ref} has no interface "{ifname}"')
-                if mark_owner(link.alias) != guest.key:
-                    raise Conflict(
-                        f'interface "{ifname}" of guest {guest_ref} was not attached by netplumb'
-                    )
-                record = {"kind": link.kind}
-            record["owner_mark"] = owner_mark(guest.key)
-            undo_from_results(session, ifname, record)
-            _release_static(_static_leases(record), guest.key)
-            if os.path.isdir(state.path("lan")):
-                from netplumb.ops import lanpool
-
-                lanpool.release_holder(name)
-            state.remove("attach", name)
-        finally:
-            pending.clear(busy)
-            session.close()
 
 
 def fail_after_for_tests(name: str) -> None:

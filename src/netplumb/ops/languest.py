@@ -21,7 +21,7 @@ from netplumb.model.attach import AttachRequest, DhcpSpec
 from netplumb.ops import apply as applier
 from netplumb.ops import engine, lanpool
 from netplumb.ops.attachpart import AttachPart
-from netplumb.plan.lan import AnnounceLan, ClaimLanAddress, ReleaseLanLeases
+from netplumb.plan.lan import AnnounceLan, ClaimLanAddress
 from netplumb.runtimes.guests import resolve
 
 TYPE_CHECKING = False
@@ -154,19 +154,3 @@ def attach_plan(
             return list(run.steps(True))
         finally:
             run.close()
-
-
-def detach(guest: str, ifname: str = "eth1") -> None:
-    with resolve(guest) as g:
-        holder = engine.record_name(g.key, ifname)
-    engine.detach(guest, ifname)
-    lanpool.release_holder(holder)
-
-
-def detach_plan(guest: str, ifname: str = "eth1") -> list[Action]:
-    """``lan detach --dry-run``: ``detach``'s plan and the pool's release."""
-    from netplumb.ops import dryrun
-
-    with resolve(guest) as g:
-        holder = engine.record_name(g.key, ifname)
-    return [*dryrun.detach(guest, ifname), ReleaseLanLeases(holder)]

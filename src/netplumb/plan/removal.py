@@ -12,6 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netplumb.plan.actions import Action
+from netplumb.plan.lan import ReleaseLanLeases
+from netplumb.plan.steps import DetachInterface, ReleaseAddress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @dataclass(frozen=True)
@@ -145,3 +151,26 @@ class Tidy(Action):
 
     def __str__(self) -> str:
         return "tidy: port index entries no record backs; DOCKER-USER rules of the bridges left"
+
+
+def detach_steps(
+    ifname: str,
+    host_end: str | None,
+    addresses: Iterable[tuple[str, str]],
+    holder: str,
+    held: Iterable[tuple[str, str]],
+) -> list[Action]:
+    """``detach`` (and ``lan detach``) of one interface, from its attach record: the interface
+    (a veth goes by its host end, which takes the guest end with it), the network ``addresses``
+    (network, ip) its guest holds for it, then what the attachment (``holder``, its record's
+    name) holds in the allocator's other tables (``held``: (table, key)), the LAN pool's in the
+    words ``lan detach`` has always printed."""
+    steps: list[Action] = [DetachInterface(ifname, host_end)]
+    steps += [ReleaseAddress(net, ip) for net, ip in addresses]
+    held = tuple(held)
+    if any(table == "%lan" for table, _ in held):
+        steps.append(ReleaseLanLeases(holder))
+    others = tuple(pair for pair in held if pair[0] != "%lan")
+    if others:
+        steps.append(ReleaseLeases(holder, others))
+    return steps
