@@ -178,6 +178,19 @@ def test_down_leaves_no_server_and_it_answers_only_its_networks(names: NamesLab)
     lab.netplumb("rm", "-f", "web")
     assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5)
     assert not (lab.state / "dns.pid").exists()
+    # a project's up starts it, its down leaves no server and no PID file
+    topo = lab.tmp / "names.yaml"
+    topo.write_text(
+        "name: names\nnetworks:\n  back:\n    subnet: 10.64.0.0/24\nservices:\n"
+        "  web:\n    replicas: 2\n    command: sleep infinity\n    networks: [back]\n"
+    )
+    lab.netplumb("up", "-f", str(topo))
+    assert lab.dig("web1", "web2") == "10.64.0.3"
+    pid = lab.server_pid()
+    assert pid is not None
+    lab.netplumb("down", "-f", str(topo))
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5)
+    assert not (lab.state / "dns.pid").exists()
 
 
 def test_two_hundred_hosts_on_one_network(names: NamesLab) -> None:
