@@ -43,7 +43,8 @@ class RecordNetwork(Action):
     def __str__(self) -> str:
         n = self.network
         subnets = " ".join(s for s in (n.subnet, n.subnet6) if s)
-        return f"record network {n.name} ({subnets} on {n.bridge})"
+        internal = ", internal" if n.internal else ""
+        return f"record network {n.name} ({subnets} on {n.bridge}{internal})"
 
 
 class ForgetNetwork(Action):
