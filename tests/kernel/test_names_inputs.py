@@ -204,6 +204,10 @@ def test_an_internal_network_reaches_its_members_and_the_gateway_nothing_beyond(
     assert lab.ping("a", MACHINE_LAN)  # the machine's other addresses: input, not forward
     assert not lab.ping("a", "10.98.0.2")  # another network's guest (the guard drops it too)
     assert lab.sh(lab.lan, "ping", "-c", "1", "-W", "1", "10.97.0.2", check=False).returncode != 0
+    # a published port: from the machine itself (output, not forward), not from the LAN
+    lab.server("s", 8000, "--network", "back", "-p", "18300:8000")
+    assert lab.http(lab.m, "http://127.0.0.1:18300/") == "200"
+    assert lab.http(lab.lan, f"http://{MACHINE_LAN}:18300/") == "000"
     # nothing leaves with the machine's address either: no masquerade rule for it
     ruleset = lab.ruleset()
     assert "10.97.0.0/24 oifname" not in ruleset
@@ -213,7 +217,7 @@ def test_an_internal_network_reaches_its_members_and_the_gateway_nothing_beyond(
         "internal",
         "10.98.0.1",
     ]
-    for name in ("a", "b", "c", "d"):
+    for name in ("a", "b", "c", "d", "s"):
         lab.np("rm", "-f", name)
     lab.np("network", "rm", "back")
     assert "npt-back0" not in lab.ruleset()
