@@ -120,6 +120,14 @@ def test_a_bad_alias_is_one_line_and_makes_nothing(lab: Lab, alias: str, problem
     assert lab.sh(lab.m, "ip", "-o", "link").stdout.count("\n") == before  # not even np0
 
 
+def test_aliases_need_a_network(lab: Lab) -> None:
+    argv = ["run", "--name", "web", "--network", "none", "--network-alias", "www"]
+    proc = lab.np(*argv, "--", "sleep", "1000", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr == "netplumb: cannot give network aliases to a host with --network none\n"
+    assert json.loads(lab.np("ps", "--json").stdout) == []
+
+
 TOPOLOGY = """\
 name: names
 link_env: false

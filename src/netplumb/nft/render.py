@@ -1,8 +1,9 @@
 """netplumb's nftables ruleset, rendered as ``nft -f`` text from its records (pure).
 
 One ``inet netplumb`` table does published ports (DNAT for traffic from elsewhere and from the
-machine itself, masquerade for loopback and hairpin traffic) and the guards Docker lacked before
-28.0; one ``bridge netplumb`` table isolates networks with ``isolation`` on. Every rule is
+machine itself, masquerade for loopback and hairpin traffic), the guards Docker lacked before
+28.0, and cuts ``internal`` networks off (a ``forward`` chain; Docker's ``--internal``); one
+``bridge netplumb`` table isolates networks with ``isolation`` on. Every rule is
 commented with its owner. The text replaces both tables in one transaction (``apply_text``), so
 a half-applied ruleset never exists; golden files in tests pin the output.
 

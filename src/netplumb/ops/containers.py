@@ -78,6 +78,8 @@ def run(
         )
     if (publish or publish_all) and not attachments:
         raise NetplumbError("cannot publish ports of a host with --network none")
+    if names and not attachments:
+        raise NetplumbError("cannot give network aliases to a host with --network none")
 
     def prepare(record: Record) -> tuple[dict[str, str], list[str]]:
         owner = f"host:{name}"

@@ -174,6 +174,10 @@ class _Resolver:
         attachments = self._attachments(name, rs, here, over)
         if not attachments and mine:
             raise TopologyError(mine[0][1], "cannot publish ports of a service without a network")
+        if not attachments and rs.aliases:
+            raise TopologyError(
+                (*here, "aliases"), "cannot give aliases to a service without a network"
+            )
         self._publish(name, mine)
         interfaces = self._interfaces(name, rs, here, over, attachments)
         deps = []
