@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from kernel.test_names import OUTSIDE, NamesLab
 from kernel.test_ports_links import MACHINE_LAN, NEIGHBOUR
 from kernel.test_ports_links import Lab as LinkLab
 
@@ -261,12 +262,12 @@ def test_docker_guests_get_aliases_service_and_link_env_in_their_records(
             """
         )
     )
-    names = [f"{web}-1", f"{web}-2"]
-    for name in names:
+    guests = [f"{web}-1", f"{web}-2"]
+    for name in guests:
         lab.container(name)  # netplumb's to remove: this only if a failure left it
     lab.np("up", "-f", str(path))
     try:
-        for name in names:
+        for name in guests:
             rec = lab.record("docker", name)
             assert (rec["aliases"], rec["service"], rec["link_env"]) == (["www"], "web", False)
             env = docker("inspect", "-f", "{{json .Config.Env}}", name)
@@ -279,3 +280,68 @@ def test_docker_guests_get_aliases_service_and_link_env_in_their_records(
 
 def docker(*argv: str) -> str:
     return subprocess.run(["docker", *argv], capture_output=True, text=True, check=True).stdout
+
+
+# -- the inputs as the name server reads them (the server: ops/dnsserver.py, test_names.py) ----
+
+NAMED = """\
+name: named
+link_env: false
+networks:
+  back: {subnet: 10.63.0.0/24, internal: true}
+services:
+  db:
+    command: sleep infinity
+    networks:
+      back: {ipv4_address: 10.63.0.10}
+    aliases: [mongo-db, db.internal]
+  web:
+    replicas: 3
+    command: sleep infinity
+    networks: [back]
+    links: [db:mongo]
+"""
+
+
+@pytest.fixture
+def names_lab(tmp_path: Path) -> Iterator[NamesLab]:
+    lab = NamesLab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def _up(lab: NamesLab, name: str, *args: str) -> None:
+    lab.netplumb("run", "--name", name, *args, "sleep", "infinity")
+
+
+def test_aliases_services_links_and_internal_networks_resolve(
+    names_lab: NamesLab, tmp_path: Path
+) -> None:
+    lab = names_lab
+    path = tmp_path / "named.yaml"
+    path.write_text(NAMED)
+    lab.netplumb("up", "-f", str(path))
+    try:
+        # the service's aliases, its name for every replica, the link alias for the linker
+        assert lab.dig("web1", "mongo-db") == "10.63.0.10"
+        assert lab.dig("web2", "db.internal") == "10.63.0.10"
+        assert lab.dig("web1", "mongo") == "10.63.0.10"
+        replicas = sorted(lab.dig("db", "web").split())
+        assert len(replicas) == 3 and all(a.startswith("10.63.0.") for a in replicas)
+        assert sorted(lab.dig("db", n) for n in ("web1", "web2", "web3")) == replicas
+        # link_env: false (Docker 29): the name and /etc/hosts, no variables
+        env = lab.netplumb("exec", "web1", "env").stdout
+        assert "MONGO_" not in env
+        # an internal network forwards no outside name; the default network does
+        assert lab.status("web1", OUTSIDE[0]) == "REFUSED"
+    finally:
+        lab.netplumb("down", "-f", str(path))
+    _up(lab, "cache", "--network-alias", "memo", "--network-alias", "memo.lab")
+    _up(lab, "client")
+    cache_ip = lab.dig("client", "cache")
+    assert cache_ip.startswith("10.89.0.")
+    assert lab.dig("client", "memo") == cache_ip
+    assert lab.dig("client", "memo.lab") == cache_ip
+    assert lab.dig("client", OUTSIDE[0]) == OUTSIDE[1]
