@@ -185,11 +185,13 @@ def test_topology_aliases_services_link_env_and_an_internal_network(
 def test_an_internal_network_reaches_its_members_and_the_gateway_nothing_beyond(
     lab: Lab,
 ) -> None:
-    # The neighbour routes the networks' subnets through the machine (a LAN router that
-    # knows them): without netplumb's drop, a guest of the internal network would reach it
-    # even without a masquerade, since the replies find their way back.
-    for subnet in ("10.97.0.0/24", "10.89.0.0/16"):
-        lab.sh(lab.lan, "ip", "route", "add", subnet, "via", MACHINE_LAN)
+    # The oracle on the LAN: the neighbour counts what arrives from the internal subnet.
+    # Pinging is not enough: netplumb's guard drops replies to an unmasqueraded guest anyway,
+    # but a one-way packet (a UDP datagram, an echo request) would still leave the machine.
+    lab.sh(lab.lan, "nft", "add", "table", "ip", "watch")
+    hook = "{ type filter hook input priority 0; }"
+    lab.sh(lab.lan, "nft", "add", "chain", "ip", "watch", "input", hook)
+    lab.sh(lab.lan, "nft", "add", "rule", "ip", "watch", "input", "ip saddr 10.97.0.0/24 counter")
     lab.np(
         "network",
         "create",
@@ -210,9 +212,19 @@ def test_an_internal_network_reaches_its_members_and_the_gateway_nothing_beyond(
     assert lab.ping("a", "10.97.0.1")  # the gateway: the machine, where DNS will answer
     assert lab.ping("c", NEIGHBOUR) and lab.ping("d", NEIGHBOUR)  # the others go out
     assert not lab.ping("a", NEIGHBOUR)
+    assert arrived(lab) == 0  # not even the request left the machine
     assert lab.ping("a", MACHINE_LAN)  # the machine's other addresses: input, not forward
     assert not lab.ping("a", "10.98.0.2")  # another network's guest (the guard drops it too)
     assert lab.sh(lab.lan, "ping", "-c", "1", "-W", "1", "10.97.0.2", check=False).returncode != 0
+    # the two drop rules are what keeps it in: flushed, the requests reach the neighbour
+    # (unmasqueraded); `reconcile` sees the ruleset drifted and puts them back
+    lab.sh(lab.m, "nft", "flush", "chain", "inet", "netplumb", "forward")
+    lab.ping("a", NEIGHBOUR)
+    leaked = arrived(lab)
+    assert leaked > 0
+    lab.np("reconcile")
+    assert not lab.ping("a", NEIGHBOUR)
+    assert arrived(lab) == leaked
     # a published port: from the machine itself (output, not forward), not from the LAN
     lab.server("s", 8000, "--network", "back", "-p", "18300:8000")
     assert lab.http(lab.m, "http://127.0.0.1:18300/") == "200"
@@ -230,6 +242,16 @@ def test_an_internal_network_reaches_its_members_and_the_gateway_nothing_beyond(
         lab.np("rm", "-f", name)
     lab.np("network", "rm", "back")
     assert "npt-back0" not in lab.ruleset()
+
+
+def arrived(lab: Lab) -> int:
+    """Packets from the internal subnet the neighbour has received (its own nft counter)."""
+    out = json.loads(lab.sh(lab.lan, "nft", "-j", "list", "chain", "ip", "watch", "input").stdout)
+    for item in out["nftables"]:
+        for expr in item.get("rule", {}).get("expr", []):
+            if "counter" in expr:
+                return int(expr["counter"]["packets"])
+    raise AssertionError(f"no counter in {out}")
 
 
 BUSYBOX = "netplumb/busybox:test"
