@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from kernel.test_names import OUTSIDE, NamesLab
+from kernel.nameslab import OUTSIDE, NamesLab
 from kernel.test_ports_links import MACHINE_LAN, NEIGHBOUR
 from kernel.test_ports_links import Lab as LinkLab
 
@@ -325,23 +325,10 @@ services:
 """
 
 
-@pytest.fixture
-def names_lab(tmp_path: Path) -> Iterator[NamesLab]:
-    lab = NamesLab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-def _up(lab: NamesLab, name: str, *args: str) -> None:
-    lab.netplumb("run", "--name", name, *args, "sleep", "infinity")
-
-
 def test_aliases_services_links_and_internal_networks_resolve(
-    names_lab: NamesLab, tmp_path: Path
+    names: NamesLab, tmp_path: Path
 ) -> None:
-    lab = names_lab
+    lab = names
     path = tmp_path / "named.yaml"
     path.write_text(NAMED)
     lab.netplumb("up", "-f", str(path))
@@ -360,8 +347,8 @@ def test_aliases_services_links_and_internal_networks_resolve(
         assert lab.status("web1", OUTSIDE[0]) == "REFUSED"
     finally:
         lab.netplumb("down", "-f", str(path))
-    _up(lab, "cache", "--network-alias", "memo", "--network-alias", "memo.lab")
-    _up(lab, "client")
+    lab.up("cache", "--network-alias", "memo", "--network-alias", "memo.lab")
+    lab.up("client")
     cache_ip = lab.dig("client", "cache")
     assert cache_ip.startswith("10.89.0.")
     assert lab.dig("client", "memo") == cache_ip
