@@ -51,7 +51,8 @@ class NamesLab(Lab):
 
     def status(self, host: str, *args: str) -> str:
         """The answer's status (NOERROR, NXDOMAIN, SERVFAIL, ...)."""
-        out = self.netplumb("exec", host, "dig", "+tries=1", "+timeout=8", *args).stdout
+        dig = ["dig", "+tries=1", "+timeout=8", *args]
+        out = self.netplumb("exec", host, *dig, check=False).stdout
         for line in out.splitlines():
             if "status:" in line:
                 return line.split("status:")[1].split(",")[0].strip()

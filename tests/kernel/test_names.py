@@ -6,12 +6,13 @@ upstream: dnsmasq in a namespace of its own, which knows one outside name."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
 
 from kernel.nameslab import OUTSIDE, NamesLab
-from lab import run, wait_for
+from lab import NETPLUMB, run, wait_for
 
 pytestmark = pytest.mark.kernel
 
@@ -46,6 +47,9 @@ def test_names_on_two_networks_links_and_reverse(names: NamesLab) -> None:
     assert lab.status("app", "-x", "10.61.0.99") == "NXDOMAIN"  # nobody's
     # TCP too
     assert lab.dig("web", "+tcp", "app") == "10.61.0.20"
+    # detached from back, app is no name there any more (it lives on front only: NXDOMAIN)
+    lab.netplumb("detach", "app", "eth1")
+    assert wait_for(lambda: lab.status("db", "app") == "NXDOMAIN", timeout=5)
 
 
 def test_forwarding_and_the_upstream_gone(names: NamesLab) -> None:
@@ -126,3 +130,25 @@ def test_two_hundred_hosts_on_one_network(names: NamesLab) -> None:
     got = out.stdout.split()
     assert len(got) == 200 and len(set(got)) == 200
     assert all(ip.startswith("10.63.") for ip in got)
+
+
+def test_a_killed_server_is_started_again_by_reconcile_and_by_watch(names: NamesLab) -> None:
+    lab = names
+    lab.netplumb("network", "create", "front", "--subnet", "10.61.0.0/24")
+    lab.up("web", "--network", "front")
+    lab.up("db", "--network", "front", "--ip", "10.61.0.50")
+    first = lab.server_pid()
+    assert first is not None
+    os.kill(first, 9)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{first}"), timeout=5)
+    assert lab.status("web", "+timeout=1", "db").startswith("no answer")
+    assert "started the name server" in lab.netplumb("reconcile").stdout
+    assert lab.dig("web", "db") == "10.61.0.50"
+    assert lab.netplumb("reconcile").stdout == ""  # in step: nothing to say
+    second = lab.server_pid()
+    assert second is not None and second != first
+    watch = lab.popen(lab.host, [NETPLUMB, "watch"], stdout=subprocess.PIPE)
+    assert watch.stdout is not None and watch.stdout.readline() == "watching\n"
+    os.kill(second, 9)
+    assert wait_for(lambda: lab.server_pid() not in (None, second), timeout=10)
+    assert lab.dig("web", "db") == "10.61.0.50"

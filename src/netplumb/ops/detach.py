@@ -120,3 +120,6 @@ def detach(guest_ref: str, ifname: str) -> None:
         finally:
             pending.clear(busy)
             session.close()
+    from netplumb.ops import dns
+
+    dns.settle()

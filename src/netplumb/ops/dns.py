@@ -128,6 +128,31 @@ def running() -> int | None:
     return pid if alive(pid, TAG) else None
 
 
+def settle(timeout: float = 2.0) -> None:
+    """After a removal: once no network has a member, the name server ends by itself (it
+    follows the records); wait for it (its lock is free once it has exited), so ``rm``,
+    ``down`` and ``gc`` return with nothing of it left. It stays while a member does."""
+    path = state.path(LOCKFILE)
+    if not os.path.exists(path) or (state.names("attach") and zone().members):
+        return
+    import fcntl
+    import time
+
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return  # no server holds it
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.005)
+    finally:
+        os.close(fd)  # and the lock with it
+
+
 def died() -> bool:
     """Whether the name server was killed (its PID file outlived it: it removes the file
     when it ends by itself)."""

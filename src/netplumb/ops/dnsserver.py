@@ -17,6 +17,7 @@ import fcntl
 import os
 import signal
 import socket
+import sys
 
 from netplumb import state
 from netplumb.model import dnswire as w
@@ -163,8 +164,23 @@ class Server:
                 sock=tcp,
             )
             self.bound[key] = [transport, server]
-        if zone.members == 0:
+        if zone.members == 0 and self._last_look():
             self.done.set()
+
+    def _last_look(self) -> bool:
+        """Whether to end, the zone being empty: the PID file goes first, then the records are
+        read afresh. A command that wrote a member's record and found this server running
+        did so before the file went, so its member is seen here, and the server stays (its
+        file back); one that comes after finds no server and starts one."""
+        pidfile = state.path(dns.PIDFILE)
+        try:
+            os.unlink(pidfile)
+        except FileNotFoundError:
+            pass
+        if dns.zone().members == 0:
+            return True
+        state.write_file(pidfile, f"{os.getpid()}\n".encode())
+        return False
 
     async def _tcp(
         self, network: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -263,11 +279,20 @@ def main(args: list[str]) -> None:
         return
     pidfile = state.path(dns.PIDFILE)
     state.write_file(pidfile, f"{os.getpid()}\n".encode())
+    code = 1
     try:
         asyncio.run(_serve(ready=True))
+        code = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()  # into its log
     finally:
         try:
             os.unlink(pidfile)
         except FileNotFoundError:
             pass
-        os.close(lock)
+        # The lock goes with the process, not before: ``dns.settle`` waits for it, and a
+        # command that returns then leaves no server process behind.
+        sys.stderr.flush()
+        os._exit(code)

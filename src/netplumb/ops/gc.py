@@ -197,6 +197,9 @@ def gc() -> list[str]:
                 removed.append(str(getattr(action, "removed", action)))
 
         apply(plan(), execute)
+    from netplumb.ops import dns
+
+    dns.settle()
     return removed
 
 

@@ -161,3 +161,6 @@ def remove(name: str, force: bool = False) -> None:
         apply(actions, removal.execute, commit=removal.commit)
     finally:
         removal.close()
+    from netplumb.ops import dns
+
+    dns.settle()

@@ -292,6 +292,9 @@ def down(project: str, topo: Topology | None, report: Callable[[str], None]) -> 
             for name in list(reversed(rec.networks)):
                 report(shared.release(name, project, rec.drop_network))
         state.sweep_stale_tmp()  # records an interrupted up was writing
+        from netplumb.ops import dns
+
+        dns.settle()  # the name server, if that was its last network member
         if not actions:
             report(f"nothing to do: project {project} has nothing up")
         return actions
