@@ -17,6 +17,9 @@ or under ``nsenter --net=/proc/PID/ns/net``):
       Prints "ready" first (on stderr) once the socket is open. CLOCK_MONOTONIC is the same
       in every network namespace, so the caller compares it with its own clock.
 
+  dnsload.py ask --server IP --query NAME[:TYPE] [--repeat N] [--timeout S]
+      One question (N times), dnspython's client: rcode, answers in order, TTLs, ms.
+
   dnsload.py respond [--address 127.0.0.1] [--port 5300]
       A trivial responder (turns each query around with QR set, NOERROR, no answer), to
       measure the generator's own ceiling.
@@ -40,6 +43,10 @@ import time
 from array import array
 from collections import Counter
 from typing import Any
+
+# bench/dns.py would shadow dnspython's ``dns`` package for a script run from bench/
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
@@ -248,6 +255,36 @@ def poll(args: argparse.Namespace) -> dict[str, Any]:
     return {"first_ok": None, "queries": qid, "rcodes": dict(rcodes)}
 
 
+def ask(args: argparse.Namespace) -> dict[str, Any]:
+    """One question (``--repeat`` times, the answers' order each time), dnspython's client."""
+    import dns.exception
+    import dns.message
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+
+    name, _, qtype = args.query[0].partition(":")
+    out: dict[str, Any] = {"query": args.query[0], "server": args.server, "asks": []}
+    for _ in range(args.repeat):
+        q = dns.message.make_query(name, dns.rdatatype.from_text(qtype or "A"))
+        t = time.monotonic()
+        try:
+            r = dns.query.udp(q, args.server, port=args.port, timeout=args.timeout)
+        except (dns.exception.Timeout, OSError) as e:
+            ms = round((time.monotonic() - t) * 1000, 1)
+            out["asks"].append(
+                {"rcode": "timeout" if not isinstance(e, OSError) else str(e), "ms": ms}
+            )
+            continue
+        ms = round((time.monotonic() - t) * 1000, 1)
+        answers = [rd.to_text() for rrset in r.answer for rd in rrset]
+        ttls = sorted({rrset.ttl for rrset in r.answer})
+        out["asks"].append(
+            {"rcode": dns.rcode.to_text(r.rcode()), "answers": answers, "ttl": ttls, "ms": ms}
+        )
+    return out
+
+
 def respond(args: argparse.Namespace) -> None:
     """Turn every query around: QR and RA set, NOERROR, the question only."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -277,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     p_load.add_argument("--timeout", type=float, default=2.0)
     p_poll.add_argument("--interval", type=float, default=0.001)
     p_poll.add_argument("--timeout", type=float, default=30.0)
+    p_ask = sub.add_parser("ask")
+    p_ask.add_argument("--server", required=True)
+    p_ask.add_argument("--port", type=int, default=53)
+    p_ask.add_argument("--query", action="append", required=True, metavar="NAME[:TYPE]")
+    p_ask.add_argument("--timeout", type=float, default=3.0)
+    p_ask.add_argument("--repeat", type=int, default=1)
     p_resp = sub.add_parser("respond")
     p_resp.add_argument("--address", default="127.0.0.1")
     p_resp.add_argument("--port", type=int, default=5300)
@@ -285,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.duration and not args.count:
             args.duration = 5.0
         print(json.dumps(load(args)))
+    elif args.cmd == "ask":
+        print(json.dumps(ask(args)))
     elif args.cmd == "poll":
         print(json.dumps(poll(args)))
     else:
