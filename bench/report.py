@@ -268,6 +268,72 @@ def cni(d: Json) -> list[str]:
     return out
 
 
+# -- dns ----------------------------------------------------------------------------------------
+
+
+def dns(d: Json) -> list[str]:
+    out = [f"## DNS servers (`bench/dns.py`, {d['date']})", ""]
+    f: Json = d["floor"]
+    out.append(
+        f"UDP, {d['window']} queries in flight, {d['seconds_per_figure']} s per figure, median "
+        f"of {d['rounds']} rounds; the load generator's own ceiling here: {f['qps']:,.0f} "
+        f"queries/s ({f['generator_cpu_us_per_query']} µs of CPU per query)."
+    )
+    out.append("")
+    sides: Json = d["sides"]
+    rows = []
+    for s in sides.values():
+        if "queries" not in s:
+            rows.append([s["label"], s.get("skipped", "-"), "", "", "", ""])
+            continue
+        for kind, q in s["queries"].items():
+            codes = ", ".join(f"{k} {v:,}" for k, v in q["rcodes"].items())
+            rows.append([s["label"], kind, q["qps"], q["p50_ms"], q["p99_ms"], codes])
+    out += table(["side", "query", "queries/s", "p50 ms", "p99 ms", "answers"], rows)
+    new = [
+        [
+            s["label"],
+            *(s["new_name"].get(k) for k in ("median_ms", "p95_ms", "max_ms")),
+            s["new_name"]["from"],
+        ]
+        for s in sides.values()
+        if "new_name" in s
+    ]
+    out += table(["new name resolvable", "median ms", "p95 ms", "max ms", "from"], new)
+    ratios: Json = d.get("ratios_to_docker", {})
+    if ratios:
+        out += table(
+            [
+                "side / Docker",
+                *(f"{k} q/s" for k in next(iter(ratios.values()))),
+                *(f"{k} p99" for k in next(iter(ratios.values()))),
+            ],
+            [
+                [n, *(r["qps"] for r in v.values()), *(r["p99"] for r in v.values())]
+                for n, v in ratios.items()
+            ],
+        )
+    out += table(["target (issue 14)", "met"], [[k, v] for k, v in d.get("targets", {}).items()])
+    named = [(s["label"], s["queries"]) for s in sides.values() if "queries" in s]
+    if named:
+        kinds = list(named[0][1])
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        height = 0.8 / len(kinds)
+        for i, kind in enumerate(kinds):
+            ys = [y + (i - (len(kinds) - 1) / 2) * height for y in range(len(named))]
+            a1.barh(ys, [q[kind]["qps"] for _, q in named], height, label=kind)
+            a2.barh(ys, [q[kind]["p99_ms"] for _, q in named], height, label=kind)
+        a1.set_yticks(list(range(len(named))), [n for n, _ in named], fontsize=8)
+        a1.set_xlabel("queries/s")
+        a1.legend(fontsize=8)
+        a2.set_yticks([])
+        a2.set_xscale("log")
+        a2.set_xlabel("p99 latency ms")
+        fig.suptitle("DNS servers: 64 UDP queries in flight")
+        out += [save(fig, "dns.png"), ""]
+    return out
+
+
 def machine() -> str:
     cores = os.cpu_count()
     return f"{cores} cores, Linux {platform.release()}, Python {platform.python_version()}"
@@ -286,6 +352,7 @@ def main() -> None:
         ("ports", ports),
         ("service", service),
         ("cni", cni),
+        ("dns", dns),
     ]
     out = [
         "# netplumb benchmark report",
