@@ -106,6 +106,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     names = [s for s in args.sides if s != "netplumb" or dnssides.netplumb_available()]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {n: {k: [] for k in KINDS} for n in names}
     new: dict[str, list[float | None]] = {n: [] for n in names}
+    steps: dict[str, list[float]] = {n: [] for n in names}
     load = [os.getloadavg()[0]]
     try:
         upstream = dnslab.Upstream(nss, tag)
@@ -130,7 +131,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for name, side in zip(names, sides, strict=True):
                 ms = side.new_name(i)
                 new[name].append(ms)
-                print(f"new name {i + 1:2d} {name:17s} {ms} ms", flush=True)
+                steps[name].append(side.last_step_ms)
+                print(
+                    f"new name {i + 1:2d} {name:17s} {ms} ms after the step "
+                    f"({side.last_step_ms} ms)",
+                    flush=True,
+                )
     finally:
         for side in sides:
             side.close()
@@ -139,6 +145,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     out_sides: dict[str, Any] = {}
     for name, side in zip(names, sides, strict=True):
         got_new = [x for x in new[name] if x is not None]
+        from_start = [x + t for x, t in zip(new[name], steps[name], strict=True) if x is not None]
         out_sides[name] = {
             "label": side.label,
             "queries": {k: figures(runs[name][k]) for k in KINDS},
@@ -147,6 +154,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 **summary(got_new),
                 "unresolved": sum(1 for x in new[name] if x is None),
                 "samples_ms": new[name],
+                "step_median_ms": round(statistics.median(steps[name]), 2) if steps[name] else None,
+                "from_step_start_median_ms": (
+                    round(statistics.median(from_start), 2) if from_start else None
+                ),
             },
         }
     if "netplumb" in args.sides and "netplumb" not in names:
@@ -170,8 +181,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 NEW_FROM = {
     "docker": "docker run -d returning",
-    "aardvark": "SIGHUP after the network file is rewritten",
-    "dnsmasq": "SIGHUP after the addn-hosts file is rewritten",
+    "aardvark": "SIGHUP sent (the network file rewritten before)",
+    "dnsmasq": "SIGHUP sent (the addn-hosts file rewritten before)",
     "dnsmasq-hostsdir": "a hosts file renamed into --hostsdir (inotify)",
     "netplumb": "netplumb run returning",
 }
@@ -226,14 +237,20 @@ def show(result: dict[str, Any]) -> None:
                 f"{q['p99_ms']:8.3f}  {q['rcodes']}"
             )
     print()
-    print(f"{'new name visible, ms':34s} {'median':>8s} {'p95':>8s} {'min':>8s} {'max':>8s}  from")
+    head = ("median", "p95", "min", "max", "step", "start->")
+    print(f"{'new name visible, ms':34s} " + " ".join(f"{h:>8s}" for h in head) + "  after")
+    keys = (
+        "median_ms",
+        "p95_ms",
+        "min_ms",
+        "max_ms",
+        "step_median_ms",
+        "from_step_start_median_ms",
+    )
     for s in result["sides"].values():
         n = s.get("new_name")
         if n and n["median_ms"] is not None:
-            print(
-                f"{s['label']:34s} {n['median_ms']:8.1f} {n['p95_ms']:8.1f} "
-                f"{n['min_ms']:8.1f} {n['max_ms']:8.1f}  {n['from']}"
-            )
+            print(f"{s['label']:34s} " + " ".join(f"{n[k]:8.1f}" for k in keys) + f"  {n['from']}")
     print(f"targets: {json.dumps(result['targets'])}")
 
 

@@ -6,7 +6,9 @@ command prefix) and the address it asks (``server``). ``new_name()`` makes one m
 appear the way that side does it and returns the ms from that step's end (``docker run``
 returning, SIGHUP sent, a hosts file written, ``netplumb run`` returning) until the asker's
 first answer for it (a poller asks every millisecond from the asker's namespace, started
-before the step). ``close()`` removes what the side made; it is always called.
+before the step); negative when the name resolves before the step returns. ``last_step_ms``
+is the step's own duration (``docker run``, ``netplumb run``; 0 for a signal). ``close()``
+removes what the side made; it is always called.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ MISSING = "nosuch"
 
 class Side:
     label = ""
+    last_step_ms = 0.0  # how long the last new_name's step itself took (docker run, ...)
     enter: list[str]
     server: str
     queries: dict[str, str]
@@ -111,8 +114,10 @@ class DockerSide(Side):
         name = f"{self.prefix}-n{i}"
         poller = Poller(self.enter, self.server, name)
         try:
+            t0 = time.monotonic()
             self._run(f"n{i}")
             t_step = time.monotonic()
+            self.last_step_ms = round((t_step - t0) * 1000, 2)
             return _since(poller, t_step)
         finally:
             poller.proc.kill()
@@ -169,8 +174,9 @@ class AardvarkSide(LabSide):
         poller = Poller(self.enter, self.server, name)
         self.lines.append(dnslab.aardvark_line(f"n{i}", f"10.98.0.{100 + i}", name))
         self._write()
+        t_step = time.monotonic()  # the signal's send: nothing can answer before it
         os.kill(self.pid, signal.SIGHUP)
-        return _since(poller, time.monotonic())
+        return _since(poller, t_step)
 
 
 class DnsmasqSide(LabSide):
@@ -206,11 +212,13 @@ class DnsmasqSide(LabSide):
         if self.hostsdir:  # a new file per name: dnsmasq reads a new file in the directory
             tmp = self.hosts.parent.parent / f".{name}"
             tmp.write_text(line)
+            t_step = time.monotonic()
             tmp.rename(self.hosts.parent / name)
         else:
             self.hosts.write_text(self.hosts.read_text() + line)
+            t_step = time.monotonic()
             os.kill(self.proc.pid, signal.SIGHUP)
-        return _since(poller, time.monotonic())
+        return _since(poller, t_step)
 
 
 # -- netplumb: THE HOOK FOR THE LEAD --------------------------------------------------------------
@@ -305,8 +313,11 @@ class NetplumbSide(Side):
     def new_name(self, i: int) -> float | None:
         name = f"new{i}"
         poller = Poller(self.enter, self.server, name)
+        t0 = time.monotonic()
         self.np("run", "--network", "dnsb", "--name", name, "--", "sleep", "infinity")
-        return _since(poller, time.monotonic())
+        t_step = time.monotonic()
+        self.last_step_ms = round((t_step - t0) * 1000, 2)
+        return _since(poller, t_step)
 
     def close(self) -> None:
         import sweep

@@ -290,16 +290,19 @@ def dns(d: Json) -> list[str]:
             codes = ", ".join(f"{k} {v:,}" for k, v in q["rcodes"].items())
             rows.append([s["label"], kind, q["qps"], q["p50_ms"], q["p99_ms"], codes])
     out += table(["side", "query", "queries/s", "p50 ms", "p99 ms", "answers"], rows)
+    keys = ("median_ms", "p95_ms", "max_ms", "step_median_ms", "from_step_start_median_ms")
     new = [
-        [
-            s["label"],
-            *(s["new_name"].get(k) for k in ("median_ms", "p95_ms", "max_ms")),
-            s["new_name"]["from"],
-        ]
+        [s["label"], *(s["new_name"].get(k) for k in keys), s["new_name"]["from"]]
         for s in sides.values()
         if "new_name" in s
     ]
-    out += table(["new name resolvable", "median ms", "p95 ms", "max ms", "from"], new)
+    head = ["new name resolvable", "median ms", "p95 ms", "max ms", "step ms", "from start ms"]
+    out += table([*head, "after"], new)
+    out.append(
+        "Times count from the step's end (negative: the name resolved before the command "
+        'returned); "step" is the command\'s own duration, "from start" the two added.'
+    )
+    out.append("")
     ratios: Json = d.get("ratios_to_docker", {})
     if ratios:
         out += table(
