@@ -24,8 +24,11 @@ import json
 import os
 import platform
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +52,12 @@ QUESTIONS: list[tuple[str, str, str, str, int]] = [
     ("forwarded name", "g0", "a", FWD_NAME, 1),
     ("outsider (10.98.5.2, not in any subnet) asks a member", "g2", "a", "web1", 1),
     ("outsider asks a forwarded name (open resolver?)", "g2", "a", FWD_NAME, 1),
+    ("upstream a black hole: a missing one-label name", "g3", "c", "nosuch", 1),
     ("upstream a black hole: forwarded name", "g3", "c", FWD_NAME, 1),
 ]
 
 
-def ask(guest: str, server: str, question: str, repeat: int) -> Any:
+def ask(guest: str, server: str, question: str, repeat: int = 1, *extra: str) -> Any:
     argv = [
         "ip",
         "netns",
@@ -70,6 +74,7 @@ def ask(guest: str, server: str, question: str, repeat: int) -> Any:
         str(repeat),
         "--timeout",
         "15",
+        *extra,
     ]
     return json.loads(sh(*argv).stdout)["asks"]
 
@@ -110,9 +115,21 @@ def aardvark(nss: dnslab.Namespaces, tag: str, upstream: dnslab.Upstream) -> dic
             + line("db1", "10.98.1.3", "db1")
         )
         (conf / "c").write_text(f"{GW['c']} {BLACKHOLE}\n" + line("g3", "10.98.2.10", "g3"))
-        dnslab.aardvark_start(lab, conf)
+        pid = dnslab.aardvark_start(lab, conf)
         dnslab.wait_answers(["ip", "netns", "exec", lab.guests[0]], GW["a"], "web1")
-        return run_questions(lab)
+        out = run_questions(lab)
+        # reloads: web1's line gone from a, network b's file gone; SIGHUP; ask again
+        text = (conf / "a").read_text().replace(line("web1", "10.98.0.3", "web1"), "")
+        (conf / "a").write_text(text)
+        (conf / "b").unlink()
+        os.kill(pid, signal.SIGHUP)
+        time.sleep(0.2)
+        out.update(after_reload(lab, "web1's line removed, SIGHUP", "network b's file removed"))
+        listening = sh("ip", "netns", "exec", lab.ns, "ss", "-Hlnu").stdout.split("\n")
+        key = "UDP sockets after b's file removed and SIGHUP"
+        out[key] = [ln.split()[3] for ln in listening if ln.strip()]
+        print(f"  {key}: {out[key]}")
+        return out
     finally:
         shutil.rmtree(conf, ignore_errors=True)
 
@@ -128,9 +145,10 @@ def dnsmasq(nss: dnslab.Namespaces, tag: str, upstream: dnslab.Upstream) -> dict
     }
     servers = {"a": lab.upstream, "b": lab.upstream, "c": BLACKHOLE}
     try:
+        instances: dict[str, subprocess.Popen[str]] = {}
         for net, text in hosts.items():
             (conf / net).write_text(text)
-            lab.spawn(
+            instances[net] = lab.spawn(
                 dnslab.dnsmasq_argv(
                     "-p",
                     "53",
@@ -144,6 +162,10 @@ def dnsmasq(nss: dnslab.Namespaces, tag: str, upstream: dnslab.Upstream) -> dict
         enter = ["ip", "netns", "exec", lab.guests[0]]
         dnslab.wait_answers(enter, GW["a"], "web1")
         out = run_questions(lab)
+        (conf / "a").write_text(hosts["a"].replace("10.98.0.3 web1\n", ""))
+        os.kill(instances["a"].pid, signal.SIGHUP)
+        time.sleep(0.2)
+        out.update(after_reload(lab, "web1's line removed, SIGHUP", ""))
         # a network that does not forward: a fourth instance on 10.98.0.1 port 5353 would
         # need its own address; instead b's instance is replaced by one with --local=/#/
         local = lab.spawn(
@@ -173,7 +195,7 @@ def dnsmasq(nss: dnslab.Namespaces, tag: str, upstream: dnslab.Upstream) -> dict
             "--timeout",
             "5",
         ]
-        dnslab.wait_answers(enter, GW["a"], "web1")
+        dnslab.wait_answers(enter, GW["a"], "g0", port=5300)
         out["internal network (--local=/#/, no server): forwarded name"] = {
             "asks": json.loads(sh(*argv).stdout)["asks"]
         }
@@ -181,6 +203,19 @@ def dnsmasq(nss: dnslab.Namespaces, tag: str, upstream: dnslab.Upstream) -> dict
         return out
     finally:
         shutil.rmtree(conf, ignore_errors=True)
+
+
+def after_reload(lab: Lab, removed_name: str, removed_net: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    g0, g1 = lab.guests[0], lab.guests[1]
+    asks = {f"after {removed_name}: web1": (g0, GW["a"], "web1")}
+    if removed_net:
+        asks[f"after {removed_net}: b's server asked for db1"] = (g1, GW["b"], "db1")
+    for what, (guest, server, question) in asks.items():
+        got = ask(guest, server, question)
+        out[what] = {"question": question, "server": server, "asks": got}
+        print(f"  {what:55s} {got[0]['rcode']:9s} {got[0].get('answers', '')} {got[0]['ms']} ms")
+    return out
 
 
 def run_questions(lab: Lab) -> dict[str, Any]:
@@ -191,6 +226,10 @@ def run_questions(lab: Lab) -> dict[str, Any]:
         out[what] = {"guest": guest, "server": GW[net], "question": question, "asks": asks}
         first = asks[0]
         print(f"  {what:55s} {first['rcode']:9s} {first.get('answers', '')} {first['ms']} ms")
+    what = "a member over TCP"
+    asks = ask(guests["g0"], GW["a"], "web1", 1, "--tcp")
+    out[what] = {"guest": "g0", "server": GW["a"], "question": "web1", "asks": asks}
+    print(f"  {what:55s} {asks[0]['rcode']:9s} {asks[0].get('answers', '')} {asks[0]['ms']} ms")
     return out
 
 

@@ -216,7 +216,9 @@ def load_in(enter: list[str], server: str, query: str, seconds: float, window: i
 class Poller:
     """``dnsload.py poll`` for one name, started in a namespace before the name exists."""
 
-    def __init__(self, enter: list[str], server: str, name: str, timeout: float = 20) -> None:
+    def __init__(
+        self, enter: list[str], server: str, name: str, timeout: float = 20, port: int = 53
+    ) -> None:
         argv = [
             *enter,
             PYTHON,
@@ -226,6 +228,8 @@ class Poller:
             server,
             "--query",
             name,
+            "--port",
+            str(port),
             "--interval",
             "0.001",
             "--timeout",
@@ -248,9 +252,11 @@ class Poller:
         return None if value is None else float(value)
 
 
-def wait_answers(enter: list[str], server: str, name: str, timeout: float = 10) -> None:
+def wait_answers(
+    enter: list[str], server: str, name: str, timeout: float = 10, port: int = 53
+) -> None:
     """Wait until the server answers ``name`` with a record (it has started)."""
-    got = Poller(enter, server, name, timeout).first_ok()
+    got = Poller(enter, server, name, timeout, port).first_ok()
     if got is None:
         raise RuntimeError(f"{server} does not answer {name} within {timeout} s")
 

@@ -17,7 +17,7 @@ or under ``nsenter --net=/proc/PID/ns/net``):
       Prints "ready" first (on stderr) once the socket is open. CLOCK_MONOTONIC is the same
       in every network namespace, so the caller compares it with its own clock.
 
-  dnsload.py ask --server IP --query NAME[:TYPE] [--repeat N] [--timeout S]
+  dnsload.py ask --server IP --query NAME[:TYPE] [--repeat N] [--timeout S] [--tcp]
       One question (N times), dnspython's client: rcode, answers in order, TTLs, ms.
 
   dnsload.py respond [--address 127.0.0.1] [--port 5300]
@@ -269,7 +269,8 @@ def ask(args: argparse.Namespace) -> dict[str, Any]:
         q = dns.message.make_query(name, dns.rdatatype.from_text(qtype or "A"))
         t = time.monotonic()
         try:
-            r = dns.query.udp(q, args.server, port=args.port, timeout=args.timeout)
+            query = dns.query.tcp if args.tcp else dns.query.udp
+            r = query(q, args.server, port=args.port, timeout=args.timeout)
         except (dns.exception.Timeout, OSError) as e:
             ms = round((time.monotonic() - t) * 1000, 1)
             out["asks"].append(
@@ -320,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p_ask.add_argument("--query", action="append", required=True, metavar="NAME[:TYPE]")
     p_ask.add_argument("--timeout", type=float, default=3.0)
     p_ask.add_argument("--repeat", type=int, default=1)
+    p_ask.add_argument("--tcp", action="store_true")
     p_resp = sub.add_parser("respond")
     p_resp.add_argument("--address", default="127.0.0.1")
     p_resp.add_argument("--port", type=int, default=5300)
