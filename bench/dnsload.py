@@ -175,11 +175,12 @@ def _child(args: tuple[Any, ...]) -> dict[str, Any]:
     return run_load(*args)
 
 
-def percentile(sorted_xs: list[int], q: float) -> float:
+def percentile(sorted_xs: list[int], q: float) -> float | None:
+    """ms; None without answers (JSON has no NaN)."""
     if not sorted_xs:
-        return float("nan")
+        return None
     i = min(len(sorted_xs) - 1, max(0, round(q * (len(sorted_xs) - 1))))
-    return sorted_xs[i] / 1e6
+    return round(sorted_xs[i] / 1e6, 3)
 
 
 def load(args: argparse.Namespace) -> dict[str, Any]:
@@ -212,9 +213,9 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         "answered": answered,
         "elapsed_s": round(elapsed, 3),
         "qps": round(answered / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": round(percentile(xs, 0.50), 3),
-        "p99_ms": round(percentile(xs, 0.99), 3),
-        "max_ms": round(percentile(xs, 1.0), 3),
+        "p50_ms": percentile(xs, 0.50),
+        "p99_ms": percentile(xs, 0.99),
+        "max_ms": percentile(xs, 1.0),
         "rcodes": dict(rcodes),
         "late": sum(p["late"] for p in parts),
         "generator_cpu_us_per_query": round(1e6 * cpu / sent, 2) if sent else None,
