@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # iptables: dockerd's own rules (--iptables=true); util-linux: nsenter, unshare, setsid;
 # python3-venv: Debian's python3 has no ensurepip without it; debootstrap: scripts/python-image.sh.
 # podman: the CNI runtime tests; gcc, libc6-dev: netplumb-cni's agent client (netplumb cni install).
+# bind9-dnsutils: dig, for the name server tests; aardvark-dns: bench/dns.py compares it.
 PACKAGES=(iproute2 nftables iptables docker.io busybox-static dnsmasq-base iputils-ping
           containernetworking-plugins curl netcat-openbsd iperf3 wrk procps psmisc util-linux
-          python3 python3-venv debootstrap librsvg2-bin podman gcc libc6-dev)
+          python3 python3-venv debootstrap librsvg2-bin podman gcc libc6-dev bind9-dnsutils
+          aardvark-dns)
 apt_stamp=.venv/.netplumb-apt
 wanted="${PACKAGES[*]}"
 

@@ -142,7 +142,7 @@ def find_leaks() -> dict[str, str]:
         if "netplumb" in line:
             found[f"nft {line.strip()}"] = f"nft {line.strip()}"
     for line in _out(
-        ["pgrep", "-af", "netplumb-hold|netplumb-host|netplumb-test-marker"]
+        ["pgrep", "-af", "netplumb-hold|netplumb-host|netplumb-dns|netplumb-test-marker"]
     ).splitlines():
         command = line.split(" ", 1)[-1]
         n = sum(1 for k in found if k.startswith(f"process {command} #"))

@@ -287,6 +287,20 @@ def test_gc_removes_a_host_whose_namespaces_are_lost(machine: Machine) -> None:
     assert "br0" not in links  # netplumb made it, it has no ports left
 
 
+def test_rm_of_a_lost_host_stops_the_command_that_outlived_its_holder(machine: Machine) -> None:
+    """A killed holder leaves the command running in the namespace (and keeping it alive):
+    ``rm`` (and ``down``, which removes hosts the same way) stops it too."""
+    machine.np("run", "--name", "orphan", "--", "sleep", "1000")
+    pid = int(str(machine.ps()[0]["pid"]))
+    holder = int(marshal.loads((machine.state / "hosts" / "orphan").read_bytes())["holder"])
+    os.kill(holder, 9)
+    assert _wait(lambda: machine.ps()[0]["state"] == "lost")
+    assert _proc_exists(pid)
+    machine.np("rm", "orphan")
+    assert _wait(lambda: not _proc_exists(pid)), f"the command {pid} of a lost host still runs"
+    assert machine.ps() == []
+
+
 def test_run_joins_the_default_network_like_docker0(machine: Machine) -> None:
     machine.np("run", "--name", "a", "--", "sleep", "1000")
     machine.np("run", "--name", "b", "--hostname", "bee", "--", "sleep", "1000")

@@ -8,6 +8,7 @@ import pytest
 
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.model.ip import Interface
+from netplumb.model.mac import bridge_mac
 from netplumb.model.network import make_network
 from netplumb.model.ports import parse_port_spec
 from netplumb.plan.actions import CreateBridge
@@ -37,7 +38,7 @@ def seen(alias: str | None = None, up: bool = True, *addrs: Interface) -> Bridge
 def test_a_new_network_is_recorded_first_and_its_rules_come_last() -> None:
     steps = plan_create(NET, None, [], None, [])
     assert steps[0] == RecordNetwork(NET)
-    assert steps[1] == CreateBridge("np-lab", NET.mtu)
+    assert steps[1] == CreateBridge("np-lab", NET.mtu, bridge_mac("np-lab"))
     assert steps[-1] == NetworkRules("lab", ("10.94.0.0/24", "fd94::/64"), "np-lab")
 
 
@@ -134,3 +135,18 @@ def test_unpublish_plans_the_bindings_its_mappings_name() -> None:
     assert [a.binding for a in plan_unpublish(bs, parse_port_spec("8081:80"))] == [bs[1]]
     assert [a.binding for a in plan_unpublish(bs, parse_port_spec("127.0.0.1::80"))] == [bs[1]]
     assert plan_unpublish(bs, parse_port_spec("81")) == []
+
+
+def test_a_bridge_made_without_a_fixed_address_gets_it() -> None:
+    """A bridge's address must not follow its ports (guests' ARP caches keep the old one)."""
+    from netplumb.plan.networks import BridgeMac, kernel_steps
+
+    fixed = bridge_mac("np-lab")
+    assert fixed[0] & 0x02 and not fixed[0] & 0x01  # locally administered, unicast
+    assert fixed == bridge_mac("np-lab") != bridge_mac("np-lab2")
+    gws = NET.gateways
+    old = BridgeSeen("bridge", network_mark("lab"), True, frozenset(gws), b"\x0a" * 6)
+    assert kernel_steps(NET, old)[0] == BridgeMac("np-lab", fixed)
+    assert str(kernel_steps(NET, old)[0]) == f"ip link set np-lab address {fixed.hex(':')}"
+    good = BridgeSeen("bridge", network_mark("lab"), True, frozenset(gws), fixed)
+    assert not any(isinstance(a, BridgeMac) for a in kernel_steps(NET, good))

@@ -27,6 +27,7 @@ def quiet_on_closed_pipe(command: Callable[[], int]) -> int:
             rc = command()
         except SystemExit as exc:  # argparse's --help (and usage errors) exit from inside
             rc = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        _notes()
         sys.stdout.flush()  # here, not at exit: a failed flush at exit says "Exception ignored"
     except BrokenPipeError:
         import os
@@ -36,6 +37,14 @@ def quiet_on_closed_pipe(command: Callable[[], int]) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return SIGPIPE_STATUS
     return rc
+
+
+def _notes() -> None:
+    """What the use cases noted for the user on the way (``ops.dns.NOTES``), one line each;
+    looked up only if the command loaded them."""
+    dns = sys.modules.get("netplumb.ops.dns")
+    for note in getattr(dns, "NOTES", ()):
+        print(f"netplumb: {note}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,6 +80,29 @@ def _topology_file(runtime: str, data_dir: str) -> str:
     return out
 
 
+def _names(np: str, runtime: str) -> None:
+    """Docker 29's way: a web server finds the others by name, through netplumb's name server
+    (not its /etc/hosts, which has only its link to the database)."""
+    print("\n# Names: webserver1 asks the network's name server for the database, then reads")
+    print("# the birthdays from webserver2 by its name\n")
+    if runtime == "host":
+        inside = [np, "exec", "webserver1", "--"]
+        show([*inside, "dig", "+short", "+tries=2", "+timeout=2", "mongodb"])
+    else:
+        inside = ["docker", "exec", "webserver1"]
+        show([*inside, "getent", "hosts", "mongodb"])
+    if runtime == "host":
+        got = show([*inside, *curl("http://webserver2:8080")])
+    else:  # the image has Python, not curl
+        read = (
+            "import urllib.request as u; "
+            "print(u.urlopen('http://webserver2:8080', timeout=10).read().decode(), end='')"
+        )
+        got = show([*inside, "python3", "-c", read])
+    if "name = Albert Einstein, birthday = 14.03.1879" not in got:
+        raise NetplumbError(f"demo: webserver2 by its name answered {got!r}")
+
+
 def down() -> None:
     np = _bin("netplumb")
     lan.down(np)
@@ -134,6 +157,7 @@ def up(
     expected = "".join(f"name = {n}, birthday = {b}\n" for n, b in PHYSICISTS)
     if not got.endswith(expected):
         raise NetplumbError(f"demo: the service answered {got!r}, expected the three physicists")
+    _names(np, runtime)
     lan_addr = lan.up(np, lan_card, lan_pool)
     look = f"  {np} ps\n"
     print(

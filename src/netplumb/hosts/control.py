@@ -125,8 +125,8 @@ def _wait_acks(pending: dict[str, tuple[Record, str]], timeout: float) -> list[s
 def stop_many(records: list[Record], grace: float) -> tuple[list[Record], list[str]]:
     """Stop the commands of supervised hosts (SIGTERM, SIGKILL after ``grace`` seconds; at once
     with 0), their holders told not to restart them. Returns the records to stop the old way
-    (hosts from before restart policies, and hosts whose holder did not acknowledge, with the
-    command's PID it last reported) and the names of the latter."""
+    (hosts from before restart policies, lost hosts, and hosts whose holder did not
+    acknowledge, with the command's PID it last reported) and the names of the latter."""
     pending: dict[str, tuple[Record, str]] = {}
     left: list[Record] = []
     unreachable: list[Record] = []
@@ -138,6 +138,12 @@ def stop_many(records: list[Record], grace: float) -> tuple[list[Record], list[s
                 pending[str(record["name"])] = (record, _order(record, f"stop {grace:g}"))
             except OSError:  # its files are gone (records moved aside): it cannot be told
                 unreachable.append(record)
+        else:  # lost: its holder died, its command may live on (and keep the namespace)
+            last = holderfile.read_status(files_of(record)) if supervised(record) else None
+            pid = dict(record)
+            if last is not None:  # the command it last started (the record has the first)
+                pid.update(pid=last.get("pid"), start=last.get("start"))
+            left.append(pid)
     late = _wait_acks(dict(pending), grace + ACK_MARGIN)
     unreachable += [pending[name][0] for name in late]
     left += [current(record) for record in unreachable]

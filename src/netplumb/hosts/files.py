@@ -32,12 +32,14 @@ def hosts_file(hostname: str, extra: list[str], own: list[str] | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def resolv_conf() -> str:
-    """The host's resolver configuration without loopback name servers.
-
-    A host in its own namespace cannot reach the machine's 127.0.0.53 (Docker drops those
-    lines for the same reason).
-    """
+def resolv_conf(nameservers: list[str] | None = None) -> str:
+    """The host's resolver configuration: the machine's without loopback name servers (a
+    host in its own namespace cannot reach the machine's 127.0.0.53; Docker drops those lines
+    for the same reason), or, on netplumb's networks, ``nameservers`` (its network's name
+    server, which forwards to the machine's) with the machine's search domains and
+    ``options ndots:0``, as Docker's embedded DNS has it."""
+    if nameservers:
+        return "\n".join([*nameservers, *_search_lines(), "options ndots:0"]) + "\n"
     try:
         with open("/etc/resolv.conf") as f:
             lines = f.read().splitlines()
@@ -53,6 +55,24 @@ def resolv_conf() -> str:
         )
 
     return "\n".join(ln for ln in lines if not loopback_server(ln)) + "\n"
+
+
+def _search_lines() -> list[str]:
+    try:
+        with open("/etc/resolv.conf") as f:
+            return [
+                ln for ln in f.read().splitlines() if ln.split()[:1] in (["search"], ["domain"])
+            ]
+    except OSError:
+        return []
+
+
+def write_resolv_conf(name: str, nameservers: list[str]) -> None:
+    """Rewrite the host's /etc/resolv.conf in place (bind-mounted by inode)."""
+    path = os.path.join(state.path("hosts.d", name), "resolv.conf")
+    with open(path, "r+") as f:
+        f.truncate(0)
+        f.write(resolv_conf(nameservers))
 
 
 def build_env(hostname: str, env: list[str], inherited: dict[str, str]) -> dict[str, str]:

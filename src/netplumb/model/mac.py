@@ -70,3 +70,15 @@ class Mac(Value):
 
     def __str__(self) -> str:
         return ":".join(f"{b:02x}" for b in self.octets)
+
+
+def bridge_mac(bridge: str) -> bytes:
+    """The MAC address of a network's bridge: fixed (locally administered, from its name).
+
+    A Linux bridge given none takes the lowest of its ports' and changes as guests come and go;
+    the guests' ARP caches keep the old one, and their packets to the gateway (the name server,
+    routed traffic) go nowhere until the entries expire. A fixed address also survives
+    ``reconcile`` making the bridge anew."""
+    import hashlib
+
+    return b"\x02" + hashlib.sha256(b"netplumb-bridge:" + bridge.encode()).digest()[:5]

@@ -71,6 +71,7 @@ class AttachPart:
         if isinstance(action, RecordAttach):
             assert self.session is not None
             engine.write_record(self.guest, self.req, self.session.results)
+            engine.names_served(self.req, self.guest)
             return lambda: state.remove("attach", action.name)
         assert self._execute is not None
         return self._execute(action)

@@ -76,6 +76,10 @@ def run(
             entries.append(_attach_network(name, owner, att, default_route=i == 0))
             record["networks"] = entries
             state.write(record, "hosts", name)
+        if entries:  # its network's name server
+            from netplumb.ops import dns
+
+            hostfiles.write_resolv_conf(name, dns.resolver_lines(record))
         for req in interfaces:
             engine.attach(req)
         record["links"] = [list(p) for p in pairs]

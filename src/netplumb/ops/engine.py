@@ -181,9 +181,23 @@ def attach(
                 raise
             finally:
                 pending.clear(busy)
+            names_served(req, guest)
             return actions
         finally:
             session.close()
+
+
+def names_served(req: AttachRequest, guest: Guest) -> None:
+    """A guest on one of netplumb's networks gets a name there: the name server must run
+    (started once; a directory listing when there are no networks), and a Docker container
+    asks it (its resolv.conf)."""
+    if req.host_if is not None and req.addresses and state.names("networks"):
+        from netplumb.ops import dns
+
+        if dns.on_network(req.host_if):
+            dns.ensure()
+            if guest.kind == "docker":
+                dns.docker_resolver(guest.key, req.host_if)
 
 
 def _lease_static(req: AttachRequest, owner: str) -> list[tuple[str, str]]:

@@ -89,7 +89,7 @@ def observe_bridge(nl: Netlink, bridge: str) -> BridgeSeen | None:
         for a in nl.addresses()
         if a.index == link.index and len(a.address) in (4, 16)
     )
-    return BridgeSeen(link.kind, link.alias, link.up, have)
+    return BridgeSeen(link.kind, link.alias, link.up, have, link.mac)
 
 
 def plan_create(net: Network, nl: Netlink) -> list[Action]:
@@ -159,13 +159,16 @@ class Executor:
             state.write(net.to_record(), "networks", net.name)
             return lambda: state.remove("networks", net.name)
         if isinstance(action, CreateBridge):
-            return self._create_bridge()
+            return self._create_bridge(action.mac)
         if isinstance(action, plan.BridgeAddress):
             gw, index = action.interface, self._index()
             fam, packed, plen = gw.ip.family, gw.ip.packed, gw.prefixlen
             nl.add_address(index, fam, packed, plen, what=f"cannot add {gw} to {net.bridge}")
             what = f"cannot delete {gw} from {net.bridge}"
             return lambda: nl.delete_address(index, fam, packed, plen, what=what)
+        if isinstance(action, plan.BridgeMac):  # kept when undone: any fixed one will do
+            nl.set_link(self._index(), mac=action.mac, what=f"cannot set {net.bridge}'s address")
+            return None
         if isinstance(action, plan.BridgeUp):
             nl.set_link(self._index(), up=True, what=f"cannot set {net.bridge} up")
             return None
@@ -204,12 +207,17 @@ class Executor:
             raise NetplumbError(f'bridge "{self.net.bridge}" is gone')
         return link.index
 
-    def _create_bridge(self) -> Callable[[], None]:
+    def _create_bridge(self, mac: bytes | None) -> Callable[[], None]:
         from netplumb.kernel import dockeruser
 
         net, nl = self.net, self.nl
         nl.create_link(
-            net.bridge, "bridge", up=True, mtu=net.mtu, what=f'cannot add bridge "{net.bridge}"'
+            net.bridge,
+            "bridge",
+            up=True,
+            mtu=net.mtu,
+            mac=mac,
+            what=f'cannot add bridge "{net.bridge}"',
         )
         index = self._index()
         what = f'cannot delete bridge "{net.bridge}"'

@@ -310,6 +310,28 @@ def reconcile(
         dockerhosts.restore(log)
     dockerhosts.follow(owners, log)
     _refresh_ports(log, owners, rewrite_tables)
+    _names(recs, seen, log)
+
+
+def _names(recs: dict[str, list[tuple[str, Record]]], seen: set[str], log: Log) -> None:
+    """The name server runs while a network has a member (started again if it died), and
+    the Docker guests found ask it (Docker writes their resolv.conf again on a restart)."""
+    from netplumb.ops import dns
+
+    on_nets = [
+        (owner, str((rec.get("signature") or {}).get("host_if")))
+        for owner in seen
+        for _, rec in recs[owner]
+        if (rec.get("signature") or {}).get("addresses")
+        and dns.on_network(str((rec.get("signature") or {}).get("host_if")))
+    ]
+    if not on_nets:
+        return
+    if dns.running() is None and dns.ensure():
+        log("started the name server")
+    for owner, bridge in on_nets:
+        if owner.startswith("docker:"):
+            dns.docker_resolver(owner, bridge)
 
 
 def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:

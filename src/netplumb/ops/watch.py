@@ -220,6 +220,10 @@ class Watch:
                 self.log("restored netplumb's nftables table")
         except NetplumbError as exc:
             self.log(f"cannot restore netplumb's nftables table: {exc}")
+        from netplumb.ops import dns
+
+        if dns.died() and dns.ensure():
+            self.log("started the name server again")
         # The repair's own events (the table deleted and made anew) are in by now: the kernel
         # sends them before it acknowledges the transaction. They must not set off another.
         self.nft.deleted()

@@ -15,18 +15,23 @@ class Action(Value):
 
 
 class CreateBridge(Action):
-    __slots__ = ("mtu", "name")
+    """A bridge; ``mac`` fixes its address (a network's bridge: see ``model.mac.bridge_mac``)."""
+
+    __slots__ = ("mac", "mtu", "name")
     name: str
     mtu: int | None
+    mac: bytes | None
 
-    def __init__(self, name: str, mtu: int | None = None) -> None:
+    def __init__(self, name: str, mtu: int | None = None, mac: bytes | None = None) -> None:
         self.name = name
         self.mtu = mtu
+        self.mac = mac
         self._freeze()
 
     def __str__(self) -> str:
+        mac = f" address {self.mac.hex(':')}" if self.mac is not None else ""
         mtu = f" mtu {self.mtu}" if self.mtu is not None else ""
-        return f"ip link add {self.name}{mtu} type bridge && ip link set {self.name} up"
+        return f"ip link add {self.name}{mac}{mtu} type bridge && ip link set {self.name} up"
 
 
 class CreateVeth(Action):

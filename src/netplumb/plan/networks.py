@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from netplumb.errors import Conflict, NetplumbError
 from netplumb.model.ip import Interface
+from netplumb.model.mac import bridge_mac
 from netplumb.model.value import Value
 from netplumb.plan.actions import Action, CreateBridge
 
@@ -70,6 +71,22 @@ class BridgeAddress(Action):
 
     def __str__(self) -> str:
         return f"ip addr add {self.interface} dev {self.bridge}"
+
+
+class BridgeMac(Action):
+    """A network's bridge made before its address was fixed: it gets it (``bridge_mac``)."""
+
+    __slots__ = ("bridge", "mac")
+    bridge: str
+    mac: bytes
+
+    def __init__(self, bridge: str, mac: bytes) -> None:
+        self.bridge = bridge
+        self.mac = mac
+        self._freeze()
+
+    def __str__(self) -> str:
+        return f"ip link set {self.bridge} address {self.mac.hex(':')}"
 
 
 class BridgeUp(Action):
@@ -142,19 +159,26 @@ class DeleteBridge(Action):
 class BridgeSeen(Value):
     """The network's bridge as the kernel shows it: kind, mark, up, its addresses."""
 
-    __slots__ = ("addresses", "alias", "kind", "up")
+    __slots__ = ("addresses", "alias", "kind", "mac", "up")
     kind: str | None
     alias: str | None
     up: bool
     addresses: frozenset[Interface]
+    mac: bytes | None  # None: not looked at
 
     def __init__(
-        self, kind: str | None, alias: str | None, up: bool, addresses: frozenset[Interface]
+        self,
+        kind: str | None,
+        alias: str | None,
+        up: bool,
+        addresses: frozenset[Interface],
+        mac: bytes | None = None,
     ) -> None:
         self.kind = kind
         self.alias = alias
         self.up = up
         self.addresses = addresses
+        self.mac = mac
         self._freeze()
 
 
@@ -163,7 +187,7 @@ def kernel_steps(net: Network, bridge: BridgeSeen | None = None) -> list[Action]
     Refuses a device of that name that is not a bridge, or a bridge that is not netplumb's."""
     steps: list[Action] = []
     if bridge is None:
-        steps.append(CreateBridge(net.bridge, net.mtu))
+        steps.append(CreateBridge(net.bridge, net.mtu, bridge_mac(net.bridge)))
     elif bridge.kind != "bridge":
         raise Conflict(
             f'cannot use "{net.bridge}" for network {net.name}: '
@@ -175,6 +199,8 @@ def kernel_steps(net: Network, bridge: BridgeSeen | None = None) -> list[Action]
             f"it is not netplumb's ({bridge.alias or 'no mark'})"
         )
     have = bridge.addresses if bridge is not None else frozenset()
+    if bridge is not None and bridge.mac is not None and bridge.mac != bridge_mac(net.bridge):
+        steps.append(BridgeMac(net.bridge, bridge_mac(net.bridge)))
     steps += [BridgeAddress(net.bridge, gw) for gw in net.gateways if gw not in have]
     if bridge is not None and not bridge.up:
         steps.append(BridgeUp(net.bridge))

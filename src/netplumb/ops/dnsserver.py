@@ -1,0 +1,251 @@
+"""The name server of netplumb's networks: a daemon (``ops/dns.py`` starts it).
+
+One process per state directory (a lock makes a second one exit at once). For every network it
+binds UDP and TCP port 53 on the network's gateway addresses, on the network's bridge only
+(``SO_BINDTODEVICE``), and answers askers inside the network's subnets only; anyone else gets
+nothing (never an open resolver). Names come from the zone (``model/zone.py``) rebuilt from the
+records whenever a record directory changes (inotify, coalesced over a few milliseconds); names
+that are not netplumb's are forwarded (``ops/dnsforward.py``) to the name servers of the
+machine's ``/etc/resolv.conf``, queried from this namespace, so loopback ones work. It exits
+once no network has a member, removing its PID file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import socket
+
+from netplumb import state
+from netplumb.model import dnswire as w
+from netplumb.model.zone import Zone, pack
+from netplumb.ops import dns
+from netplumb.ops.dnsforward import Forwarder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+SO_BINDTODEVICE = 25
+IP_FREEBIND = 15
+IPV6_FREEBIND = 78
+RELOAD_DELAY = 0.003  # seconds: records written together are read together
+
+
+def _socket(ip: str, bridge: str, kind: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    s = socket.socket(family, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, bridge.encode())
+        if family == socket.AF_INET6:
+            # a new gateway address is "tentative" until DAD ends: bind it anyway
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        s.bind((ip, 53))
+        if kind == socket.SOCK_STREAM:
+            s.listen(128)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _log(text: str) -> None:
+    """A line in the server's log (its standard error, ``logs/dns.log``)."""
+    os.write(2, f"netplumb-dns: {text}\n".encode())
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: Server, network: str) -> None:
+        self.server = server
+        self.network = network
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+
+        def reply(out: bytes) -> None:
+            transport.sendto(out, addr)
+
+        self.server.handle(self.network, addr[0], data, reply, udp=True)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP error for an asker that went: nothing to do
+
+
+class Server:
+    def __init__(self) -> None:
+        self.zone = Zone([], [])
+        self.forwarder = Forwarder()
+        self.bound: dict[tuple[str, str, str], list[object]] = {}  # (network, ip, bridge) ->
+        self.done = asyncio.Event()
+        self.reload_pending = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def handle(
+        self, network: str, host: str, data: bytes, reply: Callable[[bytes], None], udp: bool
+    ) -> None:
+        """Answer ``data`` from ``host`` on ``network`` through ``reply`` (now, or once an
+        upstream answered); an asker outside the network's subnets gets nothing."""
+        try:
+            source = pack(host.partition("%")[0])
+        except OSError:
+            return
+        zone = self.zone
+        if not zone.answers_to(network, source):
+            return
+        q = w.parse_query(data)
+        if q is None:
+            out = w.refuse(data, w.FORMERR)
+            if out is not None:
+                reply(out)
+            return
+        if q.qclass != w.CLASS_IN:
+            reply(w.answer(q, w.NOTIMP, authoritative=False))
+            return
+        found = zone.lookup(network, source, q.name, q.qtype)
+        if found is not None:
+            rcode, records = found
+            reply(w.answer(q, rcode, records, limit=q.udp_size if udp else None))
+        elif not zone.forwards(network):
+            reply(w.answer(q, w.REFUSED, authoritative=False))
+        else:
+            self.forwarder.forward(data, reply, udp)
+
+    async def reload(self) -> None:
+        """The zone again from the records; sockets for new gateways, none for old ones."""
+        self.reload_pending = False
+        self.zone = zone = dns.zone()
+        self.forwarder.read_resolv_conf()
+        wanted = {
+            (net.name, ip, net.bridge) for net in zone.networks.values() for ip in net.gateways
+        }
+        for key in [k for k in self.bound if k not in wanted]:
+            for item in self.bound.pop(key):
+                item.close()  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        for key in sorted(wanted - set(self.bound)):
+            network, ip, bridge = key
+            try:
+                udp = _socket(ip, bridge, socket.SOCK_DGRAM)
+                tcp = _socket(ip, bridge, socket.SOCK_STREAM)
+            except OSError as exc:
+                _log(f"cannot listen on {ip} ({bridge}): {exc}")
+                continue  # its bridge is not there (yet): the next change tries again
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda network=network: _Udp(self, network),  # type: ignore[misc]
+                sock=udp,
+            )
+            server = await asyncio.start_server(
+                lambda r, wr, network=network: self._tcp(network, r, wr),  # type: ignore[misc]
+                sock=tcp,
+            )
+            self.bound[key] = [transport, server]
+        if zone.members == 0:
+            self.done.set()
+
+    async def _tcp(
+        self, network: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if peer else ""
+        try:
+            if not self.zone.answers_to(network, pack(host.partition("%")[0])):
+                return
+            while True:
+                size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 10), "big")
+                data = await asyncio.wait_for(reader.readexactly(size), 10)
+                answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+                def reply(out: bytes, answered: asyncio.Future[bytes] = answered) -> None:
+                    if not answered.done():
+                        answered.set_result(out)
+
+                self.handle(network, host, data, reply, udp=False)
+                if not answered.done() and w.parse_query(data) is None and len(data) < 12:
+                    return  # not even a header to answer to
+                out = await answered
+                writer.write(len(out).to_bytes(2, "big") + out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, TimeoutError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def changed(self) -> None:
+        if not self.reload_pending:
+            self.reload_pending = True
+            asyncio.get_running_loop().call_later(RELOAD_DELAY, self._reload_soon)
+
+    def _reload_soon(self) -> None:
+        task = asyncio.ensure_future(self.reload())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+async def _serve(ready: bool) -> None:
+    from netplumb.kernel import daemon
+    from netplumb.kernel.inotify import Watcher
+
+    server = Server()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, server.done.set if sig != signal.SIGHUP else server.changed)
+    watcher = Watcher()
+
+    def watch_all() -> None:
+        watcher.watch(state.state_dir())
+        for folder in dns.FOLDERS:
+            watcher.watch(state.path(folder))
+
+    def on_event() -> None:
+        watcher.drain()
+        watch_all()
+        server.changed()
+
+    watch_all()
+    loop.add_reader(watcher.fd, on_event)
+    await server.reload()
+    await server.forwarder.start()
+    if ready:
+        daemon.say_ready()
+    await server.done.wait()
+    loop.remove_reader(watcher.fd)
+    watcher.close()
+
+
+def main(args: list[str]) -> None:
+    """The daemon: ``args`` is the state directory it serves."""
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1)  # where it is, in its log: kill -USR1 PID
+    if args:
+        os.environ["NETPLUMB_STATE_DIR"] = args[0]
+    lock = os.open(state.path(dns.LOCKFILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        from netplumb.kernel import daemon
+
+        daemon.say_ready()  # another one serves
+        return
+    pidfile = state.path(dns.PIDFILE)
+    state.write_file(pidfile, f"{os.getpid()}\n".encode())
+    try:
+        asyncio.run(_serve(ready=True))
+    finally:
+        try:
+            os.unlink(pidfile)
+        except FileNotFoundError:
+            pass
+        os.close(lock)
