@@ -1,4 +1,4 @@
-"""The sides of bench/dns.py: Docker's embedded DNS, aardvark-dns, dnsmasq, netplumb (hook).
+"""The sides of bench/dns.py: Docker's embedded DNS, aardvark-dns, dnsmasq, netplumb.
 
 Each side sets up a server with one member name (A), a fake upstream answering
 fwd.example.test, and an asker: a namespace to run the load generator in (``enter``, a
@@ -221,25 +221,28 @@ class DnsmasqSide(LabSide):
         return _since(poller, t_step)
 
 
-# -- netplumb: THE HOOK FOR THE LEAD --------------------------------------------------------------
+# -- netplumb ------------------------------------------------------------------------------------
 
 
 def netplumb_available() -> bool:
-    return importlib.util.find_spec("netplumb.dns") is not None
+    """netplumb's name server is there (ops/dnsserver.py, on main since issue 14's first part)."""
+    return importlib.util.find_spec("netplumb.ops.dnsserver") is not None
 
 
 class NetplumbSide(Side):
-    """netplumb's own server (src/netplumb/dns/). HOOK: written against the issue's design
-    before the server existed, so untested; fill in / correct ``_start_server`` and the
-    asker's lookup once the server is on main.
+    """netplumb's own name server (ops/dnsserver.py: a daemon, ``netplumb-dns``, that the
+    first attachment to a netplumb network starts; it follows the records by inotify).
 
     Layout: the lab namespace is the "machine" (netplumb runs there with a state directory of
-    its own, as bench/scale.py does); its /etc/resolv.conf names the fake upstream (a bind
-    mount in the commands' private mount namespace: the machine's file is not touched);
-    ``netplumb network create dnsb --subnet 10.98.0.0/24`` (gateway 10.98.0.1), the hosts
-    ``web1`` and ``asker`` on it; the load generator runs in the asker's namespace
-    (nsenter --net=/proc/<its pid>/ns/net) against the gateway. New names: ``netplumb run
-    --network dnsb --name newI -- sleep infinity`` returning -> first answer."""
+    its own and the run's mark, as bench/scale.py does); its /etc/resolv.conf names the fake
+    upstream (a bind mount in the commands' private mount namespace, which the server started
+    by ``run`` inherits: the machine's file is not touched); ``netplumb network create dnsb
+    --subnet 10.98.0.0/24`` (gateway 10.98.0.1), the hosts ``web1`` and ``asker`` on it; the
+    load generator runs in the asker's namespace (nsenter --net=/proc/<its pid>/ns/net)
+    against the gateway. New names: ``netplumb run --network dnsb --name newI -- sleep
+    infinity`` returning -> first answer; each new host is removed afterwards (not timed), as
+    Docker's containers are. ``close`` removes hosts, the server (it carries the mark) and
+    the namespace (bench/sweep.py)."""
 
     label = "netplumb"
 
@@ -278,7 +281,6 @@ class NetplumbSide(Side):
             "sleep",
             "infinity",
         )
-        self._start_server()
         self.enter = ["nsenter", f"--net=/proc/{self._pid('asker')}/ns/net"]
         self.server = GATEWAY
         self.queries = {"member": "web1", "missing": MISSING, "forwarded": FWD_NAME}
@@ -300,10 +302,6 @@ class NetplumbSide(Side):
             env=self.env,
         )
 
-    def _start_server(self) -> None:
-        """HOOK: nothing to do if `network create`/`run` start the server themselves;
-        otherwise start it here (e.g. ``self.np("dns", "start")``)."""
-
     def _pid(self, name: str) -> int:
         import json
 
@@ -313,11 +311,15 @@ class NetplumbSide(Side):
     def new_name(self, i: int) -> float | None:
         name = f"new{i}"
         poller = Poller(self.enter, self.server, name)
-        t0 = time.monotonic()
-        self.np("run", "--network", "dnsb", "--name", name, "--", "sleep", "infinity")
-        t_step = time.monotonic()
-        self.last_step_ms = round((t_step - t0) * 1000, 2)
-        return _since(poller, t_step)
+        try:
+            t0 = time.monotonic()
+            self.np("run", "--network", "dnsb", "--name", name, "--", "sleep", "infinity")
+            t_step = time.monotonic()
+            self.last_step_ms = round((t_step - t0) * 1000, 2)
+            return _since(poller, t_step)
+        finally:
+            poller.proc.kill()
+            self.np("rm", "-f", name)
 
     def close(self) -> None:
         import sweep
