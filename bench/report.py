@@ -288,7 +288,7 @@ def dns(d: Json) -> list[str]:
             continue
         for kind, q in s["queries"].items():
             codes = ", ".join(f"{k} {v:,}" for k, v in q["rcodes"].items())
-            rows.append([s["label"], kind, q["qps"], q["p50_ms"], q["p99_ms"], codes])
+            rows.append([s["label"], kind, round(q["qps"]), q["p50_ms"], q["p99_ms"], codes])
     out += table(["side", "query", "queries/s", "p50 ms", "p99 ms", "answers"], rows)
     keys = ("median_ms", "p95_ms", "max_ms", "step_median_ms", "from_step_start_median_ms")
     new = [
@@ -316,7 +316,15 @@ def dns(d: Json) -> list[str]:
                 for n, v in ratios.items()
             ],
         )
-    out += table(["target (issue 14)", "met"], [[k, v] for k, v in d.get("targets", {}).items()])
+    met = {True: "yes", False: "no"}
+    targets = [[k, met.get(v, v) if isinstance(v, bool) else v] for k, v in d["targets"].items()]
+    out += table(["target (issue 14)", "met"], targets)
+    aio = load("dns_asyncio")  # bench/dns_asyncio.py: what bounds a Python server
+    if aio:
+        out += table(
+            [f"a do-nothing Python UDP responder ({aio['date']})", "queries/s", "p99 ms"],
+            [[k, round(w["qps"]), w["p99_ms"]] for k, w in aio["ways"].items()],
+        )
     named = [(s["label"], s["queries"]) for s in sides.values() if "queries" in s]
     if named:
         kinds = list(named[0][1])
