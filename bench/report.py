@@ -336,6 +336,7 @@ def dns(d: Json) -> list[str]:
             a2.barh(ys, [q[kind]["p99_ms"] for _, q in named], height, label=kind)
         a1.set_yticks(list(range(len(named))), [n for n, _ in named], fontsize=8)
         a1.set_xlabel("queries/s")
+        a1.xaxis.set_major_formatter(lambda x, _pos: f"{x / 1000:.0f}k")
         a1.legend(fontsize=8)
         a2.set_yticks([])
         a2.set_xscale("log")
