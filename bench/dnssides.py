@@ -256,31 +256,17 @@ class NetplumbSide(Side):
         self.env = sweep.marked(
             {**os.environ, "NETPLUMB_STATE_DIR": str(self.dir / "state")}, self.lab.ns
         )
+        try:
+            self._setup()
+        except BaseException:
+            self.close()  # the server and hosts it started carry the mark: swept
+            raise
+
+    def _setup(self) -> None:
+        run = ("run", "--network", "dnsb")
         self.np("network", "create", "dnsb", "--subnet", "10.98.0.0/24")
-        self.np(
-            "run",
-            "--network",
-            "dnsb",
-            "--ip",
-            "10.98.0.3",
-            "--name",
-            "web1",
-            "--",
-            "sleep",
-            "infinity",
-        )
-        self.np(
-            "run",
-            "--network",
-            "dnsb",
-            "--ip",
-            "10.98.0.10",
-            "--name",
-            "asker",
-            "--",
-            "sleep",
-            "infinity",
-        )
+        self.np(*run, "--ip", "10.98.0.3", "--name", "web1", "--", "sleep", "infinity")
+        self.np(*run, "--ip", "10.98.0.10", "--name", "asker", "--", "sleep", "infinity")
         self.enter = ["nsenter", f"--net=/proc/{self._pid('asker')}/ns/net"]
         self.server = GATEWAY
         self.queries = {"member": "web1", "missing": MISSING, "forwarded": FWD_NAME}
