@@ -11,8 +11,10 @@ bounds any server written that way (netplumb's own is asyncio):
              EAGAIN (one wake-up serves every datagram waiting)
   blocking   a plain blocking recvfrom/sendto loop (as a thread of its own would run it)
 
-The load generator (bench/dnsload.py, 64 queries in flight) and the responder run in one
-namespace, on its loopback; rounds alternate the order; medians. Writes dns_asyncio.json.
+Each way twice: the load generator (bench/dnsload.py, 64 queries in flight) and the responder
+in one namespace, on its loopback; and the responder on a bridge's gateway (10.98.0.1) of a lab
+namespace, asked by a guest on the bridge over a veth, the path bench/dns.py's servers are
+asked on. Rounds alternate the order; medians. Writes dns_asyncio.json.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ PORT = 5300
 
 RESPONDER = r"""
 import asyncio, socket, sys
-how, port = sys.argv[1], int(sys.argv[2])
+how, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 
 def turn(data):
@@ -54,10 +56,10 @@ class Proto(asyncio.DatagramProtocol):
 async def serve():
     loop = asyncio.get_running_loop()
     if how == "protocol":
-        await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", port))
+        await loop.create_datagram_endpoint(Proto, local_addr=(addr, port))
     else:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", port))
+        s.bind((addr, port))
         s.setblocking(False)
 
         def drain():
@@ -75,7 +77,7 @@ async def serve():
 
 if how == "blocking":
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
+    s.bind((addr, port))
     print("ready", file=sys.stderr, flush=True)
     while True:
         data, addr = s.recvfrom(4096)
@@ -86,9 +88,11 @@ else:
 WAYS = ("protocol", "drain", "blocking")
 
 
-def one(ns: str, how: str, seconds: float) -> dict[str, Any]:
+def one(path: tuple[str, str, str], how: str, seconds: float) -> dict[str, Any]:
+    """The responder in ``server_ns`` on ``addr``, the generator in ``asker_ns``."""
+    server_ns, asker_ns, addr = path
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", RESPONDER, how, str(PORT)],
+        ["ip", "netns", "exec", server_ns, sys.executable, "-c", RESPONDER, how, addr, str(PORT)],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -101,12 +105,12 @@ def one(ns: str, how: str, seconds: float) -> dict[str, Any]:
                 "ip",
                 "netns",
                 "exec",
-                ns,
+                asker_ns,
                 dnslab.PYTHON,
                 dnslab.LOAD,
                 "load",
                 "--server",
-                "127.0.0.1",
+                addr,
                 "--port",
                 str(PORT),
                 "--query",
@@ -129,14 +133,29 @@ def main() -> int:
         print("bench/dns_asyncio.py: needs root", file=sys.stderr)
         return 1
     nss = dnslab.Namespaces()
-    runs: dict[str, list[dict[str, Any]]] = {w: [] for w in WAYS}
+    runs: dict[str, list[dict[str, Any]]] = {
+        f"{w}, {where}": [] for w in WAYS for where in ("loopback", "bridge")
+    }
     try:
-        ns = nss.add(f"npb-dns-{dnssides.new_tag()}-aio")
+        tag = dnssides.new_tag()
+        ns = nss.add(f"npb-dns-{tag}-aio")
+        lab = dnslab.Lab(nss, tag, "aiob", None)
+        lab.bridge()
+        asker = lab.guest()
+        paths = {
+            "loopback": (ns, ns, "127.0.0.1"),
+            "bridge": (lab.ns, asker, dnslab.GATEWAY),
+        }
         for r in range(rounds):
             for how in WAYS[r % 3 :] + WAYS[: r % 3]:
-                got = one(ns, how, seconds)
-                runs[how].append(got)
-                print(f"round {r + 1} {how:9s} {got['qps']:9,.0f} q/s p99 {got['p99_ms']} ms")
+                for where, path in paths.items():
+                    got = one(path, how, seconds)
+                    runs[f"{how}, {where}"].append(got)
+                    print(
+                        f"round {r + 1} {how:9s} {where:8s} {got['qps']:9,.0f} q/s "
+                        f"p99 {got['p99_ms']} ms",
+                        flush=True,
+                    )
     finally:
         nss.close()
     ways = {
@@ -157,7 +176,7 @@ def main() -> int:
         "ways": ways,
     }
     for how, w in ways.items():
-        print(f"{how:9s} {w['qps']:9,.0f} q/s  p50 {w['p50_ms']} ms  p99 {w['p99_ms']} ms")
+        print(f"{how:19s} {w['qps']:9,.0f} q/s  p50 {w['p50_ms']} ms  p99 {w['p99_ms']} ms")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "dns_asyncio.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS / 'dns_asyncio.json'}")
