@@ -258,3 +258,71 @@ def test_gc_keeps_a_stopped_containers_records_and_start_gets_the_interface_back
     assert (
         f"removed attachment docker:{c.id[:12]}@eth1" in machine(str(BIN / "netplumb"), "gc").stdout
     )
+
+
+def _resolv(web: str) -> str:
+    return subprocess.run(
+        ["docker", "exec", web, "cat", "/etc/resolv.conf"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_a_docker_guest_asks_the_networks_name_server_also_after_a_restart(
+    machine: _Machine, tmp_path: Path
+) -> None:
+    """A Docker container netplumb put on its network (and on no Docker network) resolves the
+    network's members by name through netplumb's server; Docker writes its resolv.conf again
+    on a restart, and ``reconcile`` (what ``watch`` runs) puts netplumb's back."""
+    db, web, path = _linked_project(machine, tmp_path)
+    try:
+        search = [
+            ln
+            for ln in Path("/etc/resolv.conf").read_text().splitlines()
+            if ln.split()[:1] in (["search"], ["domain"])
+        ]
+        lines = ["nameserver 10.89.0.1", "nameserver fd89:6e70:6c62::1", *search]
+        ours = "\n".join([*lines, "options ndots:0"]) + "\n"
+        assert _resolv(web) == ours
+        rows = json.loads(machine(str(BIN / "netplumb"), "ps", "--json").stdout)
+        addr = next(str(r["addresses"][0]) for r in rows if r["name"] == db).split("/")[0]
+        found = subprocess.run(
+            ["docker", "exec", web, "nslookup", "-type=a", db, "10.89.0.1"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert f"Address: {addr}" in found, found
+        subprocess.run(["docker", "restart", "-t", "0", web], check=True, capture_output=True)
+        assert _resolv(web) != ours  # Docker's again
+        machine(str(BIN / "netplumb"), "reconcile")
+        assert _resolv(web) == ours
+    finally:
+        machine(str(BIN / "netplumb"), "down", "-f", str(path), check=False)
+        subprocess.run(["docker", "rm", "-f", web], capture_output=True, check=False)
+
+
+def test_a_docker_guest_on_a_docker_network_keeps_dockers_resolver_and_is_told_once(
+    busybox_container: BusyboxFactory, machine: _Machine
+) -> None:
+    """On a user-defined Docker network a container has Docker's embedded server (names of
+    Docker's network): netplumb leaves its resolv.conf alone and says so, once."""
+    net = f"npt-dn{secrets.token_hex(2)}"
+    subprocess.run(["docker", "network", "create", net], check=True, capture_output=True)
+    name = ""
+    try:
+        name = busybox_container("dn", network=net).name
+        before = _resolv(name)
+        assert "127.0.0.11" in before
+        np = str(BIN / "netplumb")
+        machine(np, "network", "create", "lan1", "--subnet", "10.83.0.0/24")
+        first = machine(np, "attach", name, "np-lan1", "--ip", "10.83.0.5/24")
+        assert first.stderr.count(f"Docker container {name} is on Docker network {net}") == 1
+        assert "keeps Docker's name server" in first.stderr
+        second = machine(np, "attach", name, "np-lan1", "--ip", "10.83.0.6/24", "-i", "eth2")
+        assert "Docker network" not in second.stderr  # once
+        assert _resolv(name) == before
+    finally:
+        if name:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        subprocess.run(["docker", "network", "rm", net], capture_output=True, check=False)

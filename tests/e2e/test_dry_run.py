@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from e2e.test_project import Machine, machine, small
+from netplumb.model.mac import bridge_mac
 
 pytestmark = pytest.mark.kernel
 
@@ -86,7 +87,8 @@ def test_dry_runs_print_their_plans_and_change_nothing(machine: Machine) -> None
     created = machine.np("network", "create", "other", "--subnet", "10.94.0.0/24", "--dry-run")
     assert created.stdout.splitlines()[:3] == [
         "record network other (10.94.0.0/24 on np-other)",  # first: a kill -9 leaves it to rm
-        "ip link add np-other mtu 1500 type bridge && ip link set np-other up",
+        f"ip link add np-other address {bridge_mac('np-other').hex(':')} mtu 1500 type bridge"
+        " && ip link set np-other up",
         "ip addr add 10.94.0.1/24 dev np-other",
     ]
     removed = machine.np("network", "rm", "spare", "--dry-run").stdout

@@ -10,6 +10,7 @@ import pytest
 
 from kernel.attachlab import Lab
 from kernel.lanlab import LanLab
+from kernel.nameslab import NamesLab
 
 
 @pytest.fixture
@@ -26,6 +27,15 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 @pytest.fixture
 def lan(tmp_path: Path) -> Iterator[LanLab]:
     lab = LanLab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def names(tmp_path: Path) -> Iterator[NamesLab]:
+    lab = NamesLab(tmp_path)
     try:
         yield lab
     finally:

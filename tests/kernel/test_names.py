@@ -6,101 +6,23 @@ upstream: dnsmasq in a namespace of its own, which knows one outside name."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from lab import Lab, run, wait_for
+from kernel.nameslab import OUTSIDE, NamesLab
+from lab import run, wait_for
 
 pytestmark = pytest.mark.kernel
-
-OUTSIDE = ("outside.test", "198.51.100.7")
-UPSTREAM = "172.31.53.2"
-
-
-class NamesLab(Lab):
-    """A lab whose machine namespace forwards names to a fake upstream (dnsmasq)."""
-
-    def __init__(self, tmp: Path) -> None:
-        super().__init__(tmp, host="m")
-        with self.closed_on_error():
-            etc = Path("/etc/netns") / self.host
-            made_top = not etc.parent.exists()
-            etc.mkdir(parents=True)
-            self.defer(f"{etc}", lambda: _remove_etc(etc, made_top))
-            (etc / "resolv.conf").write_text(f"search lab.test\nnameserver {UPSTREAM}\n")
-            self.upstream = self.netns("up")
-            self.veth(self.host, "up0", self.upstream, "eth0")
-            run(["ip", "-n", self.host, "addr", "add", "172.31.53.1/30", "dev", "up0"])
-            run(["ip", "-n", self.upstream, "addr", "add", f"{UPSTREAM}/30", "dev", "eth0"])
-            self.dnsmasq = self.popen(
-                self.upstream,
-                [
-                    "dnsmasq",
-                    "--keep-in-foreground",
-                    "--no-resolv",
-                    "--no-hosts",
-                    f"--listen-address={UPSTREAM}",
-                    "--bind-interfaces",
-                    f"--address=/{OUTSIDE[0]}/{OUTSIDE[1]}",
-                    "--address=/missing.test/",  # NXDOMAIN (others: REFUSED, no upstream)
-                    "--pid-file=",
-                    "--user=root",
-                ],
-            )
-
-    def dig(self, host: str, *args: str) -> str:
-        """``dig +short`` from inside ``host``, through its resolv.conf's server."""
-        out = self.netplumb("exec", host, "dig", "+short", "+tries=1", "+timeout=8", *args)
-        return out.stdout.strip()
-
-    def status(self, host: str, *args: str) -> str:
-        """The answer's status (NOERROR, NXDOMAIN, SERVFAIL, ...)."""
-        out = self.netplumb("exec", host, "dig", "+tries=1", "+timeout=8", *args).stdout
-        for line in out.splitlines():
-            if "status:" in line:
-                return line.split("status:")[1].split(",")[0].strip()
-        return f"no answer: {out[-300:]}"
-
-    def server_pid(self) -> int | None:
-        try:
-            return int((self.state / "dns.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-
-def _remove_etc(etc: Path, made_top: bool) -> None:
-    shutil.rmtree(etc, ignore_errors=True)
-    if made_top:
-        try:
-            etc.parent.rmdir()
-        except OSError:
-            pass
-
-
-@pytest.fixture
-def names(tmp_path: Path) -> Iterator[NamesLab]:
-    lab = NamesLab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-def _up(lab: NamesLab, name: str, *args: str) -> None:
-    lab.netplumb("run", "--name", name, *args, "sleep", "infinity")
 
 
 def test_names_on_two_networks_links_and_reverse(names: NamesLab) -> None:
     lab = names
     lab.netplumb("network", "create", "front", "--subnet", "10.61.0.0/24", "--subnet6", "fd61::/64")
     lab.netplumb("network", "create", "back", "--subnet", "10.62.0.0/24")
-    _up(lab, "db", "--network", "back", "--ip", "10.62.0.10")
-    _up(lab, "web", "--network", "front", "--ip", "10.61.0.10")
-    _up(lab, "app", "--network", "front", "--ip", "10.61.0.20", "--link", "db:mongo")
+    lab.up("db", "--network", "back", "--ip", "10.62.0.10")
+    lab.up("web", "--network", "front", "--ip", "10.61.0.10")
+    lab.up("app", "--network", "front", "--ip", "10.61.0.20", "--link", "db:mongo")
     lab.pipework("np-back", "app", "10.62.0.20/24")  # app is on both networks now
     # a host's resolv.conf names its network's server, with the machine's search domains
     conf = lab.netplumb("exec", "web", "cat", "/etc/resolv.conf").stdout
@@ -129,7 +51,7 @@ def test_names_on_two_networks_links_and_reverse(names: NamesLab) -> None:
 def test_forwarding_and_the_upstream_gone(names: NamesLab) -> None:
     lab = names
     lab.netplumb("network", "create", "front", "--subnet", "10.61.0.0/24")
-    _up(lab, "web", "--network", "front")
+    lab.up("web", "--network", "front")
     assert lab.dig("web", OUTSIDE[0]) == OUTSIDE[1]
     assert lab.dig("web", "+tcp", OUTSIDE[0]) == OUTSIDE[1]
     assert lab.status("web", "missing.test") == "NXDOMAIN"  # the upstream's answer
@@ -146,19 +68,19 @@ def test_a_new_host_resolves_a_removed_one_does_not_and_addresses_follow(
 ) -> None:
     lab = names
     lab.netplumb("network", "create", "front", "--subnet", "10.61.0.0/24")
-    _up(lab, "web", "--network", "front")
-    _up(lab, "db", "--network", "front", "--ip", "10.61.0.50")
+    lab.up("web", "--network", "front")
+    lab.up("db", "--network", "front", "--ip", "10.61.0.50")
     assert lab.dig("web", "db") == "10.61.0.50"
     lab.netplumb("rm", "-f", "db")
     assert wait_for(lambda: lab.dig("web", "db") == "", timeout=5)
-    _up(lab, "db", "--network", "front", "--ip", "10.61.0.60")  # back with a new address
+    lab.up("db", "--network", "front", "--ip", "10.61.0.60")  # back with a new address
     assert wait_for(lambda: lab.dig("web", "db") == "10.61.0.60", timeout=5)
 
 
 def test_down_leaves_no_server_and_it_answers_only_its_networks(names: NamesLab) -> None:
     lab = names
     lab.netplumb("network", "create", "front", "--subnet", "10.61.0.0/24")
-    _up(lab, "web", "--network", "front")
+    lab.up("web", "--network", "front")
     pid = lab.server_pid()
     assert pid is not None and os.path.exists(f"/proc/{pid}")
     # a namespace beyond the machine, routed to the gateway: the server says nothing to it
@@ -178,13 +100,26 @@ def test_down_leaves_no_server_and_it_answers_only_its_networks(names: NamesLab)
     lab.netplumb("rm", "-f", "web")
     assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5)
     assert not (lab.state / "dns.pid").exists()
+    # a project's up starts it, its down leaves no server and no PID file
+    topo = lab.tmp / "names.yaml"
+    topo.write_text(
+        "name: names\nnetworks:\n  back:\n    subnet: 10.64.0.0/24\nservices:\n"
+        "  web:\n    replicas: 2\n    command: sleep infinity\n    networks: [back]\n"
+    )
+    lab.netplumb("up", "-f", str(topo))
+    assert lab.dig("web1", "web2") == "10.64.0.3"
+    pid = lab.server_pid()
+    assert pid is not None
+    lab.netplumb("down", "-f", str(topo))
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5)
+    assert not (lab.state / "dns.pid").exists()
 
 
 def test_two_hundred_hosts_on_one_network(names: NamesLab) -> None:
     lab = names
     lab.netplumb("network", "create", "big", "--subnet", "10.63.0.0/16")
     for i in range(200):
-        _up(lab, f"h{i}", "--network", "big")
+        lab.up(f"h{i}", "--network", "big")
     queries = "\n".join(f"h{i}" for i in range(200))
     (lab.tmp / "q").write_text(queries + "\n")
     out = lab.netplumb("exec", "h0", "dig", "+short", "+tries=1", "-f", str(lab.tmp / "q"))

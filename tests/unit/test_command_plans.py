@@ -51,6 +51,9 @@ def render() -> str:
         "network create lab --subnet 10.94.0.0/24 --subnet6 fd94::/64 --mtu 9000": plan_create(
             net, None, [], None, []
         ),
+        "network create back --subnet 10.95.0.0/24 --internal": plan_create(
+            make_network("back", "np-back", "10.95.0.0/24", internal=True), None, [net], None, []
+        ),
         "network rm lab": plan_remove("lab", net, [], bridge),
         "publish web 8080:80 127.0.0.1::53/udp [::]:9000:90": plan_publish(
             "web",

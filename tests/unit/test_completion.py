@@ -46,7 +46,7 @@ def complete(line: str) -> list[str]:
         ("netplumb port ", ["cache", "mongodb", "webserver1", "webserver2"]),
         ("netplumb rm -f m", ["mongodb"]),
         ("netplumb run --network ", ["demo"]),
-        ("netplumb run --n", ["--name", "--network"]),
+        ("netplumb run --n", ["--name", "--network", "--network-alias", "--no-link-env"]),
         ("netplumb run --name x --link w", ["webserver1", "webserver2"]),
         ("netplumb down -p ", ["birthdays"]),
         ("netplumb up -f ", ["birthdays.yaml"]),

@@ -153,6 +153,16 @@ def test_record_round_trip(net: Network) -> None:
     }
 
 
+def test_an_internal_network_says_so_in_its_record_and_only_then() -> None:
+    net = make_network("back", "np-back", "10.8.0.0/24", internal=True)
+    rec = net.to_record()
+    assert rec["internal"] is True
+    assert Network.from_record(json.loads(json.dumps(rec))) == net
+    assert net != make_network("back", "np-back", "10.8.0.0/24")  # `up` sees the change
+    assert "internal" not in make_network("back", "np-back", "10.8.0.0/24").to_record()
+    assert not Network.from_record({**rec, "internal": False}).internal
+
+
 def test_record_defaults_for_older_records() -> None:
     net = Network.from_record({"name": "demo", "bridge": "np-demo", "gateway": "10.89.0.1/16"})
     assert net == Network("demo", "np-demo", Interface.parse("10.89.0.1/16"), False, 1500)

@@ -35,6 +35,8 @@ V6NET = NetSpec("v6net", "np-v6", "fd00:89::/64", 6, False)
 ISO = NetSpec("iso", "np-iso", "10.90.0.0/24", 4, True, ("vethdb", "vethweb", "vethcache"))
 ISO_EMPTY = NetSpec("iso-empty", "np-iso2", "10.91.0.0/24", 4, True)  # no guest attached yet
 ISO6 = NetSpec("iso.v6", "np-iso6", "fd00:90::/64", 6, True, ("veth6a", "veth6b"))
+# Docker's --internal: no masquerade, nothing routed between its bridge and anything else
+INTERNAL = NetSpec("back", "np-back", "10.95.0.0/24", 4, False, (), "fd00:95::/64", internal=True)
 
 WEB = "host:web"
 PUBLICATIONS = [
@@ -78,6 +80,16 @@ CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]]
     ),
     ("isolated_v6", [ISO6], [], ALLOWS6, 3 + 2 + PUBLISH + 2 + 1 + (1 + 1 + 2 + 1), 2 + 1),
     (
+        "internal",
+        [DEFAULT, INTERNAL],
+        [],
+        [],
+        # guards: 1 + 2; the forward chain: 2 drops; postrouting: the internal network keeps
+        # its loopback and hairpin rules, without a masquerade
+        5 + 2 + PUBLISH + 2 + 3 + 2,
+        0,
+    ),
+    (
         "two_networks",
         [NetSpec("beta", "np-beta", "10.92.0.0/24", 4, False), DEFAULT],
         [],
@@ -115,6 +127,20 @@ def test_golden_ruleset(
 
 def test_every_golden_file_has_a_case() -> None:
     assert {p.name for p in GOLDEN.glob("nft_*.nft")} == {golden(c[0]).name for c in CASES}
+
+
+def test_an_internal_network_masquerades_nothing_and_forwards_nothing() -> None:
+    text = render([DEFAULT, INTERNAL], [], [])
+    mark = 'comment "netplumb:network:back"'
+    assert f'\t\tiifname "np-back" oifname != "np-back" drop {mark}\n' in text
+    assert f'\t\tiifname != "np-back" oifname "np-back" drop {mark}\n' in text
+    assert "10.95.0.0/24 oifname" not in text and "fd00:95::/64 oifname" not in text
+    assert 'ip saddr 10.89.0.0/16 oifname != "np0" masquerade' in text  # the others keep theirs
+    # the same network not internal: a masquerade per family, and no forward chain at all
+    plain = NetSpec("back", "np-back", "10.95.0.0/24", 4, False, (), "fd00:95::/64")
+    other = render([DEFAULT, plain], [], [])
+    assert "chain forward" not in other
+    assert 'ip6 saddr fd00:95::/64 oifname != "np-back" masquerade' in other
 
 
 def test_nothing_to_render_is_empty() -> None:

@@ -330,3 +330,56 @@ def test_a_static_address_per_replica_is_fine() -> None:
         "10.2.0.3/16",
     ]
     assert [(r.interfaces[0].ifname, r.interfaces[1].ifname) for r in web] == [("eth1", "eth2")] * 3
+
+
+# ------------------------------------------------------------- names for the DNS server (#14)
+
+
+def test_aliases_link_env_and_internal_networks() -> None:
+    topo = loads(
+        textwrap.dedent(
+            """\
+            link_env: false
+            networks:
+              back: {subnet: 10.8.0.0/24, internal: true}
+            services:
+              db:
+                command: birthdays mongo
+                expose: [27017]
+                networks: [back]
+                aliases: [mongo.internal, database, database]
+              web:
+                command: serve
+                replicas: 2
+                networks: [back]
+                links: [db:mongo]
+              legacy:
+                command: serve
+                networks: [back]
+                links: [db]
+                link_env: true
+            """
+        )
+    )
+    back = topo.network("back")
+    assert back is not None and back.internal
+    db = topo.replica("db")
+    assert db.aliases == ("mongo.internal", "database")  # a repeated alias once, as Docker
+    assert [r.aliases for r in topo.replicas_of("web")] == [(), ()]
+    assert [(r.name, r.service) for r in topo.replicas_of("web")] == [
+        ("web1", "web"),
+        ("web2", "web"),
+    ]
+    # the file's link_env applies to every service; a service's own wins
+    assert [r.link_env for r in topo.replicas] == [False, False, False, True]
+    text = summary(topo)
+    assert "network back: bridge np-back, subnet 10.8.0.0/24, gateway 10.8.0.1 internal\n" in text
+    assert "  aliases: mongo.internal database\n" in text
+    assert text.count("  link variables: none (Docker 29)\n") == 2  # web1, web2: they link
+    assert "legacy:" in text and text.split("legacy:")[1].count("link variables") == 0
+
+
+def test_a_file_without_the_new_keys_keeps_its_summary_and_defaults() -> None:
+    topo = loads(SERVICES)
+    assert all(r.link_env and r.aliases == () for r in topo.replicas)
+    assert "aliases" not in summary(topo) and "link variables" not in summary(topo)

@@ -128,6 +128,21 @@ def build_parser() -> _Parser:
         help="link to another host or Docker container (Docker's variables, /etc/hosts)",
     )
     p.add_argument(
+        "--no-link-env",
+        dest="link_env",
+        action="store_false",
+        help="links give no environment variables, only /etc/hosts lines and DNS names "
+        "(Docker 29's links; by default they give Docker 28's variables)",
+    )
+    p.add_argument(
+        "--network-alias",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another DNS name of the host on its network (repeatable; letters, digits, '-', "
+        "dots between labels)",
+    )
+    p.add_argument(
         "-p",
         "--publish",
         action="append",
@@ -236,6 +251,13 @@ def build_parser() -> _Parser:
         "--isolation",
         action="store_true",
         help="guests reach each other only on linked, exposed ports (Docker's --icc=false)",
+    )
+    nc.add_argument(
+        "--internal",
+        action="store_true",
+        help="no way out, as Docker's --internal: nothing routed to or from other interfaces "
+        "(guests reach each other and the machine's gateway addresses), no masquerade, and its "
+        "DNS server forwards no outside names",
     )
     nc.add_argument("--mtu", type=int, default=1500)
     nsubs.add_parser("ls", help="list networks")

@@ -22,11 +22,13 @@ def _strip_dashdash(argv: list[str]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netplumb.model import restart
+    from netplumb.model.dnsnames import check_aliases
     from netplumb.model.links import Link
     from netplumb.model.ports import parse_expose, parse_port_spec
     from netplumb.ops import containers
 
     policy = restart.parse(args.restart)  # refused before anything is made
+    aliases = check_aliases(args.network_alias)
     for spec in args.expose:  # checked in the order run always checked them
         parse_expose(spec)
     mappings = [m for spec in args.publish for m in parse_port_spec(spec)]
@@ -47,6 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         publish_all=args.publish_all,
         ip=args.ip,
         restart=policy,
+        aliases=aliases,
+        link_env=args.link_env,
     )
     print(record["name"])
     return 0

@@ -159,6 +159,7 @@ def cmd_network(args: argparse.Namespace) -> int:
             args.mtu,
             subnet6=args.subnet6,
             gateway6=args.gateway6,
+            internal=args.internal,
         )
         if args.dry_run:
             from netplumb.ops import dryrun
@@ -176,7 +177,9 @@ def cmd_network(args: argparse.Namespace) -> int:
         for name in networks.names():
             found = networks.get(name)
             if found is not None:
-                iso = " isolation" if found.isolation else ""
+                iso = (" isolation" if found.isolation else "") + (
+                    " internal" if found.internal else ""
+                )
                 v6 = f" {found.subnet6}" if found.subnet6 else ""
                 subnets = f"{found.subnet}{v6}"
                 print(f"{found.name}\t{found.bridge}\t{subnets}\tgateway {found.gateway.ip}{iso}")

@@ -1,11 +1,12 @@
-"""A long-running helper process of netplumb's (the name server): started detached, waited
-for until it says it is ready.
+"""netplumb's long-running helper processes (the name server, the LAN's dead-man timer):
+started detached, a daemon waited for until it says it is ready.
 
-Double fork with ``setsid`` in between, as ``deadman.py`` does: the daemon is in a session of
-its own, re-parented to init, its standard streams on /dev/null (or a log), so the command that
-started it returns and a caller capturing its output is not kept waiting. It gets the write
-end of a pipe as file descriptor 3 and writes one line to it once it serves (``ready``), or
-exits, which closes it: the caller returns then, in both cases.
+Double fork with ``setsid`` in between: the process is in a session of its own, with no
+controlling terminal, re-parented to init (the SSH session that started it can drop), its
+standard streams on /dev/null (or a log), so the command that started it returns and a caller
+capturing its output is not kept waiting. A daemon gets the write end of a pipe as file
+descriptor 3 and writes one line to it once it serves (``ready``), or exits, which closes it:
+the caller returns then, in both cases.
 """
 
 from __future__ import annotations
@@ -18,36 +19,72 @@ import time
 READY_FD = 3
 
 
-def spawn(tag: str, entry: str, args: list[str], log: str | None, timeout: float = 5.0) -> bool:
-    """Start ``entry`` (``module:function``, called with ``args``) as a daemon whose command
-    line carries ``tag``; True once it said it is ready, False if it exited first."""
-    module, _, func = entry.partition(":")
-    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = (
-        f"import sys; sys.path.insert(0, {src!r}); "
-        f"from {module} import {func}; {func}(sys.argv[2:])"
-    )
-    argv = [sys.executable, "-S", "-c", code, tag, *args]
+def detached(
+    argv: list[str], env: dict[str, str], *, log: str | None = None, ready: int | None = None
+) -> int:
+    """Exec ``argv`` as a grandchild in a session of its own (re-parented to init, its
+    standard streams /dev/null or ``log``, ``ready`` given as its fd 3); its PID, returned
+    once it runs ``argv`` (the pipe that carries the PID closes at the exec)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:
             os.close(read_fd)
             os.setsid()
-            if os.fork() == 0:
+            grandchild = os.fork()
+            if grandchild == 0:
                 null = os.open(os.devnull, os.O_RDWR)
                 out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if log else null
                 os.dup2(null, 0)
                 os.dup2(out, 1)
                 os.dup2(out, 2)
-                os.dup2(write_fd, READY_FD)
-                os.closerange(READY_FD + 1, 1 << 16)
+                pid_fd = write_fd
+                if ready is not None:
+                    if pid_fd == READY_FD:  # out of the way of the daemon's fd 3
+                        pid_fd = os.dup(pid_fd)
+                    if ready == READY_FD:
+                        os.set_inheritable(READY_FD, True)
+                    else:
+                        os.dup2(ready, READY_FD)
+                lo = READY_FD + 1 if ready is not None else 3
+                for keep in sorted({pid_fd} | ({READY_FD} if ready is not None else set())):
+                    if keep >= lo:
+                        os.closerange(lo, keep)
+                        lo = keep + 1
+                os.closerange(lo, 1 << 16)
+                os.set_inheritable(pid_fd, False)  # closed by the exec: the caller returns
                 os.chdir("/")
-                os.execve(sys.executable, argv, dict(os.environ))
+                os.execve(argv[0], argv, env)
+            os.write(write_fd, str(grandchild).encode())
         finally:
             os._exit(0)
     os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
     os.waitpid(pid, 0)
+    return int(data or b"0")
+
+
+def python_argv(tag: str, entry: str, args: list[str]) -> list[str]:
+    """``python -S`` calling ``entry`` (``module:function``) with ``args``, ``tag`` on its
+    command line (for ``pgrep`` and ``alive``)."""
+    module, _, func = entry.partition(":")
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        f"import sys; sys.path.insert(0, {src!r}); "
+        f"from {module} import {func}; {func}(sys.argv[2:])"
+    )
+    return [sys.executable, "-S", "-c", code, tag, *args]
+
+
+def spawn(tag: str, entry: str, args: list[str], log: str | None, timeout: float = 5.0) -> bool:
+    """Start ``entry`` as a daemon (``python_argv``); True once it said it is ready, False if
+    it exited first or said nothing within ``timeout`` seconds."""
+    read_fd, write_fd = os.pipe()
+    try:
+        detached(python_argv(tag, entry, args), dict(os.environ), log=log, ready=write_fd)
+    finally:
+        os.close(write_fd)
     deadline = time.monotonic() + timeout
     got = b""
     try:

@@ -20,15 +20,18 @@ NETWORK_NAME_MAX = 128 - len("netplumb:network:")
 
 class Network(Value):
     """``gateway`` is the bridge's own address, with the subnet's prefix length; a dual-stack
-    network also has ``gateway6``, its IPv6 subnet's gateway."""
+    network also has ``gateway6``, its IPv6 subnet's gateway. An ``internal`` network (Docker's
+    ``--internal``) has no way out: its guests reach each other and the machine's gateway
+    addresses, nothing beyond, and its DNS server forwards no outside names."""
 
-    __slots__ = ("bridge", "gateway", "gateway6", "isolation", "mtu", "name")
+    __slots__ = ("bridge", "gateway", "gateway6", "internal", "isolation", "mtu", "name")
     name: str
     bridge: str
     gateway: Interface
     isolation: bool
     mtu: int
     gateway6: Interface | None
+    internal: bool
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class Network(Value):
         isolation: bool = False,
         mtu: int = 1500,
         gateway6: Interface | None = None,
+        internal: bool = False,
     ) -> None:
         self.name = name
         self.bridge = check_ifname(bridge, "bridge name")
@@ -45,6 +49,7 @@ class Network(Value):
         self.isolation = isolation
         self.mtu = mtu
         self.gateway6 = gateway6
+        self.internal = internal
         self._freeze()
 
     @property
@@ -70,6 +75,8 @@ class Network(Value):
         }
         if self.gateway6 is not None:
             rec["gateway6"] = str(self.gateway6)
+        if self.internal:  # absent: not internal (records older netplumbs wrote, too)
+            rec["internal"] = True
         return rec
 
     @classmethod
@@ -81,6 +88,7 @@ class Network(Value):
             bool(rec.get("isolation", False)),
             int(str(rec.get("mtu", 1500))),
             Interface.parse(str(rec["gateway6"])) if rec.get("gateway6") else None,
+            rec.get("internal") is True,
         )
 
 
@@ -98,6 +106,7 @@ def make_network(
     mtu: int = 1500,
     subnet6: str | None = None,
     gateway6: str | None = None,
+    internal: bool = False,
 ) -> Network:
     """Validate a network definition: the gateway defaults to the subnet's first address.
 
@@ -120,7 +129,7 @@ def make_network(
         raise InvalidValue(f"invalid gateway {gateway6}: no IPv6 subnet given")
     if not 68 <= mtu <= 65535:
         raise InvalidValue(f"invalid MTU: {mtu}")
-    return Network(name, bridge, primary, isolation, mtu, second)
+    return Network(name, bridge, primary, isolation, mtu, second, internal)
 
 
 def _gateway_of(subnet: str, gateway: str | None) -> Interface:

@@ -1,8 +1,9 @@
 """netplumb's nftables ruleset, rendered as ``nft -f`` text from its records (pure).
 
 One ``inet netplumb`` table does published ports (DNAT for traffic from elsewhere and from the
-machine itself, masquerade for loopback and hairpin traffic) and the guards Docker lacked before
-28.0; one ``bridge netplumb`` table isolates networks with ``isolation`` on. Every rule is
+machine itself, masquerade for loopback and hairpin traffic), the guards Docker lacked before
+28.0, and cuts ``internal`` networks off (a ``forward`` chain; Docker's ``--internal``); one
+``bridge netplumb`` table isolates networks with ``isolation`` on. Every rule is
 commented with its owner. The text replaces both tables in one transaction (``apply_text``), so
 a half-applied ruleset never exists; golden files in tests pin the output.
 
@@ -40,7 +41,7 @@ __all__ = ["COMMENT_MAX", "TABLE", "Allow", "NetSpec", "Publication", "element",
 class NetSpec(Value):
     """A network as the ruleset sees it."""
 
-    __slots__ = ("bridge", "family", "isolation", "name", "ports", "subnet", "subnet6")
+    __slots__ = ("bridge", "family", "internal", "isolation", "name", "ports", "subnet", "subnet6")
     name: str
     bridge: str
     subnet: str
@@ -48,6 +49,7 @@ class NetSpec(Value):
     isolation: bool
     ports: tuple[str, ...]
     subnet6: str | None  # the IPv6 subnet of a dual-stack network
+    internal: bool  # no way out: nothing routed between its bridge and any other interface
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class NetSpec(Value):
         isolation: bool,
         ports: tuple[str, ...] = (),
         subnet6: str | None = None,
+        internal: bool = False,
     ) -> None:
         self.name = name
         self.bridge = bridge
@@ -66,6 +69,7 @@ class NetSpec(Value):
         self.isolation = isolation
         self.ports = ports  # the bridge ports netplumb made (for isolation)
         self.subnet6 = subnet6
+        self.internal = internal
         self._freeze()
 
     def subnets(self) -> list[tuple[str, str]]:
@@ -265,6 +269,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
     ]
     out += PUBLISH_RULES
     out.append("\t}")
+    out += _internal_chain(nets)
     out += [
         "\tchain nat_postrouting {",
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
@@ -277,8 +282,9 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
             out.append(f'\t\toifname "{bridge}" ip saddr 127.0.0.0/8 ct status dnat masquerade {c}')
         # hairpin: a guest reaching another guest's published port through a host address
         out.append(f'\t\tiifname "{bridge}" oifname "{bridge}" ct status dnat masquerade {c}')
-        # guests reaching beyond the machine leave with its address, as with Docker
-        for kw, subnet in n.subnets():
+        # guests reaching beyond the machine leave with its address, as with Docker; an
+        # internal network's guests reach nothing beyond it (``forward``), so no masquerade
+        for kw, subnet in [] if n.internal else n.subnets():
             out.append(f'\t\t{kw} saddr {_subnet(subnet)} oifname != "{bridge}" masquerade {c}')
     out += ["\t}", "}"]
     isolated = sorted((n for n in nets if n.isolation), key=lambda n: n.name)
@@ -309,6 +315,23 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
             out += [f"\t\tdrop {_net_comment(n)}", "\t}"]
         out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _internal_chain(nets: list[NetSpec]) -> list[str]:
+    """Docker's ``--internal``: nothing is routed from an internal network's bridge to another
+    interface, nor to it from one (published ports from elsewhere included). Its guests still
+    reach each other (bridged, not routed) and the machine's own addresses (input, not
+    forward), where netplumb's DNS server answers them. A drop in any base chain is final,
+    whatever other tables (Docker's ``DOCKER-USER`` accepts) say."""
+    internal = sorted((n for n in nets if n.internal), key=lambda n: n.name)
+    if not internal:
+        return []
+    out = ["\tchain forward {", "\t\ttype filter hook forward priority filter; policy accept;"]
+    for n in internal:
+        c, bridge = _net_comment(n), _ifname(n.bridge, "bridge name")
+        out.append(f'\t\tiifname "{bridge}" oifname != "{bridge}" drop {c}')
+        out.append(f'\t\tiifname != "{bridge}" oifname "{bridge}" drop {c}')
+    return [*out, "\t}"]
 
 
 FLOW = "inet_proto . inet_service"

@@ -11,6 +11,7 @@ from netplumb.hosts import files as hostfiles
 from netplumb.hosts import runtime
 from netplumb.model.addresses import AddressSpec
 from netplumb.model.attach import AttachRequest
+from netplumb.model.dnsnames import check_aliases
 from netplumb.model.ip import IP, Interface
 from netplumb.model.links import Link
 from netplumb.model.network import DEFAULT_NETWORK
@@ -43,6 +44,9 @@ def run(
     interfaces: Sequence[AttachRequest] = (),
     extra: dict[str, object] | None = None,
     restart: RestartPolicy | None = None,
+    aliases: Sequence[str] = (),
+    service: str | None = None,
+    link_env: bool = True,
 ) -> Record:
     """Start a host on a network with its links and ports, given as resolved values (the CLI
     parses ``--link`` and ``-p``, the topology file its own). ``refresh_links=False`` leaves
@@ -51,8 +55,14 @@ def run(
     ``attachments`` (``up``) replaces ``network``/``ip``: one interface per network, the first
     with the default route; ``interfaces`` are pipework-style extra interfaces, attached before
     the command starts; ``extra`` goes into the host's record (``up`` marks its project).
+
+    ``aliases`` are more DNS names of the host on its networks (``--network-alias``),
+    ``service`` the topology service it is a replica of; both go into its record, for the DNS
+    server. ``link_env=False`` is Docker 29's links: no link variables, ``/etc/hosts`` lines
+    (and names) only; the record keeps ``"link_env": False`` so ``exec`` gives none either.
     """
     # Everything that can be checked before anything exists is checked first.
+    names = check_aliases(list(aliases))
     for spec in expose:
         parse_expose(spec)
     pairs = [(link.target, link.alias) for link in links_to]
@@ -68,6 +78,8 @@ def run(
         )
     if (publish or publish_all) and not attachments:
         raise NetplumbError("cannot publish ports of a host with --network none")
+    if names and not attachments:
+        raise NetplumbError("cannot give network aliases to a host with --network none")
 
     def prepare(record: Record) -> tuple[dict[str, str], list[str]]:
         owner = f"host:{name}"
@@ -89,8 +101,9 @@ def run(
                 owner, name, list(publish), list(expose) if publish_all else None
             )
         link_vars: list[str] = []
-        for target, alias in pairs:
-            link_vars += links.env_for(target, alias, name)
+        for target, alias in pairs:  # each target checked again (running, with an address)
+            found = links.env_for(target, alias, name)
+            link_vars += found if link_env else []
         if any(net_is_isolated(n["network"]) for n in record.get("networks", [])):
             ports.isolation_changed()  # a new port of an isolated network, its link flows
         env_vars = dict(v.partition("=")[::2] for v in link_vars)
@@ -102,13 +115,27 @@ def run(
         hostname=hostname,
         env=env,
         expose=expose,
-        extra=extra,
+        extra={**(extra or {}), **dns_fields(names, service, link_env)},
         prepare=prepare,
         restart=restart,
     )
     if refresh_links:
         links.refresh_hosts_files(name)
     return record
+
+
+def dns_fields(aliases: Sequence[str], service: str | None, link_env: bool) -> Record:
+    """What a guest's record says for the DNS server: ``aliases`` (its more names), ``service``
+    (the topology service it is a replica of), ``link_env`` (False: Docker 29's links); a field
+    at its default is left out, so records stay as older netplumbs wrote them."""
+    out: Record = {}
+    if aliases:
+        out["aliases"] = list(aliases)
+    if service is not None:
+        out["service"] = service
+    if not link_env:
+        out["link_env"] = False
+    return out
 
 
 def _attach_network(name: str, owner: str, att: Attachment, default_route: bool) -> Record:
@@ -150,9 +177,11 @@ def net_is_isolated(name: str) -> bool:
 
 
 def exec_env(record: Record) -> dict[str, str]:
-    """The environment for ``netplumb exec``: fresh link variables, then the host's own."""
+    """The environment for ``netplumb exec``: fresh link variables (none for a host run with
+    Docker 29's links), then the host's own."""
     link_vars: list[str] = []
-    for target, alias in links.record_links(record):
+    pairs = links.record_links(record) if record.get("link_env", True) is not False else []
+    for target, alias in pairs:
         try:
             link_vars += links.env_for(target, alias, str(record["name"]))
         except NetplumbError:

@@ -25,13 +25,34 @@ if TYPE_CHECKING:
     from netplumb.state import Record
 
 
-def _networks() -> list[tuple[NetSpec, Record]]:
+class Records:
+    """The records the zone is made of, read once and kept until inotify says an entry
+    changed (``forget``): a change costs the entries it touched, not every record."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, str], Record | None] = {}
+
+    def read(self, folder: str, name: str) -> Record | None:
+        key = (folder, name)
+        if key not in self.kept:
+            self.kept[key] = state.read(folder, name)
+        return self.kept[key]
+
+    def forget(self, folder: str, name: str | None = None) -> None:
+        """An entry changed (or, ``name`` None, anything in ``folder``)."""
+        if name is not None:
+            self.kept.pop((folder, name), None)
+        else:
+            self.kept = {k: v for k, v in self.kept.items() if k[0] != folder}
+
+
+def _networks(records: Records) -> list[tuple[NetSpec, Record]]:
     from netplumb.model.network import Network
     from netplumb.model.zone import NetSpec
 
     out = []
     for name in state.names("networks"):
-        rec = state.read("networks", name)
+        rec = records.read("networks", name)
         if rec is None:
             continue
         net = Network.from_record(rec)
@@ -60,21 +81,22 @@ def _names_of(
     return tuple(names), links
 
 
-def zone() -> Zone:
-    """Every network's zone as the records stand now."""
+def zone(records: Records | None = None) -> Zone:
+    """Every network's zone as the records stand now (``records``: as a cache has them)."""
     from netplumb.model.zone import MemberSpec, Zone
 
-    nets = _networks()
+    records = records if records is not None else Records()
+    nets = _networks(records)
     by_bridge = {spec.bridge: spec.name for spec, _ in nets}
     docker = {}
     for name in state.names("docker"):
-        rec = state.read("docker", name)
+        rec = records.read("docker", name)
         if rec is not None and rec.get("owner"):
             docker[str(rec["owner"])] = rec
     addresses: dict[str, list[tuple[str, str]]] = {}
     guests: dict[str, str] = {}
     for name in state.names("attach"):
-        rec = state.read("attach", name)
+        rec = records.read("attach", name)
         if rec is None:
             continue
         sig = rec.get("signature") or {}
@@ -88,7 +110,7 @@ def zone() -> Zone:
     members = []
     for owner, held in addresses.items():
         kind, _, ref = owner.partition(":")
-        record = state.read("hosts", ref) if kind == "host" else docker.get(owner)
+        record = records.read("hosts", ref) if kind == "host" else docker.get(owner)
         names, links = _names_of(record, guests.get(owner, ""))
         members.append(MemberSpec(owner, names, tuple(held), links))
     return Zone([spec for spec, _ in nets], members)

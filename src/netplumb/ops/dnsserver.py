@@ -38,7 +38,8 @@ def _socket(ip: str, bridge: str, kind: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     s = socket.socket(family, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == socket.SOCK_STREAM:  # a listener again over connections closing
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, bridge.encode())
         if family == socket.AF_INET6:
             # a new gateway address is "tentative" until DAD ends: bind it anyway
@@ -91,6 +92,8 @@ class Server:
         self.done = asyncio.Event()
         self.reload_pending = False
         self.tasks: set[asyncio.Task[None]] = set()
+        self.records = dns.Records()
+        self.reloading = asyncio.Lock()
 
     def handle(
         self, network: str, host: str, data: bytes, reply: Callable[[bytes], None], udp: bool
@@ -123,9 +126,14 @@ class Server:
             self.forwarder.forward(data, reply, udp)
 
     async def reload(self) -> None:
-        """The zone again from the records; sockets for new gateways, none for old ones."""
+        """The zone again from the records; sockets for new gateways, none for old ones.
+        One at a time: a change while one runs sets off the next."""
+        async with self.reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         self.reload_pending = False
-        self.zone = zone = dns.zone()
+        self.zone = zone = dns.zone(self.records)
         self.forwarder.read_resolv_conf()
         wanted = {
             (net.name, ip, net.bridge) for net in zone.networks.values() for ip in net.gateways
@@ -138,7 +146,11 @@ class Server:
             network, ip, bridge = key
             try:
                 udp = _socket(ip, bridge, socket.SOCK_DGRAM)
-                tcp = _socket(ip, bridge, socket.SOCK_STREAM)
+                try:
+                    tcp = _socket(ip, bridge, socket.SOCK_STREAM)
+                except OSError:
+                    udp.close()
+                    raise
             except OSError as exc:
                 _log(f"cannot listen on {ip} ({bridge}): {exc}")
                 continue  # its bridge is not there (yet): the next change tries again
@@ -208,8 +220,18 @@ async def _serve(ready: bool) -> None:
         for folder in dns.FOLDERS:
             watcher.watch(state.path(folder))
 
+    top = state.state_dir()
+
     def on_event() -> None:
-        watcher.drain()
+        changed = watcher.drain()
+        if changed is None:  # events were lost: read everything again
+            server.records = dns.Records()
+        else:
+            for where, name in changed:
+                if where == top:  # a folder came or went
+                    server.records.forget(name)
+                else:
+                    server.records.forget(os.path.basename(where), name)
         watch_all()
         server.changed()
 

@@ -54,6 +54,8 @@ def inspect(name: str) -> Record:
             "IPv6Gateway": str(net.gateway6.ip) if net and net.gateway6 else "",
             "MacAddress": _mac_of(name, str(entry.get("ifname", "eth0"))),
             "Bridge": net.bridge if net else "",
+            # --network-alias: netplumb's aliases hold on every network of the host
+            "Aliases": [str(a) for a in rec.get("aliases", [])],
         }
     published: dict[str, list[dict[str, str]]] = {}
     for b in ports.bindings(f"host:{name}"):

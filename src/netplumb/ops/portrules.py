@@ -103,6 +103,7 @@ def _nets(isolated_only: bool = False) -> list[NetSpec]:
                     net.isolation,
                     ports,
                     net.subnet6,
+                    net.internal,
                 )
             )
     return nets

@@ -44,7 +44,8 @@ class RecordNetwork(Action):
     def __str__(self) -> str:
         n = self.network
         subnets = " ".join(s for s in (n.subnet, n.subnet6) if s)
-        return f"record network {n.name} ({subnets} on {n.bridge})"
+        internal = ", internal" if n.internal else ""
+        return f"record network {n.name} ({subnets} on {n.bridge}{internal})"
 
 
 class ForgetNetwork(Action):
@@ -120,24 +121,36 @@ class Forwarding(Action):
 
 
 class NetworkRules(Action):
-    __slots__ = ("add", "bridge", "network", "subnets")
+    __slots__ = ("add", "bridge", "internal", "network", "subnets")
     network: str
     subnets: tuple[str, ...]
     bridge: str
     add: bool
+    internal: bool
 
     def __init__(
-        self, network: str, subnets: tuple[str, ...], bridge: str, add: bool = True
+        self,
+        network: str,
+        subnets: tuple[str, ...],
+        bridge: str,
+        add: bool = True,
+        internal: bool = False,
     ) -> None:
         self.network = network
         self.subnets = subnets
         self.bridge = bridge
         self.add = add
+        self.internal = internal
         self._freeze()
 
     def __str__(self) -> str:
         if not self.add:
             return f"nft: drop network {self.network}'s rules"
+        if self.internal:
+            return (
+                f"nft: network {self.network}'s rules (internal: nothing routed between "
+                f"{self.bridge} and another interface, no masquerade)"
+            )
         return (
             f"nft: network {self.network}'s rules (masquerade {' '.join(self.subnets)} "
             f"leaving by another interface than {self.bridge})"
@@ -212,7 +225,7 @@ def kernel_steps(net: Network, bridge: BridgeSeen | None = None) -> list[Action]
 def create_steps(net: Network) -> tuple[Action, ...]:
     """A new network's kernel side and rules, nothing of it there yet (``up``'s plan)."""
     subnets = tuple(s for s in (net.subnet, net.subnet6) if s)
-    return (*kernel_steps(net), NetworkRules(net.name, subnets, net.bridge))
+    return (*kernel_steps(net), NetworkRules(net.name, subnets, net.bridge, internal=net.internal))
 
 
 def plan_create(
@@ -239,7 +252,8 @@ def plan_create(
     _check_free(net, machine)
     kernel = kernel_steps(net, bridge)
     subnets = tuple(s for s in (net.subnet, net.subnet6) if s)
-    return [RecordNetwork(net), *kernel, NetworkRules(net.name, subnets, net.bridge)]
+    rules = NetworkRules(net.name, subnets, net.bridge, internal=net.internal)
+    return [RecordNetwork(net), *kernel, rules]
 
 
 def plan_remove(

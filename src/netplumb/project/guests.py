@@ -97,6 +97,9 @@ def _start_host(r: Replica, project: str, digest: str) -> None:
         interfaces=[i.attach_request(r.name) for i in r.interfaces],
         extra={"project": project, "digest": digest},
         restart=r.restart,
+        aliases=r.aliases,
+        service=r.service,
+        link_env=r.link_env,
     )
 
 
@@ -112,7 +115,8 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
     env = list(r.environment)
     extra_hosts: dict[str, str] = {}
     for link in r.links:
-        env += links.env_for(link.target, link.alias, r.name)
+        found = links.env_for(link.target, link.alias, r.name)  # the target runs, has an address
+        env += found if r.link_env else []  # link_env false: Docker 29's links, no variables
         target = links.find_target(link.target)
         extra_hosts[link.alias] = target.ip
         if link.target != link.alias:
@@ -153,6 +157,7 @@ def _start_docker(r: Replica, project: str, digest: str) -> None:
                 "project": project,
                 "image": r.image,
                 "links": [[link.target, link.alias] for link in r.links],
+                **containers.dns_fields(r.aliases, r.service, r.link_env),
             },
             "docker",
             r.name,

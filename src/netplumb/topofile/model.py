@@ -159,6 +159,8 @@ class Replica:
     interfaces: tuple[ExtraInterface, ...]
     depends_on: tuple[Dependency, ...]
     restart: RestartPolicy = RestartPolicy()  # noqa: RUF009 -- frozen: one shared value is fine
+    aliases: tuple[str, ...] = ()  # more DNS names on its networks (--network-alias)
+    link_env: bool = True  # links give Docker 28's variables; False: Docker 29's links
 
 
 @dataclass(frozen=True)
@@ -196,8 +198,10 @@ def summary(topo: Topology) -> str:
     for net in topo.networks:
         subnets = " ".join(filter(None, (net.subnet, net.subnet6)))
         gateways = " ".join(str(g.ip) for g in net.gateways)
-        extra = (" isolation" if net.isolation else "") + (
-            f" mtu {net.mtu}" if net.mtu != 1500 else ""
+        extra = (
+            (" isolation" if net.isolation else "")
+            + (" internal" if net.internal else "")
+            + (f" mtu {net.mtu}" if net.mtu != 1500 else "")
         )
         lines.append(
             f"network {net.name}: bridge {net.bridge}, subnet {subnets}, gateway {gateways}{extra}"
@@ -224,6 +228,10 @@ def replica_lines(r: Replica) -> list[str]:
     if r.expose:
         lines.append("  expose: " + " ".join(f"{p}/{proto}" for p, proto in r.expose))
     lines += [f"  link: {link}" for link in r.links]
+    if r.links and not r.link_env:  # only then: a file without the key keeps its digests
+        lines.append("  link variables: none (Docker 29)")
+    if r.aliases:
+        lines.append("  aliases: " + " ".join(r.aliases))
     for m in r.ports:
         host = m.host_text() + ("ephemeral" if m.host_port == 0 else "")
         lines.append(f"  port: {m.private} <- {host}")

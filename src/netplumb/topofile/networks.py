@@ -61,6 +61,7 @@ def _network(name: str, rn: RawNetwork, here: Path) -> Network:
             rn.mtu,
             by_family.get(6) if primary == 4 else None,
             gateways.get(6) if primary == 4 else None,
+            rn.internal,
         )
     except InvalidValue as exc:
         words = str(exc).split()  # "invalid subnet ...", "invalid gateway ...", "invalid MTU"

@@ -34,6 +34,7 @@ from netplumb.topofile.values import (
     IfName,
     LinkSpec,
     MacText,
+    NetworkAlias,
     PortSpec,
     RestartText,
     Subnet,
@@ -92,6 +93,9 @@ class RawNetwork(RawModel):
     """The bridge's address in each subnet (default: the subnet's first address)."""
     isolation: bool = False
     """Docker's --icc=false: guests reach each other only on the exposed ports of links."""
+    internal: bool = False
+    """Docker's --internal: no way out (nothing routed to or from other interfaces, no
+    masquerade; guests reach each other and the gateway), no outside names forwarded by DNS."""
     mtu: Annotated[int, Field(ge=68, le=65535)] = 1500
     """The bridge's MTU."""
 
@@ -192,6 +196,11 @@ class RawService(RawModel):
     """Ports others may link to: 8080, 8080/udp, 9000-9002."""
     links: list[LinkSpec] = []
     """Docker links, TARGET or TARGET:ALIAS; a replicated target by replica name."""
+    link_env: bool | None = None
+    """Give links Docker 28's environment variables (default: the file's link_env, true);
+    false: Docker 29's links, /etc/hosts lines and DNS names only."""
+    aliases: list[NetworkAlias] = []
+    """More DNS names of every replica on its networks (docker run --network-alias)."""
     ports: list[PortSpec] = []
     """Published ports, docker run -p's grammar; a host port range spreads over replicas."""
     networks: ServiceNetworks | None = None
@@ -224,6 +233,9 @@ class RawTopology(RawModel):
 
     name: str | None = None
     """The project's name (default: the file's name without its extension)."""
+    link_env: bool = True
+    """Links give Docker 28's environment variables (true, the default) or not (false: Docker
+    29's links, /etc/hosts lines and DNS names only); a service's link_env overrides it."""
     networks: dict[str, RawNetwork] = {}
     """Networks of this project, by name."""
     services: dict[str, RawService] = {}

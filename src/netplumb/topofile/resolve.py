@@ -56,7 +56,7 @@ def resolve(raw: RawTopology, project: str = "default", default: Network | None 
     networks = resolve_networks(raw, default)
     known = {n.name: n for n in (default, *networks)}
     names = name_services(raw)
-    r = _Resolver(known, names)
+    r = _Resolver(known, names, raw.link_env)
     replicas = tuple(
         replica for sname, service in raw.services.items() for replica in r.service(sname, service)
     )
@@ -80,9 +80,10 @@ def _clash(a: IP | None, b: IP | None) -> bool:
 class _Resolver:
     """The state that spans services: addresses, MACs and host ports handed out so far."""
 
-    def __init__(self, networks: dict[str, Network], names: Names) -> None:
+    def __init__(self, networks: dict[str, Network], names: Names, link_env: bool = True) -> None:
         self.networks = networks
         self.names = names
+        self.link_env = link_env  # the file's; a service's own link_env wins
         self.addresses: dict[IP, str] = {}
         self.macs: dict[tuple[str, Mac], str] = {}
         self.ports: dict[tuple[str, int], list[tuple[IP | None, str]]] = {}
@@ -173,6 +174,10 @@ class _Resolver:
         attachments = self._attachments(name, rs, here, over)
         if not attachments and mine:
             raise TopologyError(mine[0][1], "cannot publish ports of a service without a network")
+        if not attachments and rs.aliases:
+            raise TopologyError(
+                (*here, "aliases"), "cannot give aliases to a service without a network"
+            )
         self._publish(name, mine)
         interfaces = self._interfaces(name, rs, here, over, attachments)
         deps = []
@@ -201,6 +206,8 @@ class _Resolver:
             networks=attachments,
             interfaces=interfaces,
             depends_on=tuple(deps),
+            aliases=tuple(dict.fromkeys(rs.aliases)),
+            link_env=self.link_env if rs.link_env is None else rs.link_env,
         )
 
     def _links(self, name: str, rs: RawService, here: Path) -> tuple[Link, ...]:

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from netplumb.errors import InvalidValue
 from netplumb.model import restart
 from netplumb.model.addresses import AddressSpec, parse_address_spec
+from netplumb.model.dnsnames import check_alias
 from netplumb.model.ip import IP, Interface
 from netplumb.model.links import parse_link
 from netplumb.model.mac import Mac
@@ -222,6 +223,7 @@ PortSpec = Annotated[
     AfterValidator(_parsed_by(parse_port_spec)),
 ]
 LinkSpec = Annotated[str, AfterValidator(_parsed_by(parse_link))]
+NetworkAlias = Annotated[str, AfterValidator(_parsed_by(check_alias))]
 RestartText = Annotated[
     str,
     BeforeValidator(_restart_text, json_schema_input_type=str),

@@ -1,0 +1,63 @@
+"""netplumb's detached processes (the name server, the LAN's dead-man timer): a session of
+their own, nothing of the caller's kept open but the readiness pipe, which they get as fd 3."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from netplumb.kernel import daemon
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ")[1][0] == "Z":
+                    return
+        except OSError:
+            return
+        time.sleep(0.01)
+
+
+def test_detached_runs_in_a_session_of_its_own_and_returns_once_it_execs() -> None:
+    pid = daemon.detached(["/bin/sleep", "30"], {})
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[:2] == [b"/bin/sleep", b"30"]  # exec'd already
+        assert os.getsid(pid) != os.getsid(0)
+        fds = os.listdir(f"/proc/{pid}/fd")
+        assert sorted(fds) == ["0", "1", "2"]  # nothing of ours
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid)
+
+
+def test_a_daemon_gets_the_readiness_pipe_as_fd_3_and_keeps_only_it() -> None:
+    r, w = os.pipe()
+    filler = os.open(os.devnull, os.O_RDONLY)  # an fd of ours it must not inherit
+    try:
+        script = "echo ready >&3; exec sleep 30"  # sleep keeps what the shell was given
+        pid = daemon.detached(["/bin/sh", "-c", script], {"PATH": "/usr/bin:/bin"}, ready=w)
+        os.close(w)
+        try:
+            with os.fdopen(r, "rb") as f:
+                assert f.readline() == b"ready\n"
+            deadline = time.monotonic() + 5
+            while b"sleep" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2", "3"]
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid)
+    finally:
+        os.close(filler)
+
+
+def test_spawn_says_false_when_the_daemon_ends_without_a_word() -> None:
+    # an entry that does not exist: the daemon's python fails at once, the pipe closes
+    assert not daemon.spawn("netplumb-test-marker", "netplumb.nosuch:main", [], None, 10)
