@@ -268,6 +268,84 @@ def cni(d: Json) -> list[str]:
     return out
 
 
+# -- dns ----------------------------------------------------------------------------------------
+
+
+def dns(d: Json) -> list[str]:
+    out = [f"## DNS servers (`bench/dns.py`, {d['date']})", ""]
+    f: Json = d["floor"]
+    out.append(
+        f"UDP, {d['window']} queries in flight, {d['seconds_per_figure']} s per figure, median "
+        f"of {d['rounds']} rounds; the load generator's own ceiling here: {f['qps']:,.0f} "
+        f"queries/s ({f['generator_cpu_us_per_query']} µs of CPU per query)."
+    )
+    out.append("")
+    sides: Json = d["sides"]
+    rows = []
+    for s in sides.values():
+        if "queries" not in s:
+            rows.append([s["label"], s.get("skipped", "-"), "", "", "", ""])
+            continue
+        for kind, q in s["queries"].items():
+            codes = ", ".join(f"{k} {v:,}" for k, v in q["rcodes"].items())
+            rows.append([s["label"], kind, round(q["qps"]), q["p50_ms"], q["p99_ms"], codes])
+    out += table(["side", "query", "queries/s", "p50 ms", "p99 ms", "answers"], rows)
+    keys = ("median_ms", "p95_ms", "max_ms", "step_median_ms", "from_step_start_median_ms")
+    new = [
+        [s["label"], *(s["new_name"].get(k) for k in keys), s["new_name"]["from"]]
+        for s in sides.values()
+        if "new_name" in s
+    ]
+    head = ["new name resolvable", "median ms", "p95 ms", "max ms", "step ms", "from start ms"]
+    out += table([*head, "after"], new)
+    out.append(
+        "Times count from the step's end (negative: the name resolved before the command "
+        'returned); "step" is the command\'s own duration, "from start" the two added.'
+    )
+    out.append("")
+    ratios: Json = d.get("ratios_to_docker", {})
+    if ratios:
+        out += table(
+            [
+                "side / Docker",
+                *(f"{k} q/s" for k in next(iter(ratios.values()))),
+                *(f"{k} p99" for k in next(iter(ratios.values()))),
+            ],
+            [
+                [n, *(r["qps"] for r in v.values()), *(r["p99"] for r in v.values())]
+                for n, v in ratios.items()
+            ],
+        )
+    met = {True: "yes", False: "no"}
+    targets = [[k, met.get(v, v) if isinstance(v, bool) else v] for k, v in d["targets"].items()]
+    out += table(["target (issue 14)", "met"], targets)
+    aio = load("dns_asyncio")  # bench/dns_asyncio.py: what bounds a Python server
+    if aio:
+        out += table(
+            [f"a do-nothing Python UDP responder ({aio['date']})", "queries/s", "p99 ms"],
+            [[k, round(w["qps"]), w["p99_ms"]] for k, w in aio["ways"].items()],
+        )
+    named = [(s["label"], s["queries"]) for s in sides.values() if "queries" in s]
+    if named:
+        kinds = list(named[0][1])
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        height = 0.8 / len(kinds)
+        for i, kind in enumerate(kinds):
+            ys = [y + (i - (len(kinds) - 1) / 2) * height for y in range(len(named))]
+            a1.barh(ys, [q[kind]["qps"] for _, q in named], height, label=kind)
+            a2.barh(ys, [q[kind]["p99_ms"] for _, q in named], height, label=kind)
+        a1.set_yticks(list(range(len(named))), [n for n, _ in named], fontsize=8)
+        a1.set_xlabel("queries/s")
+        a1.xaxis.set_major_formatter(lambda x, _pos: f"{x / 1000:.0f}k")
+        a1.legend(fontsize=8)
+        a2.set_yticks([])
+        a2.set_xscale("log")
+        a2.set_xlabel("p99 latency ms")
+        fig.suptitle("DNS servers: 64 UDP queries in flight")
+        out += [save(fig, "dns.png"), ""]
+    return out
+
+
 def machine() -> str:
     cores = os.cpu_count()
     return f"{cores} cores, Linux {platform.release()}, Python {platform.python_version()}"
@@ -286,6 +364,7 @@ def main() -> None:
         ("ports", ports),
         ("service", service),
         ("cni", cni),
+        ("dns", dns),
     ]
     out = [
         "# netplumb benchmark report",

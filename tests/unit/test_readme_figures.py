@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
+# appended, not first: bench/dns.py must not shadow dnspython's ``dns`` for later imports
+sys.path.append(str(ROOT / "bench"))
 
 import summary  # noqa: E402
 
