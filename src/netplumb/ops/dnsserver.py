@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+from functools import partial
 
 from netplumb import state
 from netplumb.model import dnswire as w
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 SO_BINDTODEVICE = 25
 IP_FREEBIND = 15
 IPV6_FREEBIND = 78
+MEMO_SIZE = 65536
 RELOAD_DELAY = 0.003  # seconds: records written together are read together
 
 
@@ -62,27 +64,49 @@ def _log(text: str) -> None:
     os.write(2, f"netplumb-dns: {text}\n".encode())
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, server: Server, network: str) -> None:
+class _UdpListener:
+    """A gateway's UDP socket, read straight from the event loop's reader callback until it
+    has nothing more (asyncio's datagram transport costs several times more per query: a
+    callback and a ``sendto`` wrapper per packet, see ``bench/dns_asyncio.py``). An answer the
+    server gave before to the same asker and question is sent again from ``Server.memo``."""
+
+    BURST = 256  # queries read in one go before other callbacks get a turn
+
+    def __init__(self, server: Server, network: str, sock: socket.socket) -> None:
         self.server = server
         self.network = network
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self.ready)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
+    def ready(self) -> None:
+        sock, server, network = self.sock, self.server, self.network
+        memo = server.memo
+        for _ in range(self.BURST):
+            try:
+                data, addr = sock.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error for an asker that went
+            hit = memo.get((network, addr[0], data[2:]))
+            try:
+                if hit is not None:
+                    sock.sendto(data[:2] + hit, addr)
+                else:
+                    server.handle(network, addr[0], data, partial(_send, sock, addr), udp=True)
+            except OSError:
+                continue  # its buffer is full: a lost datagram, the asker asks again
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        transport = self.transport
-        if transport is None:
-            return
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
 
-        def reply(out: bytes) -> None:
-            transport.sendto(out, addr)
 
-        self.server.handle(self.network, addr[0], data, reply, udp=True)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # an ICMP error for an asker that went: nothing to do
+def _send(sock: socket.socket, addr: tuple[str, int], out: bytes) -> None:
+    try:
+        sock.sendto(out, addr)
+    except OSError:
+        pass
 
 
 class Server:
@@ -95,6 +119,9 @@ class Server:
         self.tasks: set[asyncio.Task[None]] = set()
         self.records = dns.Records()
         self.reloading = asyncio.Lock()
+        # answers given, by (network, asker, query without its ID); emptied when the zone
+        # changes, so it never answers what the zone would not
+        self.memo: dict[tuple[str, str, bytes], bytes] = {}
 
     def handle(
         self, network: str, host: str, data: bytes, reply: Callable[[bytes], None], udp: bool
@@ -120,7 +147,12 @@ class Server:
         found = zone.lookup(network, source, q.name, q.qtype)
         if found is not None:
             rcode, records = found
-            reply(w.answer(q, rcode, records, limit=q.udp_size if udp else None))
+            out = w.answer(q, rcode, records, limit=q.udp_size if udp else None)
+            if udp and len(records) <= 1:  # replicas' order varies: never the same answer
+                if len(self.memo) >= MEMO_SIZE:
+                    self.memo.clear()
+                self.memo[(network, host, data[2:])] = out[2:]
+            reply(out)
         elif not zone.forwards(network):
             reply(w.answer(q, w.REFUSED, authoritative=False))
         else:
@@ -135,6 +167,7 @@ class Server:
     async def _reload(self) -> None:
         self.reload_pending = False
         self.zone = zone = dns.zone(self.records)
+        self.memo.clear()  # answers of the zone before
         self.forwarder.read_resolv_conf()
         wanted = {
             (net.name, ip, net.bridge) for net in zone.networks.values() for ip in net.gateways
@@ -142,7 +175,6 @@ class Server:
         for key in [k for k in self.bound if k not in wanted]:
             for item in self.bound.pop(key):
                 item.close()  # type: ignore[attr-defined]
-        loop = asyncio.get_running_loop()
         for key in sorted(wanted - set(self.bound)):
             network, ip, bridge = key
             try:
@@ -155,15 +187,12 @@ class Server:
             except OSError as exc:
                 _log(f"cannot listen on {ip} ({bridge}): {exc}")
                 continue  # its bridge is not there (yet): the next change tries again
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda network=network: _Udp(self, network),  # type: ignore[misc]
-                sock=udp,
-            )
+            listener = _UdpListener(self, network, udp)
             server = await asyncio.start_server(
                 lambda r, wr, network=network: self._tcp(network, r, wr),  # type: ignore[misc]
                 sock=tcp,
             )
-            self.bound[key] = [transport, server]
+            self.bound[key] = [listener, server]
         if zone.members == 0 and self._last_look():
             self.done.set()
 
