@@ -92,10 +92,32 @@ def _cni(d: Json) -> str:
     )
 
 
+def _dns(d: Json) -> str:
+    ours, docker = d["sides"]["netplumb"], d["sides"]["docker"]
+    q, r = ours["queries"], d["ratios_to_docker"]["netplumb"]
+    new = ours["new_name"]
+    return (
+        f"- a network's name server ({_day(d['date'])}, {d['window']} UDP queries in flight): "
+        f"{_n(q['member']['qps'])} queries/s for a member's name "
+        f"({_n(r['member']['qps'])}x Docker's embedded DNS, "
+        f"{_n(docker['queries']['member']['qps'])}), p99 {_n(q['member']['p99_ms'])} ms "
+        f"(Docker {_n(docker['queries']['member']['p99_ms'])} ms); forwarded names "
+        f"{_n(q['forwarded']['qps'])} queries/s ({_n(r['forwarded']['qps'])}x); a new host's "
+        f"name resolves {_n(-new['median_ms'])} ms before `netplumb run` returns."
+    )
+
+
 def render(results: Path = RESULTS) -> str:
     """The block, markers included."""
     lines = [BEGIN]
-    for name, line in (("attach", _attach), ("ports", _ports), ("scale", _scale), ("cni", _cni)):
+    sections = (
+        ("attach", _attach),
+        ("ports", _ports),
+        ("scale", _scale),
+        ("cni", _cni),
+        ("dns", _dns),
+    )
+    for name, line in sections:
         data = _load(results, name)
         if data is not None:
             lines.append(line(data))
