@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from functools import partial
 
 from netplumb import state
@@ -35,6 +36,7 @@ IP_FREEBIND = 15
 IPV6_FREEBIND = 78
 MEMO_SIZE = 65536
 RELOAD_DELAY = 0.003  # seconds: records written together are read together
+RELOAD_DELAY_MAX = 0.03
 
 
 def _socket(ip: str, bridge: str, kind: int) -> socket.socket:
@@ -80,6 +82,8 @@ class _UdpListener:
 
     def ready(self) -> None:
         sock, server, network = self.sock, self.server, self.network
+        if server.dirty:
+            server.refresh()
         memo = server.memo
         for _ in range(self.BURST):
             try:
@@ -119,6 +123,10 @@ class Server:
         self.tasks: set[asyncio.Task[None]] = set()
         self.records = dns.Records()
         self.reloading = asyncio.Lock()
+        self.reload_cost = 0.0  # seconds the last reload took
+        # records changed since the zone was made: it is made again before the next answer
+        # (many hosts starting at once cost one rebuild, not one per record written)
+        self.dirty = False
         # answers given, by (network, asker, query without its ID); emptied when the zone
         # changes, so it never answers what the zone would not
         self.memo: dict[tuple[str, str, bytes], bytes] = {}
@@ -132,6 +140,8 @@ class Server:
             source = pack(host.partition("%")[0])
         except OSError:
             return
+        if self.dirty:
+            self.refresh()
         zone = self.zone
         if not zone.answers_to(network, source):
             return
@@ -162,13 +172,21 @@ class Server:
         """The zone again from the records; sockets for new gateways, none for old ones.
         One at a time: a change while one runs sets off the next."""
         async with self.reloading:
+            start = time.monotonic()
             await self._reload()
+            self.reload_cost = time.monotonic() - start
+
+    def refresh(self) -> None:
+        """The zone again from the records (the cache re-reads what changed)."""
+        self.dirty = False
+        self.zone = dns.zone(self.records)
+        self.memo.clear()  # answers of the zone before
+        self.forwarder.read_resolv_conf()
 
     async def _reload(self) -> None:
         self.reload_pending = False
-        self.zone = zone = dns.zone(self.records)
-        self.memo.clear()  # answers of the zone before
-        self.forwarder.read_resolv_conf()
+        self.refresh()
+        zone = self.zone
         wanted = {
             (net.name, ip, net.bridge) for net in zone.networks.values() for ip in net.gateways
         }
@@ -240,9 +258,13 @@ class Server:
             writer.close()
 
     def changed(self) -> None:
+        """Records changed: reload soon. Changes that come together are read together: the
+        wait grows with what a reload costs (many hosts starting at once), bounded well
+        below the 100 ms a change may take to be visible."""
         if not self.reload_pending:
             self.reload_pending = True
-            asyncio.get_running_loop().call_later(RELOAD_DELAY, self._reload_soon)
+            delay = min(RELOAD_DELAY_MAX, max(RELOAD_DELAY, 3 * self.reload_cost))
+            asyncio.get_running_loop().call_later(delay, self._reload_soon)
 
     def _reload_soon(self) -> None:
         task = asyncio.ensure_future(self.reload())
@@ -272,11 +294,25 @@ async def _serve(ready: bool) -> None:
         if changed is None:  # events were lost: read everything again
             server.records = dns.Records()
         else:
+            # a record's write is a temporary file renamed over it: only the rename counts
+            changed = {(w, n) for w, n in changed if not n.endswith(".tmp")}
+            if not changed:
+                return
+            urgent = False
             for where, name in changed:
                 if where == top:  # a folder came or went
                     server.records.forget(name)
-                else:
-                    server.records.forget(os.path.basename(where), name)
+                    urgent = True
+                    continue
+                folder = os.path.basename(where)
+                server.records.forget(folder, name)
+                # what changes the sockets (a network), or may leave no member (a removal),
+                # is read now; the rest when the next question comes
+                if folder == "networks" or not os.path.exists(os.path.join(where, name)):
+                    urgent = True
+            server.dirty = True
+            if not urgent:
+                return
         watch_all()
         server.changed()
 
