@@ -33,9 +33,20 @@ from netplumb.nft.elements import (
     proto,
     refuse,
 )
+from netplumb.nft.text import TABLE, element_count, rule_count, transaction
 
-TABLE = "netplumb"
-__all__ = ["COMMENT_MAX", "TABLE", "Allow", "NetSpec", "Publication", "element", "render"]
+__all__ = [
+    "COMMENT_MAX",
+    "TABLE",
+    "Allow",
+    "NetSpec",
+    "Publication",
+    "element",
+    "element_count",
+    "render",
+    "rule_count",
+    "transaction",
+]
 
 
 class NetSpec(Value):
@@ -373,32 +384,3 @@ def _set(name: str, key: str, elements: list[SetElement]) -> list[str]:
         out += [f"\t\t\t{e.text}," for e in elements[:-1]]
         out += [f"\t\t\t{elements[-1].text}", "\t\t}"]
     return [*out, "\t}"]
-
-
-def transaction(text: str) -> str:
-    """``nft -f`` input that replaces netplumb's tables in one transaction, or removes them.
-
-    ``table X`` before ``delete table X`` makes the delete valid whether or not X exists yet.
-    """
-    head = [f"table inet {TABLE}", f"delete table inet {TABLE}"]
-    head += [f"table bridge {TABLE}", f"delete table bridge {TABLE}"]
-    return "\n".join(head) + "\n" + text
-
-
-def rule_count(text: str) -> int:
-    """How many rules the rendered text holds (to notice a ruleset someone flushed): the lines
-    of its chains, chain types left out."""
-    count, in_chain = 0, False
-    for line in text.splitlines():
-        if line.startswith("\tchain "):
-            in_chain = True
-        elif line == "\t}":
-            in_chain = False
-        elif in_chain and not line.lstrip().startswith("type "):
-            count += 1
-    return count
-
-
-def element_count(text: str) -> int:
-    """How many elements the maps of the rendered text hold."""
-    return sum(1 for line in text.splitlines() if line.startswith("\t\t\t"))
