@@ -47,7 +47,8 @@ def test_a_daemon_gets_the_readiness_pipe_as_fd_3_and_keeps_only_it() -> None:
             with os.fdopen(r, "rb") as f:
                 assert f.readline() == b"ready\n"
             deadline = time.monotonic() + 5
-            while b"sleep" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            # until sleep runs (the shell's own command line has "sleep" in it too)
+            while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2", "3"]
