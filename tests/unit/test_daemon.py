@@ -11,6 +11,17 @@ from pathlib import Path
 from netplumb.kernel import daemon
 
 
+def _fds_settle(pid: int, want: list[str]) -> list[str]:
+    """The process's open descriptors once they are ``want`` (or after 5 s, whatever they are):
+    a program starting up holds a few briefly (the loader opens its libraries)."""
+    deadline = time.monotonic() + 5
+    while True:
+        fds = sorted(os.listdir(f"/proc/{pid}/fd"))
+        if fds == want or time.monotonic() > deadline:
+            return fds
+        time.sleep(0.01)
+
+
 def _wait_gone(pid: int) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -29,8 +40,7 @@ def test_detached_runs_in_a_session_of_its_own_and_returns_once_it_execs() -> No
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             assert f.read().split(b"\0")[:2] == [b"/bin/sleep", b"30"]  # exec'd already
         assert os.getsid(pid) != os.getsid(0)
-        fds = os.listdir(f"/proc/{pid}/fd")
-        assert sorted(fds) == ["0", "1", "2"]  # nothing of ours
+        assert _fds_settle(pid, ["0", "1", "2"]) == ["0", "1", "2"]  # nothing of ours
     finally:
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid)
@@ -51,7 +61,7 @@ def test_a_daemon_gets_the_readiness_pipe_as_fd_3_and_keeps_only_it() -> None:
             while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2", "3"]
+            assert _fds_settle(pid, ["0", "1", "2", "3"]) == ["0", "1", "2", "3"]
         finally:
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid)
