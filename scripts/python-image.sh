@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The image netplumb/birthdays:local: Debian 12 (debootstrap minbase) with python3, /bin/sh and
 # ip, and the birthday service in a virtual environment at /opt/birthdays (on PATH) with what
-# `birthdays serve` and `birthdays mongo` import (pymongo, uvloop, secantusdb). No image
+# `birthdays serve` and `birthdays mongo` import (pymongo, uvloop, secantusdb, httptools). No image
 # registry is reachable here, so the rootfs is built locally and `docker import`ed.
 #
 # Idempotent and fast when current: the image carries a label with a hash of src/birthdays, the
@@ -20,7 +20,7 @@ IMAGE=netplumb/birthdays:local
 SUITE=bookworm
 DEB_PACKAGES=python3,iproute2
 BASE_REV=1 # bump when the base's clean-up below changes
-SERVICE_REQUIREMENTS=(pymongo uvloop secantusdb)
+SERVICE_REQUIREMENTS=(pymongo uvloop secantusdb httptools)
 VENV=/opt/birthdays
 CACHE=${NETPLUMB_IMAGE_CACHE:-/var/cache/netplumb/python-image}
 LABEL=org.netplumb.birthdays.hash

@@ -177,8 +177,15 @@ def test_connections_over_the_limit_get_503(mongo: Mongo, tmp_path: Path) -> Non
     svc = Service(mongo, tmp_path, args=("--max-connections", "1")).start()
     try:
         with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as held:
+            # In the middle of a request (its body not all sent): the one connection cannot be
+            # closed to make room, so a new client is refused.
+            # A request answered first: the server is reading from it when the rest comes.
             held.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert recv_response(held).startswith(b"HTTP/1.1 200 OK")  # kept alive: one of one
+            assert recv_response(held).startswith(b"HTTP/1.1 200 OK")
+            held.sendall(
+                b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 10\r\n\r\n{"
+            )
             reply = svc.request("GET", "/healthz")
             assert (reply.status, reply.headers["retry-after"]) == (503, "1")
             assert reply.problem()["detail"] == "too many connections"
@@ -219,4 +226,30 @@ def test_a_lingering_close_does_not_hold_up_a_graceful_stop(mongo: Mongo, tmp_pa
         assert "cutting" not in svc.proc.output()
     finally:
         held.close()
+        kill_quietly(svc)
+
+
+def test_idle_connections_make_room_for_a_new_client(mongo: Mongo, tmp_path: Path) -> None:
+    # The connection limit's worth of idle connections (nothing sent, or kept alive after a
+    # request): a new client is served, and the idlest connections are the ones closed.
+    limit = 16
+    svc = Service(mongo, tmp_path, args=("--max-connections", str(limit))).start()
+    try:
+        kept = socket.create_connection(("127.0.0.1", svc.port), timeout=10)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert recv_response(kept).startswith(b"HTTP/1.1 200 OK")
+        silent = [
+            socket.create_connection(("127.0.0.1", svc.port), timeout=10) for _ in range(limit - 1)
+        ]
+        try:
+            for _ in range(limit):
+                reply = svc.request("GET", "/healthz")
+                assert reply.status == 200, reply
+            # The oldest idle one went first: the kept-alive one.
+            assert kept.recv(100) == b""
+        finally:
+            kept.close()
+            for s in silent:
+                s.close()
+    finally:
         kill_quietly(svc)
