@@ -99,6 +99,7 @@ def slow_clients(port: int, duration: float) -> dict[str, Any]:
     holder.join()
     latencies.sort()
     return {
+        "duration_s": duration,
         "idle_connections": counts["held"],
         "idle_closed_by_server": counts.get("closed by the server", 0),
         "requests": n,
