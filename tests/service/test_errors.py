@@ -42,6 +42,7 @@ UNPROCESSABLE = [
     ('{"_id": 1}', '$: key "_id" is reserved: the server assigns document ids'),
     ('{"n": 9223372036854775808}', "$.n: integer out of range (MongoDB stores 64 bits)"),
     ('{"n": [-9223372036854775809]}', "$.n[0]: integer out of range (MongoDB stores 64 bits)"),
+    ('{"n": 1' + "0" * 5000 + "}", "$.n: integer out of range (MongoDB stores 64 bits)"),
     ('{"n": 1e400}', "$.n: number out of range of a 64-bit float"),
     ('{"s": "\\ud800"}', "$.s: string is not valid Unicode (a lone surrogate)"),
     ('{"\\udfff": 1}', '$: key "\\udfff" is not valid Unicode (a lone surrogate)'),
