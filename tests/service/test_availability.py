@@ -9,18 +9,29 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from service.birthdayslab import (
+    BIRTHDAYS,
     Mongo,
     Service,
+    free_port,
     kill_quietly,
     recv_exactly,
     recv_response,
     wait_for,
 )
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def children(pid: int) -> list[int]:
@@ -253,3 +264,23 @@ def test_idle_connections_make_room_for_a_new_client(mongo: Mongo, tmp_path: Pat
                 s.close()
     finally:
         kill_quietly(svc)
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit is not installed")
+def test_the_server_raises_its_open_file_limit_to_what_its_connections_need(
+    mongo: Mongo, tmp_path: Path
+) -> None:
+    # Started with a soft limit of 256 open files and --max-connections 2000: the server raises
+    # its own soft limit to the connections + the lingering closes (1024) + a margin (256).
+    port = free_port()
+    argv = ["prlimit", "--nofile=256:20000", "--", BIRTHDAYS, "serve", str(port), "127.0.0.1"]
+    argv += [str(mongo.port), "--listen", "127.0.0.1", "--max-connections", "2000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the server to listen", lambda: port_open(port))
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        assert line.split()[3:5] == ["3280", "20000"], line
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
