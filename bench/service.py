@@ -11,12 +11,13 @@ wrk drives each instance with its own process (one per port, connections split 4
 distributions. Measured: POST at 10 and 50 connections; GET with 100 and 10,000 stored
 documents; the database's own find rate for 10,000 documents (1 and 3 clients) with the CPU
 share of every process during the GET runs and a py-spy profile of one instance; the memory
-of one instance streaming 1,000,000 documents (RSS sampled from /proc); and the
+of one instance streaming 1,000,000 documents (RSS sampled from /proc); the slow-client case
+(bench/service_slow.py: 1,000 idle connections, a client at 100 requests/s); and the
 retryable-writes slowdown of a replica-set-mode secantusdb; and the database's own journaled
 insert rate without HTTP (bench/service_floor.py: the floor of POSTs at 10 connections).
 
 Usage: .venv/bin/python bench/service.py [--quick] [--duration S] [--rounds N]
-       [--stream-docs N] [--only wrk|floor|stream|retry]...
+       [--stream-docs N] [--only wrk|floor|stream|retry|slow]...
 Prints a table and writes bench/results/service.json.
 """
 
@@ -52,10 +53,11 @@ from service_procs import (
     stream_rate,
     wrk,
 )
+from service_slow import IDLE, slow_clients
 
 BIRTHDAYS = str(VENV / "birthdays") if (VENV / "birthdays").exists() else "birthdays"
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results")
-SECTIONS = ("wrk", "floor", "stream", "retry")
+SECTIONS = ("wrk", "floor", "stream", "retry", "slow")
 
 
 # -- the database ------------------------------------------------------------------------------
@@ -405,6 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "stream" in sections:
                 print(f"streaming {stream_docs} documents from one instance", flush=True)
                 result["stream_memory"] = stream_memory(free_port(), db_port, db_pid, stream_docs)
+            if "slow" in sections:
+                print(f"{IDLE} idle connections, a client at 100 requests/s", flush=True)
+                port = free_port()
+                argv = [*service_argv(port, db_port), "--max-connections", str(IDLE)]
+                with processes([argv], [port]):
+                    result["slow_clients"] = slow_clients(port, duration * 4)
+                print(f"  {result['slow_clients']}", flush=True)
     if "retry" in sections:
         print("retryable writes on secantusdb (replica-set mode)", flush=True)
         result["retryable_writes_s_per_1000"] = retry_study(5 if args.quick else 14)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The image netplumb/birthdays:local: Debian 12 (debootstrap minbase) with python3, /bin/sh and
 # ip, and the birthday service in a virtual environment at /opt/birthdays (on PATH) with what
-# `birthdays serve` and `birthdays mongo` import (pymongo, uvloop, secantusdb). No image
-# registry is reachable here, so the rootfs is built locally and `docker import`ed.
+# `birthdays serve` and `birthdays mongo` import (pymongo, uvloop, secantusdb, httptools). No
+# image registry is reachable here, so the rootfs is built locally and `docker import`ed.
 #
 # Idempotent and fast when current: the image carries a label with a hash of src/birthdays, the
 # service's requirements (from pyproject.toml), the Debian package list and this script; when
@@ -20,7 +20,7 @@ IMAGE=netplumb/birthdays:local
 SUITE=bookworm
 DEB_PACKAGES=python3,iproute2
 BASE_REV=1 # bump when the base's clean-up below changes
-SERVICE_REQUIREMENTS=(pymongo uvloop secantusdb)
+SERVICE_REQUIREMENTS=(pymongo uvloop secantusdb httptools)
 VENV=/opt/birthdays
 CACHE=${NETPLUMB_IMAGE_CACHE:-/var/cache/netplumb/python-image}
 LABEL=org.netplumb.birthdays.hash
@@ -153,6 +153,9 @@ pip_step in_root python3 -m venv --without-pip "$VENV"
 pip_step in_root "${pip_in_root[@]}" "${requirements[@]}"
 pip_step in_root "${pip_in_root[@]}" --no-deps "/tmp/wheels/$project_wheel"
 in_root "$VENV/bin/birthdays" --help >/dev/null || fail "birthdays does not start in the image"
+# --help imports little; the server's modules import every compiled dependency (httptools, uvloop).
+in_root "$VENV/bin/python" -B -c "import birthdays.server, uvloop" \
+    || fail "the service's modules do not import in the image"
 
 # What no container uses: the wheels, netplumb's launchers (the image holds only the service,
 # which never imports netplumb), the packages' test suites and build-time files, and the debug

@@ -4,8 +4,10 @@
 
     cli.py       the ``birthdays`` command: serve, mongo
     config.py    command line and link variables -> ServeConfig
-    server.py    connections, graceful stop, worker processes
-    httpwire.py  HTTP/1.1 request heads, bodies and responses on asyncio streams
+    server.py    connections, idle ones closed at the limit, graceful stop, worker processes
+    h1parse.py   request heads and bodies parsed by llhttp (httptools), checked as RFC 9112 says
+    httpwire.py  request bodies read on demand, responses written on asyncio streams
+    ratelog.py   log lines that clients can cause, rate-limited
     app.py       routes and content negotiation
     documents.py strict JSON in, text/JSON/NDJSON out, arrival-ordered ids
     store.py     the DocumentStore seam: MongoDB with group commit

@@ -101,7 +101,7 @@ def _limit(query: dict[str, str]) -> int | None:
     text = query.get("limit")
     if text is None:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise HTTPError(400, f"limit: expected an integer from 1 to {MAX_LIMIT}, not {text[:40]!r}")
     return int(text)
 

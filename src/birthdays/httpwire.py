@@ -1,9 +1,12 @@
-"""HTTP/1.1 on asyncio streams: request heads in, responses out. Only what the service needs.
+"""HTTP/1.1 on asyncio streams: request bodies read on demand, responses out.
 
-A request head is read whole (up to ``MAX_HEAD`` bytes) and parsed into a frozen ``Request``;
-the body is read only when a handler asks for it, so a body over the limit is refused with 413
-before any of it is read (and ``Expect: 100-continue`` is answered only when it will be).
-Framing errors are ``HTTPError`` with ``close=True``: after them the connection cannot be reused.
+Requests are parsed by llhttp (``h1parse``); the body is read only when a handler asks for it,
+so a body over the limit is refused with 413 before any of it is read (and ``Expect:
+100-continue`` is answered only when it will be). Framing errors are ``HTTPError`` with
+``close=True``: after them the connection cannot be reused.
+
+A response with a body of known length carries its Content-Length; a streamed one goes out
+chunked on HTTP/1.1 and close-delimited (no Content-Length, then the close) on HTTP/1.0.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from urllib.parse import parse_qsl, unquote
 
 from birthdays.errors import HTTPError
+from birthdays.h1parse import Incoming, Request
 
-MAX_HEAD = 16 * 1024
+__all__ = ["Activity", "Body", "Request", "Response", "write_response"]
 
-# What a connection is doing, for the server's sweeper (one task enforcing every timeout).
-IDLE, READ, WORK, WRITE = range(4)
+# What a connection is doing, for the server's sweeper (one task enforcing every timeout):
+# waiting for a request, receiving a head, reading a body, working, writing.
+IDLE, HEAD, READ, WORK, WRITE = range(5)
 
 
 @dataclass(slots=True, eq=False)
@@ -29,149 +33,52 @@ class Activity:
     state: int = IDLE
     since: float = 0.0
 
+    served: int = 0  # requests answered on the connection
+
     def enter(self, state: int) -> None:
         self.state = state
         self.since = time.monotonic()
 
 
-_METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    version: str
-    headers: dict[str, str]
-    keep_alive: bool
-
-
-def parse_head(head: bytes) -> Request:
-    """A request line and header fields, ending in CRLF CRLF, as a ``Request``."""
-    lines = head[:-4].split(b"\r\n")
-    try:
-        method_b, target_b, version_b = lines[0].split(b" ")
-    except ValueError:
-        raise HTTPError(400, "malformed request line", close=True) from None
-    if not method_b or not _METHOD_CHARS.issuperset(method_b):
-        raise HTTPError(400, "malformed request method", close=True)
-    if version_b not in (b"HTTP/1.1", b"HTTP/1.0"):
-        if version_b.startswith(b"HTTP/"):
-            raise HTTPError(505, "only HTTP/1.0 and HTTP/1.1 are supported", close=True)
-        raise HTTPError(400, "malformed request line", close=True)
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or b" " in name:
-            raise HTTPError(400, "malformed header field", close=True)
-        key = name.decode("latin-1").lower()
-        text = value.strip(b" \t").decode("latin-1")
-        if key in headers:
-            if key in ("content-length", "host", "transfer-encoding", "content-type"):
-                raise HTTPError(400, f"repeated header field {key}", close=True)
-            headers[key] = f"{headers[key]}, {text}"
-        else:
-            headers[key] = text
-    target = target_b.decode("latin-1")
-    if not target.startswith("/"):
-        raise HTTPError(400, "request target must be a path", close=True)
-    path, _, query_text = target.partition("?")
-    try:
-        query = dict(parse_qsl(query_text, keep_blank_values=True, strict_parsing=False))
-    except ValueError:
-        raise HTTPError(400, "malformed query string") from None
-    version = version_b.decode()
-    conn = headers.get("connection", "").lower()
-    keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
-    return Request(method_b.decode(), unquote(path), query, version, headers, keep_alive)
-
-
-async def read_head(reader: asyncio.StreamReader) -> bytes | None:
-    """The next request head, or ``None`` at a clean end of the connection."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial.strip():
-            raise HTTPError(400, "incomplete request head", close=True) from None
-        return None
-    except asyncio.LimitOverrunError:
-        raise HTTPError(431, f"request head over {MAX_HEAD} bytes", close=True) from None
-    # Tolerate the empty lines RFC 9112 allows before a request line.
-    return head.lstrip(b"\r\n") if head.startswith(b"\r\n") else head
-
-
 @dataclass(slots=True)
 class Body:
-    """The body of one request, read on demand."""
+    """The body of one request, read on demand (llhttp has checked its framing)."""
 
     request: Request
-    reader: asyncio.StreamReader
+    incoming: Incoming
     writer: asyncio.StreamWriter
     activity: Activity
     consumed: bool = False
 
-    def framing(self) -> int | None:
+    def length(self) -> int | None:
         """The Content-Length, ``None`` for chunked; 0 when there is no body."""
         headers = self.request.headers
         if "transfer-encoding" in headers:
-            if headers["transfer-encoding"].lower() != "chunked":
-                raise HTTPError(501, "only chunked transfer coding is supported", close=True)
-            if "content-length" in headers:
-                raise HTTPError(400, "both Content-Length and Transfer-Encoding", close=True)
             return None
         text = headers.get("content-length")
-        if text is None:
-            return 0
-        if not text.isdigit() or len(text) > 18:
-            raise HTTPError(400, f"invalid Content-Length: {text[:30]}", close=True)
-        return int(text)
+        return 0 if text is None else int(text)  # ASCII digits: llhttp refuses anything else
 
     def present(self) -> bool:
-        return self.framing() != 0
+        return self.length() != 0
 
     async def read(self, limit: int) -> bytes:
         """The whole body, refused with 413 (before reading it, when its length is declared)."""
-        length = self.framing()
+        length = self.length()
         if length is not None and length > limit:
             raise HTTPError(413, f"body of {length} bytes is over the limit of {limit}", close=True)
         if self.request.headers.get("expect", "").lower() == "100-continue":
             self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.activity.enter(READ)
-        try:
-            data = await self._read_framed(length, limit)
-        except asyncio.IncompleteReadError:
-            raise HTTPError(400, "body ended early", close=True) from None
-        except asyncio.LimitOverrunError:
-            raise HTTPError(400, "malformed chunk", close=True) from None
-        self.activity.enter(WORK)
-        self.consumed = True
-        return data
-
-    async def _read_framed(self, length: int | None, limit: int) -> bytes:
-        if length is not None:
-            return await self.reader.readexactly(length) if length else b""
         parts: list[bytes] = []
         size = 0
-        while True:
-            line = await self.reader.readuntil(b"\r\n")
-            text = line[:-2].split(b";", 1)[0].strip()
-            try:
-                chunk = int(text, 16)
-            except ValueError:
-                raise HTTPError(400, "malformed chunk size", close=True) from None
-            if chunk < 0:
-                raise HTTPError(400, "malformed chunk size", close=True)
-            if chunk == 0:
-                while (await self.reader.readuntil(b"\r\n")) != b"\r\n":
-                    pass  # trailer fields: ignored
-                return b"".join(parts)
-            size += chunk
+        while (data := await self.incoming.next_body()) is not None:
+            size += len(data)
             if size > limit:
                 raise HTTPError(413, f"body is over the limit of {limit} bytes", close=True)
-            parts.append(await self.reader.readexactly(chunk))
-            if await self.reader.readexactly(2) != b"\r\n":
-                raise HTTPError(400, "malformed chunk", close=True)
+            parts.append(data)
+        self.activity.enter(WORK)
+        self.consumed = True
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +102,10 @@ def _date() -> bytes:
     return _date_cache[0][1]
 
 
-def head_bytes(resp: Response, *, keep_alive: bool, chunked: bool) -> bytes:
+def head_bytes(
+    resp: Response, *, keep_alive: bool, chunked: bool, delimited: bool = False
+) -> bytes:
+    """The status line and fields; ``delimited``: the body ends with the connection."""
     parts = [
         b"HTTP/1.1 %d %s\r\nServer: birthdays\r\nDate: %s\r\n"
         % (resp.status, _REASONS.get(resp.status, "Unknown").encode(), _date())
@@ -204,7 +114,7 @@ def head_bytes(resp: Response, *, keep_alive: bool, chunked: bool) -> bytes:
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
     if chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
-    else:
+    elif not delimited:
         parts.append(b"Content-Length: %d\r\n" % len(resp.body))
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
@@ -230,7 +140,9 @@ async def write_response(
         await writer.drain()
         return
     chunked = not http10
-    head = head_bytes(resp, keep_alive=keep_alive and chunked, chunked=chunked)
+    head = head_bytes(
+        resp, keep_alive=keep_alive and chunked, chunked=chunked, delimited=not chunked
+    )
     try:
         if head_only:
             writer.write(head)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import socket
 import time
@@ -31,24 +32,18 @@ from typing import Any
 from birthdays.app import RETRY_AFTER, App, error_response, problem
 from birthdays.config import ServeConfig
 from birthdays.errors import ConfigError, HTTPError, StoreError
-from birthdays.httpwire import (
-    IDLE,
-    MAX_HEAD,
-    READ,
-    WORK,
-    WRITE,
-    Activity,
-    Body,
-    Response,
-    parse_head,
-    read_head,
-    write_response,
-)
+from birthdays.h1parse import MAX_HEAD, Incoming
+from birthdays.httpwire import IDLE, READ, WORK, WRITE, Activity, Body, Response, write_response
+from birthdays.ratelog import RateLimited
 from birthdays.store import MongoStore
 
 log = logging.getLogger("birthdays")
+# What one client can make the server log (a connection that fails, a response cut short) is
+# rate-limited: a flood of bad requests cannot fill the disk.
+client_log = RateLimited(log, per=10.0, burst=20)
 
 IDLE_TIMEOUT = 60.0  # a keep-alive connection without a request
+HEAD_TIMEOUT = 10.0  # a new connection without a request, or a request head being received
 IO_TIMEOUT = 60.0  # a request head or body being read, or a response not being taken
 SWEEP_EVERY = 5.0
 # A lingering close ends at whichever bound comes first. A client that stops sending when the
@@ -76,6 +71,7 @@ class _Conn:
 
     writer: asyncio.StreamWriter
     activity: Activity
+    incoming: Incoming
 
 
 class Server:
@@ -97,20 +93,43 @@ class Server:
             now = time.monotonic()
             for conn in list(self._conns):
                 state, since = conn.activity.state, conn.activity.since
-                if state == IDLE and now - since > IDLE_TIMEOUT:
-                    conn.writer.transport.close()
+                if state == IDLE:
+                    if conn.incoming.in_message:  # a head on its way
+                        if now - conn.incoming.head_since > HEAD_TIMEOUT:
+                            conn.writer.transport.abort()
+                    elif now - since > (IDLE_TIMEOUT if conn.activity.served else HEAD_TIMEOUT):
+                        conn.writer.transport.close()
                 elif state in (READ, WRITE) and now - since > IO_TIMEOUT:
                     conn.writer.transport.abort()
 
+    def _evict(self) -> bool:
+        """Close the connection idle for longest that is not in the middle of a request (kept
+        alive, or nothing sent yet); whether there was one."""
+        idlest: _Conn | None = None
+        for conn in self._conns:
+            if (
+                conn.activity.state == IDLE
+                and not conn.incoming.in_message
+                and (idlest is None or conn.activity.since < idlest.activity.since)
+            ):
+                idlest = conn
+        if idlest is None:
+            return False
+        self._conns.discard(idlest)
+        idlest.writer.transport.close()
+        return True
+
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Conn(writer, Activity(IDLE, time.monotonic()))
+        conn = _Conn(writer, Activity(IDLE, time.monotonic()), Incoming(reader))
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and an
             # accepted socket inherits proto 0 from socket.create_server: without this, the
             # second write of a response waits for the client's delayed ACK (40 ms).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self._conns) >= self._config.max_connections or self._stopping:
+        if self._stopping or (
+            len(self._conns) >= self._config.max_connections and not self._evict()
+        ):
             resp = problem(
                 503, "Service Unavailable", "too many connections", (("Retry-After", RETRY_AFTER),)
             )
@@ -127,11 +146,11 @@ class Server:
         except (ConnectionError, asyncio.IncompleteReadError):
             writer.transport.abort()
         except StoreError as exc:  # the database failed mid-stream: the response is cut short
-            log.warning("response aborted: %s", exc)
+            client_log.warning("response aborted: %s", exc)
             writer.transport.abort()
         except Exception:
             if not writer.transport.is_closing():  # else: the client left, uvloop says so late
-                log.exception("connection failed")
+                client_log.exception("connection failed")
             writer.transport.abort()
         finally:
             if linger:
@@ -148,29 +167,21 @@ class Server:
     async def _serve(self, reader: asyncio.StreamReader, conn: _Conn) -> bool:
         """Serve requests until the connection is to be closed; whether the close must linger
         (the client may still be sending)."""
-        writer, activity = conn.writer, conn.activity
+        writer, activity, incoming = conn.writer, conn.activity, conn.incoming
         while not self._stopping:
             try:
-                head = await read_head(reader)
-            except HTTPError as exc:  # the rest of the head (431) or more may be unread
+                request = await incoming.next_head()
+            except HTTPError as exc:  # the rest of the request (its body, its head) is unread
                 await self._finish(writer, error_response(exc))
                 return True
-            if head is None:
+            if request is None:
                 return False
             activity.enter(WORK)
-            try:
-                request = parse_head(head)
-            except HTTPError as exc:  # the body, if any, is unread: its framing is unknown
-                await self._finish(writer, error_response(exc))
-                return True
-            body = Body(request, reader, writer, activity)
+            body = Body(request, incoming, writer, activity)
             resp = await self._app.handle(request, body)
             unread = False
             if not body.consumed:
-                try:
-                    unread = body.present()
-                except HTTPError:  # unframeable: whatever follows the head is unread
-                    unread = True
+                unread = body.present()
             keep = request.keep_alive and not resp.close and not self._stopping and not unread
             http10 = request.version == "HTTP/1.0"
             if resp.stream is not None and http10:
@@ -184,6 +195,7 @@ class Server:
                 activity=activity,
             )
             activity.enter(IDLE)
+            activity.served += 1
             if not keep:
                 # A client that asked to close and whose request was read whole sends nothing
                 # more (RFC 9112, 9.6); any other may have sent the next request already.
@@ -259,8 +271,26 @@ def bind(config: ServeConfig) -> socket.socket:
         raise ConfigError(f"cannot listen on {config.listen}:{config.port}: {reason}") from None
 
 
+def raise_open_files(config: ServeConfig) -> None:
+    """Raise the soft limit of open files to what the connection limit needs: the connections,
+    the lingering closes, and a margin for the database's pool, the log and the listener."""
+    need = config.max_connections + MAX_LINGERING + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        if want < need:
+            log.warning(
+                "open files limited to %d (hard limit); --max-connections %d needs %d",
+                want,
+                config.max_connections,
+                need,
+            )
+
+
 async def serve(config: ServeConfig, sock: socket.socket) -> None:
     """Run one server process on ``sock`` until SIGTERM or SIGINT."""
+    raise_open_files(config)
     store = MongoStore(config)
     app = App(store, config)
     server = Server(app, config)

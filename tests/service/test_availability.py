@@ -9,18 +9,29 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from service.birthdayslab import (
+    BIRTHDAYS,
     Mongo,
     Service,
+    free_port,
     kill_quietly,
     recv_exactly,
     recv_response,
     wait_for,
 )
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def children(pid: int) -> list[int]:
@@ -177,8 +188,15 @@ def test_connections_over_the_limit_get_503(mongo: Mongo, tmp_path: Path) -> Non
     svc = Service(mongo, tmp_path, args=("--max-connections", "1")).start()
     try:
         with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as held:
+            # In the middle of a request (its body not all sent): the one connection cannot be
+            # closed to make room, so a new client is refused.
+            # A request answered first: the server is reading from it when the rest comes.
             held.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert recv_response(held).startswith(b"HTTP/1.1 200 OK")  # kept alive: one of one
+            assert recv_response(held).startswith(b"HTTP/1.1 200 OK")
+            held.sendall(
+                b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 10\r\n\r\n{"
+            )
             reply = svc.request("GET", "/healthz")
             assert (reply.status, reply.headers["retry-after"]) == (503, "1")
             assert reply.problem()["detail"] == "too many connections"
@@ -220,3 +238,49 @@ def test_a_lingering_close_does_not_hold_up_a_graceful_stop(mongo: Mongo, tmp_pa
     finally:
         held.close()
         kill_quietly(svc)
+
+
+def test_idle_connections_make_room_for_a_new_client(mongo: Mongo, tmp_path: Path) -> None:
+    # The connection limit's worth of idle connections (nothing sent, or kept alive after a
+    # request): a new client is served, and the idlest connections are the ones closed.
+    limit = 16
+    svc = Service(mongo, tmp_path, args=("--max-connections", str(limit))).start()
+    try:
+        kept = socket.create_connection(("127.0.0.1", svc.port), timeout=10)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert recv_response(kept).startswith(b"HTTP/1.1 200 OK")
+        silent = [
+            socket.create_connection(("127.0.0.1", svc.port), timeout=10) for _ in range(limit - 1)
+        ]
+        try:
+            for _ in range(limit):
+                reply = svc.request("GET", "/healthz")
+                assert reply.status == 200, reply
+            # The oldest idle one went first: the kept-alive one.
+            assert kept.recv(100) == b""
+        finally:
+            kept.close()
+            for s in silent:
+                s.close()
+    finally:
+        kill_quietly(svc)
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit is not installed")
+def test_the_server_raises_its_open_file_limit_to_what_its_connections_need(
+    mongo: Mongo, tmp_path: Path
+) -> None:
+    # Started with a soft limit of 256 open files and --max-connections 2000: the server raises
+    # its own soft limit to the connections + the lingering closes (1024) + a margin (256).
+    port = free_port()
+    argv = ["prlimit", "--nofile=256:20000", "--", BIRTHDAYS, "serve", str(port), "127.0.0.1"]
+    argv += [str(mongo.port), "--listen", "127.0.0.1", "--max-connections", "2000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the server to listen", lambda: port_open(port))
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        assert line.split()[3:5] == ["3280", "20000"], line
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
