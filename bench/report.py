@@ -209,6 +209,24 @@ def service(d: Json) -> list[str]:
     if mem:
         keep = ("documents", "complete", "docs_per_s", "rss_peak_sampled_mib", "rss_hwm_mib")
         out += table(["streaming", "value"], [[k, mem[k]] for k in keep if k in mem])
+    slow: Json = d.get("slow_clients", {})
+    if slow:
+        out += [
+            f"Slow clients: {slow['idle_connections']:,} idle connections held open for "
+            f"{slow['duration_s']:g} s while a client sends {slow['requests_per_s']:g} "
+            "requests/s (target of issue 15: no 503, p99 < 50 ms).",
+            "",
+        ]
+        statuses = ", ".join(f"{k}: {v:,}" for k, v in slow["statuses"].items())
+        rows: list[list[object]] = [
+            ["requests", f"{slow['requests']:,}"],
+            ["answers", statuses],
+            ["p50 ms", slow["p50_ms"]],
+            ["p99 ms", slow["p99_ms"]],
+            ["max ms", slow["max_ms"]],
+            ["idle connections the server closed", f"{slow['idle_closed_by_server']:,}"],
+        ]
+        out += table(["slow clients", "value"], rows)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     ys = range(len(scenarios))
     a1.barh(
