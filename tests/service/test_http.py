@@ -205,3 +205,22 @@ def test_a_request_then_a_half_close_is_answered(service: Service) -> None:
     get = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
     got = answers(exchange(service, get + get))
     assert [s for s, _f, _b in got] == [200, 200]
+
+
+def test_a_connection_without_a_whole_first_head_is_closed_after_the_head_timeout(
+    service: Service,
+) -> None:
+    """A client that connects and says nothing, or stops in the middle of its first request
+    head, holds a connection only for the head timeout (10 s; the sweeper looks every 5 s),
+    not the idle timeout of a kept-alive one (60 s): each socket's own timeout, halfway
+    between, fails the test if the server waits for the longer one."""
+    from birthdays.server import HEAD_TIMEOUT, IDLE_TIMEOUT
+
+    between = (HEAD_TIMEOUT + IDLE_TIMEOUT) / 2
+    silent = socket.create_connection(("127.0.0.1", service.port), timeout=between)
+    partial = socket.create_connection(("127.0.0.1", service.port), timeout=between)
+    with silent, partial:
+        partial.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # no empty line: the head goes on
+        for s in (silent, partial):
+            while s.recv(4096):  # an answer or nothing, then the close
+                pass
