@@ -155,6 +155,11 @@ class Session:
             self.host.set_link(
                 0, by_name=a.host_name, alias=a.owner, what=f'cannot mark veth "{a.host_name}"'
             )
+            # hairpin: with bridge-nf-call-iptables on (dockerd turns it on), a guest's packet
+            # to its own published port is DNATed and bridged back to the port it came by
+            self.host.set_hairpin(
+                self._index_of(a.host_name), f'cannot set hairpin mode on "{a.host_name}"'
+            )
             if adopted:  # netplumb's first port may make it one of netplumb's bridges
                 from netplumb.kernel import dockeruser
 
