@@ -312,9 +312,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         # hairpin: a guest reaching another guest's published port through a host address
         if hairpin:  # by addresses: with bridge-nf-call-iptables on, the packet is bridged
             sub = _subnet(n.subnet)
-            out.append(
-                f"\t\tip saddr {sub} ip daddr {sub} ct status dnat snat ip to {hairpin} {c}"
-            )
+            out.append(f"\t\tip saddr {sub} ip daddr {sub} ct status dnat snat ip to {hairpin} {c}")
         out.append(f'\t\tiifname "{bridge}" oifname "{bridge}" ct status dnat masquerade {c}')
         # guests reaching beyond the machine leave with its address, as with Docker; an
         # internal network's guests reach nothing beyond it (``forward``), so no masquerade
