@@ -110,6 +110,7 @@ class Cni:
         # its NETPLUMB_CNI_DEBUG lines; None: not checked (the Python launcher has none)
         self.path: tuple[str, ...] | None = None
         self.paths_taken: list[str] = []  # the last call's debug lines
+        self.calls = 0
 
     def config(self, **fields: Any) -> dict[str, Any]:
         conf: dict[str, Any] = {
@@ -146,6 +147,7 @@ class Cni:
             env["NETPLUMB_CNI_DEBUG"] = "1"
         env.update(extra_env or {})
         stdin = conf if isinstance(conf, str) else json.dumps(conf)
+        self.calls += 1
         proc = subprocess.run(
             ["ip", "netns", "exec", self.lab.host, str(self.plugin)],
             input=stdin,

@@ -40,7 +40,7 @@ def cni(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cn
         assert c.leftovers() == [], "the test left CNI objects behind"
     finally:
         pid = stop_agent(lab.state)
-    if request.param == "on-demand":
+    if request.param == "on-demand" and c.calls:
         assert pid is not None, "no agent was started on demand"
 
 

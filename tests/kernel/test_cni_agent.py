@@ -8,6 +8,7 @@ answer, or hangs) leaves the call to the Python plugin; an upgraded netplumb is 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -86,7 +87,7 @@ def test_the_started_agent_keeps_none_of_the_callers_descriptors(lab: Lab, cni: 
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "NETPLUMB_STATE_DIR": str(lab.state),
-        "CNI_COMMAND": "VERSION",
+        "CNI_COMMAND": "STATUS",
     }
     extra_r, extra_w = os.pipe()  # an inherited descriptor of the caller's, beyond 0-2
     try:
@@ -98,8 +99,9 @@ def test_the_started_agent_keeps_none_of_the_callers_descriptors(lab: Lab, cni: 
             env=env,
             pass_fds=(extra_w,),
         )
-        out, err = proc.communicate(b'{"cniVersion": "1.0.0"}', timeout=60)  # EOF on both
-        assert proc.returncode == 0 and b"supportedVersions" in out, err
+        conf = json.dumps({**cni.config(), "cniVersion": "1.1.0"}).encode()
+        out, err = proc.communicate(conf, timeout=60)  # EOF on both
+        assert (proc.returncode, out, err) == (0, b"", b"")
         os.close(extra_w)
         extra_w = -1
         assert os.read(extra_r, 1) == b""  # EOF: nobody else holds the write end either

@@ -226,7 +226,9 @@ int main(void) {
     }
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         int err = errno;
-        if ((err == ENOENT || err == ECONNREFUSED) && strcmp(mode, "auto") == 0) {
+        const char *cmd = getenv("CNI_COMMAND");
+        if ((err == ENOENT || err == ECONNREFUSED) && strcmp(mode, "auto") == 0 && cmd &&
+            strcmp(cmd, "VERSION") != 0) { /* a runtime's probe of the plugin starts nothing */
             debug("no agent, starting one, at", addr.sun_path);
             start_agent(dir);
         } else {
