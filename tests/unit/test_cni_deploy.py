@@ -26,7 +26,8 @@ def pod() -> dict[str, Any]:
 
 def container(name: str) -> dict[str, Any]:
     [c] = [c for c in pod()["containers"] if c["name"] == name]
-    return c
+    found: dict[str, Any] = c
+    return found
 
 
 def mounts(c: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
