@@ -132,6 +132,15 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, str], str]:
     return environ, body.decode(errors="replace")
 
 
+def gave_up(conn: socket.socket) -> bool:
+    """Whether the client closed its end (not only its writing side): it waited in the queue
+    longer than its NETPLUMB_CNI_AGENT_TIMEOUT and had the Python plugin serve the call, which
+    must not run a second time, late (an ADD after the runtime's DEL)."""
+    p = select.poll()
+    p.register(conn, select.POLLHUP)
+    return any(ev & select.POLLHUP for _fd, ev in p.poll(0))
+
+
 def _serve_one(conn: socket.socket) -> None:
     from netplumb.ops import engine
 
@@ -139,6 +148,8 @@ def _serve_one(conn: socket.socket) -> None:
         conn.settimeout(TIMEOUT)
         try:
             environ, stdin = _read_request(conn)
+            if gave_up(conn):
+                return
             engine.fail_after_for_tests(environ.get("NETPLUMB_FAIL_AFTER", ""))
             rc, out = handle(environ, stdin)
             conn.sendall(bytes([rc]) + (out + "\n" if out else "").encode())
