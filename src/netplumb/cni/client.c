@@ -12,7 +12,8 @@
  * client first starts one (start_agent: the agent lock taken and handed over, a grandchild in
  * a session of its own with /dev/null as its standard streams and no other descriptor of ours)
  * and then serves this call by the Python plugin: a Python start-up is shorter than the
- * agent's, and the next calls find the agent.
+ * agent's, and the next calls find the agent. The agent execs once this call is over (a pipe
+ * whose write end this call holds to its end), so the two do not share the CPU meanwhile.
  *
  * An agent that answers nothing (it closes the connection, or says nothing within
  * NETPLUMB_CNI_AGENT_TIMEOUT seconds, default 10) is not trusted with the call: the Python
@@ -163,9 +164,19 @@ static void start_agent(const char *dir) {
         close(lfd); /* an agent runs, or is starting: nothing to do */
         return;
     }
+    /* the gate: the agent starts once this call is over (its write end, not close-on-exec,
+     * goes with this process into the Python plugin), not competing with it for the CPU */
+    int gate[2] = {-1, -1};
+    if (pipe(gate) != 0) gate[0] = gate[1] = -1;
     pid_t pid = fork();
     if (pid == 0) {
         if (setsid() < 0 || fork() != 0) _exit(0);
+        if (gate[0] >= 0) {
+            close(gate[1]);
+            char c;
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+            }
+        }
         /* the agent: nothing of the runtime's (its pipes get EOF when this call ends) */
         int null = open("/dev/null", O_RDWR);
         if (null < 0) _exit(1);
@@ -193,6 +204,7 @@ static void start_agent(const char *dir) {
         execve(NETPLUMB_PYTHON, argv, env);
         _exit(127);
     }
+    if (gate[0] >= 0) close(gate[0]);
     if (lfd >= 0) close(lfd); /* the agent's copy holds the lock now */
     if (pid > 0) {
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
