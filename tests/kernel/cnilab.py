@@ -50,7 +50,8 @@ def agent_pid(state: Path) -> int | None:
 
 def agents_of(state: Path) -> list[int]:
     """Every agent process given ``state`` as NETPLUMB_STATE_DIR, started on demand or by
-    hand, listening or not (yet)."""
+    hand, listening or not (yet), and a client's child waiting to become one (it execs once
+    the call that started it is over)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -60,26 +61,45 @@ def agents_of(state: Path) -> list[int]:
             environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"netplumb.cni.agent" in cmdline and f"NETPLUMB_STATE_DIR={state}".encode() in environ:
+        ours = b"netplumb.cni.agent" in cmdline or b"netplumb-cni" in cmdline
+        if ours and f"NETPLUMB_STATE_DIR={state}".encode() in environ:
             found.append(int(proc.name))
     return sorted(found)
 
 
 def stop_agent(state: Path) -> int | None:
-    """Stop the agent of ``state`` (SIGTERM: it removes its socket), once it is gone; its PID
-    (None: none ran)."""
+    """Stop the agent of ``state`` (SIGTERM: it removes its socket), and one still starting
+    (it holds the agent lock from the start); return once none is left, with the PID of the
+    agent stopped (None: none ran)."""
+    import fcntl
     import signal
 
-    pid = agent_pid(state)
-    if pid is None:
-        return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while agent_pid(state) == pid and Path(f"/proc/{pid}").exists():
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+    stopped = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = agent_pid(state)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            stopped = pid
+            while agent_pid(state) == pid and time.monotonic() < deadline:  # (or a zombie)
+                time.sleep(0.02)
+            continue
+        try:
+            fd = os.open(state / "cni-agent.lock", os.O_RDWR)
+        except FileNotFoundError:
+            fd = -1
+        try:
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
+            if not agents_of(state):
+                return stopped
+        except BlockingIOError:
+            pass  # an agent is starting: it has not written its PID yet
+        finally:
+            if fd >= 0:
+                os.close(fd)
         time.sleep(0.05)
-    return pid
+    raise AssertionError(f"the CNI agent of {state} did not stop")
 
 
 def start_agent(lab: Lab) -> subprocess.Popen[str]:
