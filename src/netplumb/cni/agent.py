@@ -208,6 +208,7 @@ def serve(
     ino = -1
     try:
         signal.signal(signal.SIGTERM, _terminated)  # the finally below removes the socket
+        os.set_inheritable(lock_fd, False)  # (the client's was not): no child keeps the lock
         _write_pid(lock_fd)
         host_socket()
         fingerprint = Fingerprint()
