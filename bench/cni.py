@@ -216,14 +216,18 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
     # plain process (it starts no agent); its ADD (network, name server) is reported alone.
     first_member: dict[str, float] = {}
     residents = [s for s in SIDES if s.startswith("netplumb")]
-    for side in residents:
+
+    def resident(side: str, command: str) -> float:
         netns = f"/run/netns/npb-{tag}-{SIDES.index(side)}-res"
         dt, _r, err = call(
-            npp, "ADD", confs[side], f"resident{SIDES.index(side)}", netns, path, state
+            npp, command, confs[side], f"resident{SIDES.index(side)}", netns, path, state
         )
         if err:
             errors.append(err)
-        first_member[side] = dt
+        return dt
+
+    for side in residents:
+        first_member[side] = resident(side, "ADD")
 
     for i in range(n):
         k = i % len(SIDES)
@@ -234,12 +238,7 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
         subprocess.run([sys.executable, "-S", "-c", "pass"], check=False)
         floor.append((time.perf_counter_ns() - t0) / 1e6)
     for side in residents:
-        netns = f"/run/netns/npb-{tag}-{SIDES.index(side)}-res"
-        _dt, _r, err = call(
-            npp, "DEL", confs[side], f"resident{SIDES.index(side)}", netns, path, state
-        )
-        if err:
-            errors.append(err)
+        resident(side, "DEL")
     return {
         "first_member_add": first_member,
         "add": add,

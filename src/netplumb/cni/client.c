@@ -45,9 +45,11 @@
 
 extern char **environ;
 
-static int write_all(int fd, const char *buf, size_t len) {
+/* all of buf; to the agent's socket (sock) never SIGPIPE: an agent that closed early is a
+ * case we handle */
+static int put_all(int fd, const char *buf, size_t len, int sock) {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        ssize_t n = sock ? send(fd, buf, len, MSG_NOSIGNAL) : write(fd, buf, len);
         if (n < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -58,19 +60,8 @@ static int write_all(int fd, const char *buf, size_t len) {
     return 0;
 }
 
-/* to the agent: never SIGPIPE (an agent that closed early is a case we handle) */
-static int send_all(int fd, const char *buf, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
+#define write_all(fd, buf, len) put_all((fd), (buf), (len), 0)
+#define send_all(fd, buf, len) put_all((fd), (buf), (len), 1)
 
 static void fallback(void) {
     char *argv[] = {NETPLUMB_PYTHON, "-S", "-c", NETPLUMB_PYCODE, NULL};
