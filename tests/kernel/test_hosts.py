@@ -314,6 +314,7 @@ def test_run_joins_the_default_network_like_docker0(machine: Machine) -> None:
         ("10.89.0.1", 16),
         ("10.89.255.254", 32),
         ("10.89.255.253", 32),
+        ("10.89.255.252", 32),
     ]
     link = json.loads(machine.run("ip", "-j", "link", "show", "np0").stdout)[0]
     assert link["ifalias"] == "netplumb:network:netplumb"

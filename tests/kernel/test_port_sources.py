@@ -28,6 +28,7 @@ pytestmark = pytest.mark.kernel
 ROOT = Path(__file__).resolve().parents[2]
 NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
 GATEWAY, LOOPBACK_SOURCE, HAIRPIN_SOURCE = "10.89.0.1", "10.89.255.254", "10.89.255.253"
+SELF_SOURCE = "10.89.255.252"
 
 # The guest's server: answers each connection with the address it came from, then closes it
 # first, so the guest holds the connection in TIME_WAIT (as a web server that closes does).
@@ -136,10 +137,12 @@ def test_the_network_holds_its_nat_sources_and_the_rules_translate_to_them(lab: 
         for link in ip_json(lab.m, "addr", "show", "dev", "np0")
         for a in link["addr_info"]
     }
-    assert {f"{GATEWAY}/16", f"{LOOPBACK_SOURCE}/32", f"{HAIRPIN_SOURCE}/32"} <= addrs
+    nat = {f"{a}/32" for a in (LOOPBACK_SOURCE, HAIRPIN_SOURCE, SELF_SOURCE)}
+    assert {f"{GATEWAY}/16", *nat} <= addrs
     chain = lab.run_in(lab.m, "nft", "list", "chain", "inet", "netplumb", "nat_postrouting").stdout
     assert f"ip saddr 127.0.0.0/8 ct status dnat snat ip to {LOOPBACK_SOURCE}" in chain
     assert f"ct status dnat snat ip to {HAIRPIN_SOURCE}" in chain
+    assert f"ip saddr . ip daddr @publish4_self ct status dnat snat ip to {SELF_SOURCE}" in chain
     # the guest's port lets a frame back out the way it came (its own published port)
     ports = ip_json(lab.m, "-d", "link", "show", "master", "np0")
     assert ports and all(p["linkinfo"]["info_slave_data"]["hairpin"] is True for p in ports)
@@ -176,15 +179,32 @@ def test_published_and_direct_connections_never_share_a_4_tuple(lab: Lab) -> Non
     assert after_m["TCPSynRetrans"] - before_m["TCPSynRetrans"] == 0
 
 
-def test_a_guests_hairpin_connection_comes_from_the_hairpin_source(lab: Lab) -> None:
-    """Another guest, and the server's own guest, through the gateway address to the published
-    port: from the hairpin source, the client's ports kept."""
-    lab.serve()
+def self_set(lab: Lab) -> list[str]:
+    """The elements of publish4_self, as the kernel holds them."""
+    argv = ("nft", "-j", "list", "set", "inet", "netplumb", "publish4_self")
+    items = json.loads(lab.run_in(lab.m, *argv).stdout)["nftables"]
+    elems = next(i["set"] for i in items if "set" in i).get("elem", [])
+    return sorted(" . ".join(e["elem"]["val"]["concat"]) for e in elems)
+
+
+def test_a_guests_hairpin_connection_comes_from_the_hairpin_sources(lab: Lab) -> None:
+    """Another guest through the gateway address to the published port: from the hairpin
+    source; the server's own guest: from the source of its own. The client's ports kept, the
+    same ports from both, neither a retransmit nor a PAWS rejection."""
+    srv = lab.serve()
+    guest_ip = json.loads(lab.np("ps", "--json").stdout)[0]["addresses"][0].split("/")[0]
+    assert self_set(lab) == [f"{guest_ip} . {guest_ip}"]
     lab.np("run", "--name", "cli", "--", "sleep", "1000")
-    # (ports apart: the same port from both within a few minutes is remapped, as it must be)
-    for name, first in (("cli", 42000), ("srv", 43000)):
-        argv = ("python3", "-c", CLIENT, GATEWAY, "18081", str(first), "20")
+    before = counters(srv)
+    for name, source in (("cli", HAIRPIN_SOURCE), ("srv", SELF_SOURCE), ("cli", HAIRPIN_SOURCE)):
+        argv = ("python3", "-c", CLIENT, GATEWAY, "18081", "42000", "50")
         out = lab.np("exec", name, "--", *argv).stdout
-        assert [(a, p) for a, p, _ in json.loads(out)] == [
-            (HAIRPIN_SOURCE, p) for p in range(first, first + 20)
-        ]
+        assert [(a, p) for a, p, _ in json.loads(out)] == [(source, p) for p in range(42000, 42050)]
+    after = counters(srv)
+    assert after["PAWSTimewait"] - before["PAWSTimewait"] == 0
+    assert after["TCPSynRetrans"] - before["TCPSynRetrans"] == 0
+    # the pair goes with the guest's last published IPv4 port
+    lab.np("unpublish", "srv", "127.0.0.1:18080:8080")
+    assert self_set(lab) == [f"{guest_ip} . {guest_ip}"]
+    lab.np("unpublish", "srv", "18081:8080")
+    assert self_set(lab) == []

@@ -314,11 +314,12 @@ def test_dual_stack_network_round_trip_and_refusals() -> None:
 @pytest.mark.parametrize(
     ("subnet", "gateway", "expected"),
     [
-        ("10.89.0.0/16", None, ("10.89.255.254", "10.89.255.253")),
+        ("10.89.0.0/16", None, ("10.89.255.254", "10.89.255.253", "10.89.255.252")),
         # the gateway is skipped where it is one of the highest addresses
-        ("10.89.0.0/16", "10.89.255.254", ("10.89.255.253", "10.89.255.252")),
-        ("10.89.0.0/16", "10.89.255.253", ("10.89.255.254", "10.89.255.252")),
-        ("192.168.7.0/28", None, ("192.168.7.14", "192.168.7.13")),  # the smallest given them
+        ("10.89.0.0/16", "10.89.255.254", ("10.89.255.253", "10.89.255.252", "10.89.255.251")),
+        ("10.89.0.0/16", "10.89.255.253", ("10.89.255.254", "10.89.255.252", "10.89.255.251")),
+        # the smallest given them
+        ("192.168.7.0/28", None, ("192.168.7.14", "192.168.7.13", "192.168.7.12")),
         ("192.168.7.0/29", None, ()),  # 6 host addresses: all for the gateway and guests
         ("10.0.0.0/30", None, ()),
         ("fd00:89::/64", None, ()),  # IPv6: nothing translated to loopback; masquerade
@@ -331,10 +332,11 @@ def test_nat_sources_are_the_highest_host_addresses_but_the_gateway(
     assert tuple(str(ip) for ip in net.nat_sources) == expected
     assert tuple(str(ip) for ip in nat_sources_for(net.gateway)) == expected
     assert net.reserved == frozenset({net.gateway.ip, *net.nat_sources})
+    sources = (net.loopback_source, net.hairpin_source, net.self_source)
     if expected:
-        assert (str(net.loopback_source), str(net.hairpin_source)) == expected
+        assert tuple(map(str, sources)) == expected
     else:
-        assert net.loopback_source is None and net.hairpin_source is None
+        assert sources == (None, None, None)
 
 
 def test_a_record_made_before_nat_sources_has_none_and_is_the_same_definition() -> None:

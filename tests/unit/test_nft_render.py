@@ -37,7 +37,7 @@ DEFAULT = NetSpec(
     "10.89.0.0/16",
     4,
     False,
-    nat_sources=("10.89.255.254", "10.89.255.253"),
+    nat_sources=("10.89.255.254", "10.89.255.253", "10.89.255.252"),
 )
 V6NET = NetSpec("v6net", "np-v6", "fd00:89::/64", 6, False)
 ISO = NetSpec("iso", "np-iso", "10.90.0.0/24", 4, True, ("vethdb", "vethweb", "vethcache"))
@@ -67,6 +67,9 @@ ALLOWS = [
 ]
 ALLOWS6 = [Allow("np-iso6", "fd00:90::3", "fd00:90::2", 5432, "tcp", "link:app:pg")]
 
+# each guest with a published IPv4 port is one element of publish4_self too
+SELF_PUBS = len({p.container_ip for p in PUBLICATIONS if p.family == 4})
+
 # The chain ``publish`` holds four fixed rules, one lookup per DNAT map; publications are the
 # maps' elements.
 PUBLISH = 4
@@ -75,17 +78,17 @@ PUBLISH = 4
 CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]] = [
     ("nothing", [], [], [], 0, 0),
     # postrouting: loopback SNAT, hairpin SNAT (IPv4) and masquerade (IPv6), masquerade out
-    ("one_network", [DEFAULT], [], [], 3 + 2 + PUBLISH + 4, 0),
-    ("publications", [DEFAULT, V6NET], PUBLICATIONS, [], 4 + 2 + PUBLISH + 6, 9),
-    ("publications_only", [], PUBLICATIONS[:1], [], 2 + 2 + PUBLISH, 1),
+    ("one_network", [DEFAULT], [], [], 3 + 2 + PUBLISH + 5, 0),
+    ("publications", [DEFAULT, V6NET], PUBLICATIONS, [], 4 + 2 + PUBLISH + 7, 9 + SELF_PUBS),
+    ("publications_only", [], PUBLICATIONS[:1], [], 2 + 2 + PUBLISH, 1 + 1),
     (
         "isolated",
         [DEFAULT, ISO, ISO_EMPTY],
         [Publication("host:db", 4, None, 27017, "10.90.0.2", 27017, "tcp")],
         ALLOWS,
         # the isolated networks: a jump each, and a chain of ARP, two set lookups and a drop
-        5 + 2 + PUBLISH + 10 + 2 + (1 + 2 + 1) + (1 + 2 + 1),
-        1 + 3 + 3,  # a publication, the ports of np-iso, its link flows (np-elsewhere: none)
+        5 + 2 + PUBLISH + 11 + 2 + (1 + 2 + 1) + (1 + 2 + 1),
+        1 + 1 + 3 + 3,  # a publication and its guest, the ports of np-iso, its link flows
     ),
     ("isolated_v6", [ISO6], [], ALLOWS6, 3 + 2 + PUBLISH + 2 + 1 + (1 + 1 + 2 + 1), 2 + 1),
     (
@@ -95,7 +98,7 @@ CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]]
         [],
         # guards: 1 + 2; the forward chain: 2 drops; postrouting: the internal network keeps
         # its loopback and hairpin rules, without a masquerade
-        5 + 2 + PUBLISH + 2 + 4 + 2,
+        5 + 2 + PUBLISH + 2 + 5 + 2,
         0,
     ),
     (
@@ -103,7 +106,7 @@ CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]]
         [NetSpec("beta", "np-beta", "10.92.0.0/24", 4, False), DEFAULT],
         [],
         [],
-        4 + 2 + PUBLISH + 7,
+        4 + 2 + PUBLISH + 8,
         0,
     ),
 ]

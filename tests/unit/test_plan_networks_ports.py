@@ -45,11 +45,12 @@ def test_a_new_network_is_recorded_first_and_its_rules_come_last() -> None:
 def test_an_existing_network_plans_only_what_its_kernel_side_lacks() -> None:
     gw4, gw6 = NET.gateways
     nat = [Interface(ip, 32) for ip in NET.nat_sources]
-    assert [str(a) for a in nat] == ["10.94.0.254/32", "10.94.0.253/32"]
+    assert [str(a) for a in nat] == ["10.94.0.254/32", "10.94.0.253/32", "10.94.0.252/32"]
     steps = plan_create(NET, NET, [NET], seen(None, False, gw4, nat[0]), [])
     assert steps == [
         BridgeAddress("np-lab", gw6),
         BridgeAddress("np-lab", nat[1]),
+        BridgeAddress("np-lab", nat[2]),
         BridgeUp("np-lab"),
         Forwarding("np-lab", 4),
         Forwarding("np-lab", 6),

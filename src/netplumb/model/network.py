@@ -24,9 +24,9 @@ class Network(Value):
     ``--internal``) has no way out: its guests reach each other and the machine's gateway
     addresses, nothing beyond, and its DNS server forwards no outside names.
 
-    ``nat_sources``: two addresses of the IPv4 subnet the bridge also holds, never leased, that
-    published ports' translated connections come from (``nat_sources_for``); empty in records
-    of networks made before them (those masquerade to the gateway until adopted)."""
+    ``nat_sources``: three addresses of the IPv4 subnet the bridge also holds, never leased,
+    that published ports' translated connections come from (``nat_sources_for``); empty in
+    records of networks made before them (those masquerade to the gateway until adopted)."""
 
     __slots__ = (
         "bridge",
@@ -80,8 +80,13 @@ class Network(Value):
 
     @property
     def hairpin_source(self) -> IP | None:
-        """The source of connections a guest makes to a published port of this network."""
+        """The source of connections a guest makes to another guest's published port."""
         return self.nat_sources[1] if len(self.nat_sources) > 1 else None
+
+    @property
+    def self_source(self) -> IP | None:
+        """The source of connections a guest makes to its own published port."""
+        return self.nat_sources[2] if len(self.nat_sources) > 2 else None
 
     def with_nat_sources(self) -> Network:
         """This network with the NAT sources its subnet gives (``nat_sources_for``)."""
@@ -147,14 +152,18 @@ def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else []
 
 
-# The smallest IPv4 subnet given NAT sources: a /28 has 14 host addresses, 11 left for guests.
+# The smallest IPv4 subnet given NAT sources: a /28 has 14 host addresses, 10 left for guests.
 NAT_SOURCES_MAX_PREFIX = 28
 
 
+NAT_SOURCES = 3  # the machine's own connections, a guest's to another guest, a guest's to itself
+
+
 def nat_sources_for(gateway: Interface) -> tuple[IP, ...]:
-    """The two addresses published ports' translated connections leave from: the subnet's
-    highest host addresses other than the gateway (the loopback source first, then the hairpin
-    source); none for IPv6 or a subnet smaller than a /28.
+    """The three addresses published ports' translated connections leave from: the subnet's
+    highest host addresses other than the gateway (the loopback source, the hairpin source,
+    the source of a guest reaching its own published port); none for IPv6 or a subnet smaller
+    than a /28.
 
     Why not the gateway, as Docker and the portmap plugin masquerade to: the machine talks to
     its guests from the gateway address too. A connection to 127.0.0.1:PORT, translated to
@@ -162,14 +171,16 @@ def nat_sources_for(gateway: Interface) -> tuple[IP, ...]:
     the guest's TIME_WAIT. Its TCP timestamps come from another offset (Linux derives the
     offset from the connection's own addresses and ports), so the guest rejects the SYN as
     old (PAWS, TcpExtPAWSTimewait), answers with the old connection's ACK, and the client
-    retransmits its SYN a second later. An address used by nothing else keeps the translation
-    one to one: the masquerade keeps the client's port, so a 4-tuple seen by the guest always
-    comes from the same original connection, whose timestamps only grow."""
+    retransmits its SYN a second later. An address used by one kind of connection only keeps
+    the translation one to one: the masquerade keeps the client's port, so a 4-tuple seen by
+    the guest comes from the same original connection, whose timestamps only grow. (Two kinds
+    on one address stall each other the same way: a guest reaching its own port and another
+    guest reaching it, measured in ``bench/ports.py``.)"""
     if gateway.version != 4 or gateway.prefixlen > NAT_SOURCES_MAX_PREFIX:
         return ()
     out: list[IP] = []
     n = gateway.broadcast_int - 1
-    while len(out) < 2:
+    while len(out) < NAT_SOURCES:
         if n != gateway.ip.as_int:
             out.append(IP(n.to_bytes(4, "big")))
         n -= 1

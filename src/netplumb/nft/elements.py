@@ -177,3 +177,20 @@ def link_element(
     pname, pnum = proto(proto_), port(port_, "link port")
     raw += _reg(bytes([PROTO_NUMBERS[pname]])) + _reg(pnum.to_bytes(2, "big"))
     return SetElement(set_name, raw, f"{src} . {dst} . {pname} . {pnum}", note)
+
+
+# A guest reaching its own published port: after the DNAT, source and destination are both the
+# guest. nft has no test of one field against another, so this set holds, for every guest with
+# a published IPv4 port, its address twice; the postrouting rule looks the pair up.
+SELF_SET = "publish4_self"
+SELF_KEY = "ipv4_addr . ipv4_addr"
+
+
+def self_element(guest_ip: str, note: str) -> SetElement:
+    """``guest_ip . guest_ip`` in ``SELF_SET``."""
+    address(guest_ip, "container address")
+    try:
+        raw = inet_pton(AF_INET, guest_ip)
+    except OSError:
+        raise refuse("container address", guest_ip, "not an IP address") from None
+    return SetElement(SELF_SET, raw + raw, f"{guest_ip} . {guest_ip}", note)

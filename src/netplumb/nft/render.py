@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from netplumb.model.names import IFNAME_CHARS, IFNAME_RULE, IFNAMSIZ
 from netplumb.model.network import NETWORK_NAME_MAX
-from netplumb.model.value import Value
 from netplumb.nft.elements import (
     ADDRESS_CHARS,
     COMMENT_MAX,
     MAPS,
+    SELF_KEY,
+    SELF_SET,
     Element,
     SetElement,
     address,
@@ -32,7 +33,9 @@ from netplumb.nft.elements import (
     port_element,
     proto,
     refuse,
+    self_element,
 )
+from netplumb.nft.specs import Allow, NetSpec, Publication, ipkw
 from netplumb.nft.text import TABLE, element_count, rule_count, transaction
 
 __all__ = [
@@ -47,122 +50,6 @@ __all__ = [
     "rule_count",
     "transaction",
 ]
-
-
-class NetSpec(Value):
-    """A network as the ruleset sees it."""
-
-    __slots__ = (
-        "bridge",
-        "family",
-        "internal",
-        "isolation",
-        "name",
-        "nat_sources",
-        "ports",
-        "subnet",
-        "subnet6",
-    )
-    name: str
-    bridge: str
-    subnet: str
-    family: int
-    isolation: bool
-    ports: tuple[str, ...]
-    subnet6: str | None  # the IPv6 subnet of a dual-stack network
-    internal: bool  # no way out: nothing routed between its bridge and any other interface
-    nat_sources: tuple[str, ...]  # (loopback source, hairpin source), or none: masquerade
-
-    def __init__(
-        self,
-        name: str,
-        bridge: str,
-        subnet: str,
-        family: int,
-        isolation: bool,
-        ports: tuple[str, ...] = (),
-        subnet6: str | None = None,
-        internal: bool = False,
-        nat_sources: tuple[str, ...] = (),
-    ) -> None:
-        self.name = name
-        self.bridge = bridge
-        self.subnet = subnet
-        self.family = family
-        self.isolation = isolation
-        self.ports = ports  # the bridge ports netplumb made (for isolation)
-        self.subnet6 = subnet6
-        self.internal = internal
-        self.nat_sources = tuple(address(a, "NAT source") for a in nat_sources)
-        self._freeze()
-
-    def subnets(self) -> list[tuple[str, str]]:
-        """(ip keyword, subnet) of each family the network has."""
-        out = [(_ipkw(self.family), self.subnet)]
-        if self.subnet6:
-            out.append(("ip6", self.subnet6))
-        return out
-
-
-class Publication(Value):
-    """One DNAT: ``host_ip`` None means every local address of that family."""
-
-    __slots__ = (
-        "container_ip",
-        "container_port",
-        "family",
-        "host_ip",
-        "host_port",
-        "owner",
-        "proto",
-    )
-    owner: str
-    family: int
-    host_ip: str | None
-    host_port: int
-    container_ip: str
-    container_port: int
-    proto: str
-
-    def __init__(
-        self,
-        owner: str,
-        family: int,
-        host_ip: str | None,
-        host_port: int,
-        container_ip: str,
-        container_port: int,
-        proto: str,
-    ) -> None:
-        self.owner = owner
-        self.family = family
-        self.host_ip = host_ip
-        self.host_port = host_port
-        self.container_ip = container_ip
-        self.container_port = container_port
-        self.proto = proto
-        self._freeze()
-
-
-class Allow(Value):
-    """On an isolated network: ``src`` may reach ``dst`` on ``port``/``proto`` (a link)."""
-
-    __slots__ = ("bridge", "dst", "owner", "port", "proto", "src")
-    bridge: str
-    src: str
-    dst: str
-    port: int
-    proto: str
-    owner: str
-
-    def __init__(self, bridge: str, src: str, dst: str, port: int, proto: str, owner: str) -> None:
-        self.bridge = bridge
-        self.src = src
-        self.dst = dst
-        self.port = port
-        self.proto = proto
-        self.owner = owner
-        self._freeze()
 
 
 # -- what may be pasted into the text ---------------------------------------------------------
@@ -195,10 +82,6 @@ def _subnet(subnet: str) -> str:
     return subnet
 
 
-def _ipkw(family: int) -> str:
-    return "ip" if family == 4 else "ip6"
-
-
 def _iso_chain(n: NetSpec) -> str:
     # The network's name as it is: nft takes '-' and '.' in a chain name, and making '-' a '_'
     # gave "a-b" and "a_b" one chain (nft merges the two definitions: the first network's final
@@ -223,6 +106,15 @@ def element(p: Publication) -> Element:
     return Element(
         p.owner, p.family, p.host_ip, p.host_port, p.container_ip, p.container_port, p.proto
     )
+
+
+def self_elements(pubs: list[Publication]) -> list[SetElement]:
+    """The guests with a published IPv4 port, each once, in ``SELF_SET`` (sorted)."""
+    first: dict[str, str] = {}
+    for p in pubs:
+        if p.family == 4:
+            first.setdefault(p.container_ip, p.owner)
+    return [self_element(ip, f"netplumb:{owner}") for ip, owner in sorted(first.items())]
 
 
 def _maps(pubs: list[Publication]) -> list[str]:
@@ -259,6 +151,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         return ""
     out = [f"table inet {TABLE} {{"]
     out += _maps(pubs)
+    out += _set(SELF_SET, SELF_KEY, self_elements(pubs))
     out += [
         "\tchain raw_prerouting {",
         "\t\ttype filter hook prerouting priority raw; policy accept;",
@@ -304,7 +197,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         # Translated connections leave from the network's NAT sources, addresses nothing else
         # uses, not from the gateway the machine's direct connections use: see
         # ``model.network.nat_sources_for`` (a shared source made the guest drop SYNs as old).
-        loop, hairpin = n.nat_sources if len(n.nat_sources) == 2 else ("", "")
+        loop, hairpin, own = n.nat_sources if len(n.nat_sources) == 3 else ("", "", "")
         if n.family == 4:
             # the machine's own 127.0.0.1:PORT, DNATed to a guest: give it a routable source
             to = f"snat ip to {loop}" if loop else "masquerade"
@@ -312,6 +205,11 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
         # hairpin: a guest reaching another guest's published port through a host address
         if hairpin:  # by addresses: with bridge-nf-call-iptables on, the packet is bridged
             sub = _subnet(n.subnet)
+            # a guest reaching its own published port first: it needs an address of its own too
+            out.append(
+                f"\t\tip saddr {sub} ip saddr . ip daddr @{SELF_SET} ct status dnat "
+                f"snat ip to {own} {c}"
+            )
             out.append(f"\t\tip saddr {sub} ip daddr {sub} ct status dnat snat ip to {hairpin} {c}")
         out.append(f'\t\tiifname "{bridge}" oifname "{bridge}" ct status dnat masquerade {c}')
         # guests reaching beyond the machine leave with its address, as with Docker; an
@@ -340,7 +238,7 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
             out += [f"\tchain {_iso_chain(n)} {{", "\t\tether type arp accept"]
             if n.family == 6 or n.subnet6:
                 out.append("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
-            kw, s = _ipkw(n.family), links_set(n)
+            kw, s = ipkw(n.family), links_set(n)
             # a link flow, and its replies: one set lookup each, whatever the number of links
             out.append(f"\t\t{kw} saddr . {kw} daddr . meta l4proto . th dport @{s} accept")
             out.append(f"\t\t{kw} daddr . {kw} saddr . meta l4proto . th sport @{s} accept")

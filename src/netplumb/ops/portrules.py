@@ -244,12 +244,37 @@ def changed(add: list[Record], drop: list[Record]) -> None:
         return
     from netplumb.kernel import nftset
 
+    mine, gone = _self_elements(add, drop)
+    adding: list[Element | SetElement] = [_element(b) for b in add]
+    deleting: list[Element | SetElement] = [_element(b) for b in drop]
     try:
-        nftset.change(TABLE, [_element(b) for b in add], [_element(b) for b in drop])
+        nftset.change(TABLE, [*adding, *mine], [*deleting, *gone])
     except nftset.Refused as exc:
         if not nftset.missing(exc):
             raise
         sync()
+
+
+def _self_elements(
+    add: list[Record], drop: list[Record]
+) -> tuple[list[SetElement], list[SetElement]]:
+    """The ``publish4_self`` elements to add and to delete with these bindings: a guest's pair
+    comes with its first published IPv4 port and goes with its last (from the records, which
+    are already written). Adding one that is there changes nothing."""
+    from netplumb.nft.elements import self_element
+
+    def v4(bindings: list[Record]) -> dict[str, str]:
+        return {str(b["container_ip"]): str(b["owner"]) for b in bindings if int(b["family"]) == 4}
+
+    added = v4(add)
+    gone = []
+    for ip, owner in v4(drop).items():
+        if ip in added:
+            continue
+        held = portrecords.bindings(owner) if portrecords.exists(owner) else []
+        if not any(int(b["family"]) == 4 and b["container_ip"] == ip for b in held):
+            gone.append(self_element(ip, f"netplumb:{owner}"))
+    return [self_element(ip, f"netplumb:{owner}") for ip, owner in added.items()], gone
 
 
 def _defer(add: list[Record], drop: list[Record]) -> None:
