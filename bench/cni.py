@@ -7,7 +7,13 @@ side; the machine's own interfaces are never touched. One worker process inside 
 (this file, ``--worker``) execs the plugins as a runtime does (env + stdin, stdout read),
 timing each call from spawn to reaped exit, N rounds in rotating order:
 
-  netplumb-cni            bridge mode, netplumb's own IPAM (``netplumb cni install`` launcher)
+  netplumb-cni plain      bridge mode, netplumb's own IPAM, a plain process (the Python
+                          launcher: ``netplumb cni install --client no``)
+  netplumb-cni default    the same through the default install (``netplumb cni install``:
+                          the compiled client; no agent is started beforehand, the first
+                          call starts one on demand and is reported on its own, not in the
+                          median; every other call's path is counted, from the client's
+                          NETPLUMB_CNI_DEBUG line)
   reference               bridge + host-local (Debian containernetworking-plugins 1.1.1)
   netplumb-cni +port      the same with one runtimeConfig.portMappings entry (nftables)
   reference +portmap      bridge + host-local, then portmap chained with prevResult; DEL in
@@ -16,7 +22,12 @@ timing each call from spawn to reaped exit, N rounds in rotating order:
 
 With ``--podman N`` (default 10, 0 to skip): ``podman run -d`` of a busybox container on a
 netplumb-cni network and on a reference bridge network, start to running (the network is
-set up before the command returns), Podman 4.3 with the CNI backend, private storage.
+set up before the command returns), Podman 4.3 with the CNI backend, private storage, the
+plugin as the default install (its agent started by Podman's first call).
+
+Each netplumb network has one resident container for the whole run (a node with pods): its
+name server, started with a network's first member and ended with its last, then runs, as on
+such a node; the resident's ADD (the network made, the name server started) is reported alone.
 
 Prints a table with medians, p95 and ratios, writes bench/results/cni.json.
 """
@@ -42,25 +53,27 @@ RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results") / 
 REF_DIR = "/usr/lib/cni"
 SIDES = (
     "netplumb",
-    "netplumb_agent",
+    "netplumb_default",
     "reference",
     "netplumb_port",
-    "netplumb_port_agent",
+    "netplumb_port_default",
     "reference_portmap",
 )
 LABELS = {
-    "netplumb": "netplumb-cni standalone (Python launcher)",
-    "netplumb_agent": "netplumb-cni client + agent",
+    "netplumb": "netplumb-cni plain process (Python launcher)",
+    "netplumb_default": "netplumb-cni default install (client+agent)",
     "reference": "reference bridge + host-local",
-    "netplumb_port": "netplumb-cni standalone + 1 port",
-    "netplumb_port_agent": "netplumb-cni client + agent + 1 port",
+    "netplumb_port": "netplumb-cni plain process + 1 port",
+    "netplumb_port_default": "netplumb-cni default install + 1 port",
     "reference_portmap": "reference bridge + host-local + portmap",
 }
 PAIRS = (
     ("netplumb", "reference"),
-    ("netplumb_agent", "reference"),
+    ("netplumb_default", "reference"),
     ("netplumb_port", "reference_portmap"),
-    ("netplumb_port_agent", "reference_portmap"),
+    ("netplumb_port_default", "reference_portmap"),
+    ("netplumb_default", "netplumb"),
+    ("netplumb_port_default", "netplumb_port"),
 )
 PORTS = [{"hostPort": 0, "containerPort": 80, "protocol": "tcp"}]  # hostPort set per guest
 
@@ -95,6 +108,9 @@ def ref_conf(name: str, octet: int, tmp: Path) -> dict[str, Any]:
 # -- the worker, inside the host namespace --------------------------------------------------------
 
 
+PATHS: dict[str, int] = {}  # the client's path per call (its NETPLUMB_CNI_DEBUG line) -> count
+
+
 def call(
     plugin: str, command: str, conf: dict[str, Any], cid: str, netns: str, path: str, state: str
 ) -> tuple[float, dict[str, Any] | None, str | None]:
@@ -108,11 +124,18 @@ def call(
         "CNI_PATH": path,
         "NETPLUMB_STATE_DIR": state,
     }
+    client = plugin.endswith("client/netplumb-cni")
+    if client:
+        env["NETPLUMB_CNI_DEBUG"] = "1"
     t0 = time.perf_counter_ns()
     proc = subprocess.run(
         [plugin], input=json.dumps(conf).encode(), capture_output=True, env=env, check=False
     )
     dt = (time.perf_counter_ns() - t0) / 1e6
+    if client:
+        for line in proc.stderr.decode().splitlines():
+            how = line.removeprefix("netplumb-cni: ").split(" at ")[0]
+            PATHS[how] = PATHS.get(how, 0) + 1
     out = json.loads(proc.stdout) if proc.stdout.strip() else None
     if proc.returncode != 0:
         return dt, out, f"{Path(plugin).name} {command} exit {proc.returncode}: {proc.stdout!r}"
@@ -126,16 +149,17 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
     state = str(tmp / "state")
     confs = {
         "netplumb": np_conf("npbcnia", 131),
-        "netplumb_agent": np_conf("npbcnie", 137),
+        "netplumb_default": np_conf("npbcnie", 137),
         "reference": ref_conf("npbcnib", 132, tmp),
         "netplumb_port": np_conf("npbcnic", 133),
-        "netplumb_port_agent": np_conf("npbcnif", 138),
+        "netplumb_port_default": np_conf("npbcnif", 138),
         "reference_portmap": ref_conf("npbcnid", 134, tmp),
     }
     add: dict[str, list[float]] = {s: [] for s in SIDES}
     dele: dict[str, list[float]] = {s: [] for s in SIDES}
     errors: list[str] = []
     floor: list[float] = []
+    first: dict[str, Any] = {}  # the default install's first call: it starts the agent
 
     def one(side: str, i: int) -> None:
         netns = f"/run/netns/npb-{tag}-{SIDES.index(side)}-{i}"
@@ -145,7 +169,7 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
         if "port" in side:
             conf["runtimeConfig"] = {"portMappings": ports}
         plugin = npp if side.startswith("netplumb") else f"{REF_DIR}/bridge"
-        if side.endswith("agent"):
+        if side.endswith("default"):
             plugin = client
         t_add, result, err = call(plugin, "ADD", conf, cid, netns, path, state)
         if err is None and side == "reference_portmap":
@@ -181,6 +205,25 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
             errors.append(str(err or err2))
             return
         dele[side].append(t_del)
+        if side.endswith("default") and not first:
+            first.update(side=side, add_ms=add[side].pop(), del_ms=dele[side].pop())
+            first["paths"] = dict(PATHS)
+            PATHS.clear()
+
+    # A resident container on each of netplumb's networks, as on a node with pods running: the
+    # network's name server (started with a network's first member, ended with its last) then
+    # runs, and a container's ADD and DEL cost what they cost on such a node. Added by the
+    # plain process (it starts no agent); its ADD (network, name server) is reported alone.
+    first_member: dict[str, float] = {}
+    residents = [s for s in SIDES if s.startswith("netplumb")]
+    for side in residents:
+        netns = f"/run/netns/npb-{tag}-{SIDES.index(side)}-res"
+        dt, _r, err = call(
+            npp, "ADD", confs[side], f"resident{SIDES.index(side)}", netns, path, state
+        )
+        if err:
+            errors.append(err)
+        first_member[side] = dt
 
     for i in range(n):
         k = i % len(SIDES)
@@ -190,7 +233,22 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
         t0 = time.perf_counter_ns()
         subprocess.run([sys.executable, "-S", "-c", "pass"], check=False)
         floor.append((time.perf_counter_ns() - t0) / 1e6)
-    return {"add": add, "del": dele, "floor": floor, "errors": errors[:5]}
+    for side in residents:
+        netns = f"/run/netns/npb-{tag}-{SIDES.index(side)}-res"
+        _dt, _r, err = call(
+            npp, "DEL", confs[side], f"resident{SIDES.index(side)}", netns, path, state
+        )
+        if err:
+            errors.append(err)
+    return {
+        "first_member_add": first_member,
+        "add": add,
+        "del": dele,
+        "floor": floor,
+        "errors": errors[:5],
+        "first_call": first,
+        "paths": dict(PATHS),
+    }
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -202,6 +260,21 @@ def summarize(samples: list[float]) -> dict[str, float | int]:
     s = sorted(samples)
     p95 = s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
     return {"n": len(s), "median_ms": statistics.median(s), "p95_ms": p95, "min_ms": s[0]}
+
+
+def stop_agent(state: Path) -> None:
+    """Stop the agent the default install's calls started for ``state`` (its PID is in its
+    lock file), once it is gone."""
+    try:
+        pid = int((state / "cni-agent.lock").read_text().strip() or 0)
+        if b"netplumb.cni.agent" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+        os.kill(pid, 15)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def sh(*argv: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -284,6 +357,7 @@ def drive(n: int, podman_n: int) -> int:
     tag = secrets.token_hex(3)
     host = f"npb-cni-{tag}"
     guests = [f"npb-{tag}-{s}-{i}" for s in range(len(SIDES)) for i in range(n)]
+    guests += [f"npb-{tag}-{s}-res" for s in range(len(SIDES))]
     tmp = Path(tempfile.mkdtemp(prefix="npb-cni-"))
     plugin_dir = tmp / "bin"
     code = "import sys; from netplumb.cni.install import install; "
@@ -296,22 +370,7 @@ def drive(n: int, podman_n: int) -> int:
             sh("ip", "netns", "add", ns)
             made.append(ns)
         sh("ip", "-n", host, "link", "set", "lo", "up")
-        agent = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                host,
-                VENV_PY,
-                "-c",
-                "from netplumb.cni.agent import serve; serve()",
-            ],
-            env={**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")},
-        )
-        sock = tmp / "state" / "cni-agent.sock"
-        deadline = time.monotonic() + 10
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # no agent is started here: the default install's first call starts it
         proc = sh(
             "ip",
             "netns",
@@ -326,16 +385,16 @@ def drive(n: int, podman_n: int) -> int:
             str(plugin_dir),
         )
         data = json.loads(proc.stdout)
-        pod = podman_bench(tag, host, podman_n, tmp, plugin_dir) if podman_n else {}
+        stop_agent(tmp / "state")
+        pod = podman_bench(tag, host, podman_n, tmp, tmp / "client") if podman_n else {}
     finally:
-        if "agent" in locals():
-            agent.kill()
-            agent.wait()
+        stop_agent(tmp / "state")
         if host in made:  # the podman run's netplumb state (no NETPLUMB_STATE_DIR there)
             code = "from netplumb import state; print(state.state_dir())"
             env = {k: v for k, v in os.environ.items() if k != "NETPLUMB_STATE_DIR"}
             where = sh("ip", "netns", "exec", host, VENV_PY, "-c", code, check=False, env=env)
             if where.stdout.strip():
+                stop_agent(Path(where.stdout.strip()))
                 shutil.rmtree(where.stdout.strip(), ignore_errors=True)
         for ns in reversed(made):
             sh("ip", "netns", "del", ns, check=False)
@@ -348,6 +407,9 @@ def drive(n: int, podman_n: int) -> int:
         "del": {s: summarize(data["del"][s]) for s in SIDES},
         "floor_python_S": summarize(data["floor"]),
         "errors": data["errors"],
+        "first_call": data["first_call"],
+        "first_member_add": data["first_member_add"],
+        "paths": data["paths"],
         "podman_run": pod,
     }
     ratios: dict[str, Any] = {}
@@ -382,6 +444,15 @@ def drive(n: int, podman_n: int) -> int:
                 f"podman run -d ({side}): median {p.get('median_ms', 0):.0f} ms, "
                 f"p95 {p.get('p95_ms', 0):.0f} ms (n={p.get('n')})"
             )
+    fc = result["first_call"]
+    if fc:
+        print(
+            f"default install, first call (starts the agent; not in the medians): "
+            f"ADD {fc['add_ms']:.1f} ms, DEL {fc['del_ms']:.1f} ms, paths {fc['paths']}"
+        )
+    print(f"default install, every later call's path: {result['paths']}")
+    fm = ", ".join(f"{k} {v:.1f} ms" for k, v in result["first_member_add"].items())
+    print(f"a network's first member (network + name server started), plain ADD: {fm}")
     for k, v in ratios.items():
         print(f"ratio {k}: {v:.2f}")
     for e in result["errors"]:

@@ -348,6 +348,13 @@ def cni(d: Json) -> list[str]:
             [[k, v["median_ms"], v["p95_ms"]] for k, v in d["podman_run"].items()],
         )
     out += table(["ratio", "value"], [[k, v] for k, v in d.get("ratios", {}).items()])
+    first = d.get("first_call")
+    if first:  # the default install's first call starts the agent: not in the medians
+        rows = [["first call (starts the agent)", first["add_ms"], first["del_ms"]]]
+        members = d["first_member_add"].items()
+        rows += [[f"{s}: network's first member (plain)", ms, ""] for s, ms in members]
+        out += table(["alone, not in the medians", "ADD ms", "DEL ms"], rows)
+        out += [f"Paths of the later calls: {d.get('paths')}", ""]
     fig, ax = plt.subplots(figsize=(8, 4))
     ys = range(len(sides))
     ax.barh([y - 0.2 for y in ys], [d["add"][s]["median_ms"] for s in sides], 0.4, label="ADD")

@@ -105,10 +105,14 @@ def _scale(d: Json) -> str:
 
 def _cni(d: Json) -> str:
     add, ratios = d["add"], d["ratios"]
+    if "netplumb_default" in add:  # issue 16: the default install starts its agent on demand
+        fast, how = "netplumb_default", "in the default install (its agent started on demand)"
+    else:
+        fast, how = "netplumb_agent", "through its agent"
     return (
-        f"- the CNI plugin ({_day(d['when'])}): ADD {_n(add['netplumb_agent']['median_ms'])} ms "
-        f"through its agent ({_n(ratios['add netplumb_agent/reference'])}x the reference "
-        f"bridge + host-local plugins' {_n(add['reference']['median_ms'])} ms), "
+        f"- the CNI plugin ({_day(d['when'])}): ADD {_n(add[fast]['median_ms'])} ms "
+        f"{how}, {_n(ratios[f'add {fast}/reference'])}x the reference "
+        f"bridge + host-local plugins' {_n(add['reference']['median_ms'])} ms; "
         f"{_n(add['netplumb']['median_ms'])} ms as a plain process "
         f"({_n(ratios['add netplumb/reference'])}x)."
     )

@@ -6,10 +6,10 @@
 - After a run as root that ran kernel or Docker tests, a leak check lists what netplumb or the
   tests left behind and fails the run: test namespaces (``npt-*``), netplumb host records in
   ``/run/netplumb/*/hosts``, links marked ``netplumb:`` in this namespace, netplumb nftables
-  tables, holder processes, test containers. What was there before the run is left out (it is
-  not this run's leak), compared by what it is, not by pid or veth name: the README's demo, up
-  before the run and brought up again by its test, is not a leak. Nothing is deleted: the
-  check only reports.
+  tables, holder processes, CNI agents, test containers. What was there before the run is left
+  out (it is not this run's leak), compared by what it is, not by pid or veth name: the
+  README's demo, up before the run and brought up again by its test, is not a leak. Nothing
+  is deleted: the check only reports.
 - The one lab helper (namespaces, netplumb's state, commands, processes, cleanup) is
   ``lab.py``; the fixtures ``netns`` and ``busybox_container`` live in ``netns_helpers.py``.
 """
@@ -142,7 +142,13 @@ def find_leaks() -> dict[str, str]:
         if "netplumb" in line:
             found[f"nft {line.strip()}"] = f"nft {line.strip()}"
     for line in _out(
-        ["pgrep", "-af", "netplumb-hold|netplumb-host|netplumb-dns|netplumb-test-marker"]
+        [
+            "pgrep",
+            "-af",
+            "netplumb-hold|netplumb-host|netplumb-dns|netplumb-test-marker"
+            # CNI agents: started on demand (netplumb-cni-agent), by hand or by a test
+            "|netplumb-cni-agent|netplumb cni agent|netplumb[.]cni[.]agent",
+        ]
     ).splitlines():
         command = line.split(" ", 1)[-1]
         n = sum(1 for k in found if k.startswith(f"process {command} #"))

@@ -1,4 +1,6 @@
-"""netplumb-cni under real runtimes: Podman 4.3 with its CNI backend starts containers with
+"""netplumb-cni under real runtimes, installed as `netplumb cni install` does by default (the
+compiled client, no agent running: the first call starts one). Podman 4.3 with its CNI
+backend starts containers with
 ``--network <netplumb network> -p ... --ip ... --mac-address ...``, and containerd's
 ``ctr run --cni`` starts one on a netplumb-cni network; traffic is checked from the lab's host
 namespace (to the container, to the published port), and after removal nothing of the
@@ -17,7 +19,7 @@ import pytest
 
 from e2e.podmanlab import CONTAINERD_SOCKETS, IMAGE, Ctr, Podman
 from kernel.attachlab import Lab, sh, wait_for
-from kernel.cnilab import Cni, install_plugin
+from kernel.cnilab import Cni, install_plugin, stop_agent
 
 pytestmark = pytest.mark.kernel
 
@@ -34,7 +36,9 @@ def podman_lab(tmp_path: Path) -> Iterator[tuple[Lab, Podman, Cni]]:
     plugin_dir = tmp_path / "cni-bin"
     pm = None
     try:
-        install_plugin(plugin_dir)
+        # the default install: the compiled client, no agent running; the runtime's first
+        # call starts one (which must not hold podman's pipes: podman reads them to EOF)
+        install_plugin(plugin_dir, client=True)
         pm = Podman(lab, Path(f"/tmp/npt-podman-{secrets.token_hex(3)}"), plugin_dir)
         pm.import_image()
         cni = Cni(lab, plugin_dir, f"npt{lab.id}")
@@ -51,9 +55,11 @@ def podman_lab(tmp_path: Path) -> Iterator[tuple[Lab, Podman, Cni]]:
         pm = None
         wait_for(lambda: cni.leftovers() == [], 15)
         assert cni.leftovers() == [], "podman rm left CNI objects behind"
+        assert stop_agent(lab.state) is not None, "the runtime's calls started no agent"
     finally:
         if pm is not None:
             pm.close()
+        stop_agent(lab.state)
         lab.close()
 
 

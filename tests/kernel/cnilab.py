@@ -22,15 +22,84 @@ VENV_PY = str(ROOT / ".venv" / "bin" / "python3")
 CNI_DIR = "/usr/lib/cni"
 
 
-def install_plugin(dest: Path, client: bool = False) -> Path:
-    """``netplumb cni install --dir DEST --no-conf [--client yes|no]``, through its own code:
-    the Python launcher, or the compiled client of the agent."""
+def install_plugin(
+    dest: Path, client: bool = False, agent: str = "auto", standalone: bool = False
+) -> Path:
+    """``netplumb cni install --dir DEST --no-conf [--client yes|no] [--agent MODE]``, through
+    its own code: the Python launcher, or the compiled client of the agent (``agent``: auto,
+    the default, starts one on demand; connect; off). ``standalone``: the client beside the
+    standalone plugin (``netplumb-cni.pyz``, run by this venv's Python)."""
     code = (
         "import sys; from netplumb.cni.install import install; "
-        "install(sys.argv[1], None, client=sys.argv[2] == '1')"
+        "install(sys.argv[1], None, client=sys.argv[2] == '1', agent=sys.argv[3], "
+        "standalone=sys.argv[4] == '1', python=sys.argv[5])"
     )
-    sh(VENV_PY, "-c", code, str(dest), "1" if client else "0")
+    sh(VENV_PY, "-c", code, str(dest), "1" if client else "0", agent, str(int(standalone)), VENV_PY)
     return dest / "netplumb-cni"
+
+
+def agent_pid(state: Path) -> int | None:
+    """The PID of the agent serving ``state`` (from its lock file), if it still runs."""
+    try:
+        pid = int((state / "cni-agent.lock").read_text().strip() or 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"netplumb.cni.agent" in cmdline else None
+
+
+def agents_of(state: Path) -> list[int]:
+    """Every agent process given ``state`` as NETPLUMB_STATE_DIR, started on demand or by
+    hand, listening or not (yet), and a client's child waiting to become one (it execs once
+    the call that started it is over)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ours = b"netplumb.cni.agent" in cmdline or b"netplumb-cni" in cmdline
+        if ours and f"NETPLUMB_STATE_DIR={state}".encode() in environ:
+            found.append(int(proc.name))
+    return sorted(found)
+
+
+def stop_agent(state: Path) -> int | None:
+    """Stop the agent of ``state`` (SIGTERM: it removes its socket), and one still starting
+    (it holds the agent lock from the start); return once none is left, with the PID of the
+    agent stopped (None: none ran)."""
+    import fcntl
+    import signal
+
+    stopped = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = agent_pid(state)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            stopped = pid
+            while agent_pid(state) == pid and time.monotonic() < deadline:  # (or a zombie)
+                time.sleep(0.02)
+            continue
+        try:
+            fd = os.open(state / "cni-agent.lock", os.O_RDWR)
+        except FileNotFoundError:
+            fd = -1
+        try:
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
+            if not agents_of(state):
+                return stopped
+        except BlockingIOError:
+            pass  # an agent is starting: it has not written its PID yet
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        time.sleep(0.05)
+    raise AssertionError(f"the CNI agent of {state} did not stop")
 
 
 def start_agent(lab: Lab) -> subprocess.Popen[str]:
@@ -57,9 +126,11 @@ class Cni:
         self.plugin_dir = plugin_dir
         self.plugin = plugin_dir / "netplumb-cni"
         self.net = net
-        # the compiled client's path every call must take ("agent at", "no agent at"), told by
-        # its NETPLUMB_CNI_DEBUG line; None: not checked (the Python launcher has none)
-        self.path: str | None = None
+        # the compiled client's paths a call may take ("agent at", "no agent at", ...), told by
+        # its NETPLUMB_CNI_DEBUG lines; None: not checked (the Python launcher has none)
+        self.path: tuple[str, ...] | None = None
+        self.paths_taken: list[str] = []  # the last call's debug lines
+        self.calls = 0
 
     def config(self, **fields: Any) -> dict[str, Any]:
         conf: dict[str, Any] = {
@@ -96,6 +167,7 @@ class Cni:
             env["NETPLUMB_CNI_DEBUG"] = "1"
         env.update(extra_env or {})
         stdin = conf if isinstance(conf, str) else json.dumps(conf)
+        self.calls += 1
         proc = subprocess.run(
             ["ip", "netns", "exec", self.lab.host, str(self.plugin)],
             input=stdin,
@@ -104,11 +176,13 @@ class Cni:
             text=True,
             timeout=60,
         )
-        stderr = proc.stderr
+        lines = proc.stderr.splitlines()
+        self.paths_taken = [ln for ln in lines if ln.startswith("netplumb-cni: ")]
         if self.path is not None:
-            line, _, stderr = stderr.partition("\n")
-            assert line.startswith(f"netplumb-cni: {self.path} "), proc.stderr
-        assert stderr == "", proc.stderr
+            assert self.paths_taken, proc.stderr
+            for line in self.paths_taken:
+                assert line.startswith(tuple(f"netplumb-cni: {p} " for p in self.path)), line
+        assert [ln for ln in lines if ln not in self.paths_taken] == [], proc.stderr
         return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None
 
     def ok(self, command: str, conf: dict[str, Any], **kw: Any) -> Any:

@@ -16,23 +16,32 @@ from pathlib import Path
 import pytest
 
 from kernel.attachlab import Lab, sh, wait_for
-from kernel.cnilab import Cni, install_plugin, start_agent
+from kernel.cnilab import Cni, install_plugin, start_agent, stop_agent
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture(params=["launcher", "agent", "client-fallback"])
+@pytest.fixture(params=["launcher", "agent", "on-demand"])
 def cni(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cni]:
-    """The plugin in each of its forms: the Python launcher; the compiled client with the
-    agent running; the compiled client without an agent (it execs the Python plugin)."""
+    """The plugin in each of its forms: the Python launcher; the compiled client with an
+    agent started by hand; the default install, the compiled client with no agent beforehand
+    (the first call starts one and is served by the Python plugin, later ones by the agent)."""
     plugin_dir = tmp_path / "cni-bin"
     install_plugin(plugin_dir, client=request.param != "launcher")
     if request.param == "agent":
         start_agent(lab)
     c = Cni(lab, plugin_dir, f"npt{lab.id}")
-    c.path = {"agent": "agent at", "client-fallback": "no agent at"}.get(request.param)
-    yield c
-    assert c.leftovers() == [], "the test left CNI objects behind"
+    c.path = {
+        "agent": ("agent at",),
+        "on-demand": ("agent at", "no agent at", "no agent, starting one, at"),
+    }.get(request.param)
+    try:
+        yield c
+        assert c.leftovers() == [], "the test left CNI objects behind"
+    finally:
+        pid = stop_agent(lab.state)
+    if request.param == "on-demand" and c.calls:
+        assert pid is not None, "no agent was started on demand"
 
 
 def guest_addrs(lab: Lab, guest: str, dev: str = "eth0") -> list[str]:

@@ -309,8 +309,11 @@ def test_run_joins_the_default_network_like_docker0(machine: Machine) -> None:
     assert rows["a"]["addresses"] == ["10.89.0.2/16", "fd89:6e70:6c62::2/64"]
     assert rows["b"]["addresses"] == ["10.89.0.3/16", "fd89:6e70:6c62::3/64"]
     bridge = json.loads(machine.run("ip", "-j", "addr", "show", "np0").stdout)[0]
+    # the gateway, and the NAT sources published ports' translated connections come from
     assert [(a["local"], a["prefixlen"]) for a in bridge["addr_info"] if a["family"] == "inet"] == [
-        ("10.89.0.1", 16)
+        ("10.89.0.1", 16),
+        ("10.89.255.254", 32),
+        ("10.89.255.253", 32),
     ]
     link = json.loads(machine.run("ip", "-j", "link", "show", "np0").stdout)[0]
     assert link["ifalias"] == "netplumb:network:netplumb"

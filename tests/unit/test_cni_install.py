@@ -109,3 +109,30 @@ def test_pure_modules_and_a_lean_add_path() -> None:
         check=False,
     )
     assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr
+
+
+def test_standalone_client_beside_its_plugin(tmp_path: Path) -> None:
+    """``--standalone --client yes`` (the DaemonSet's): the client, linked statically, and the
+    standalone plugin it falls back to beside it; mode connect: no agent, the plugin answers."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler (scripts/setup.sh installs gcc)")
+    written = install(
+        str(tmp_path), None, standalone=True, client=True, agent="connect", python=sys.executable
+    )
+    plugin = tmp_path / "netplumb-cni"
+    assert written == [str(plugin), str(tmp_path / "netplumb-cni.pyz")]
+    assert plugin.read_bytes()[:4] == b"\x7fELF"
+    env = {"CNI_COMMAND": "VERSION", "NETPLUMB_CNI_DEBUG": "1", "NETPLUMB_STATE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [str(plugin)], input="{}", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and json.loads(proc.stdout)["cniVersion"] == "1.1.0"
+    assert proc.stderr == f"netplumb-cni: no agent at {tmp_path}/cni-agent.sock\n"
+
+
+def test_invalid_agent_mode_is_one_clear_error(tmp_path: Path) -> None:
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler (scripts/setup.sh installs gcc)")
+    with pytest.raises(NetplumbError, match=r"^invalid agent mode 'always': auto, connect or off$"):
+        install(str(tmp_path), None, client=True, agent="always")
+    assert list(tmp_path.iterdir()) == []

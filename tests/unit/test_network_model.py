@@ -19,6 +19,7 @@ from netplumb.model.network import (
     Network,
     allocate,
     make_network,
+    nat_sources_for,
 )
 
 # ------------------------------------------------------------------------------ make_network
@@ -40,7 +41,7 @@ from netplumb.model.network import (
 )
 def test_make_network(subnet: str, gateway: str | None, expected: str) -> None:
     net = make_network("demo", "np-demo", subnet, gateway)
-    assert net == Network("demo", "np-demo", Interface.parse(expected))
+    assert net == Network("demo", "np-demo", Interface.parse(expected)).with_nat_sources()
     assert net.subnet == subnet
     assert (net.isolation, net.mtu) == (False, 1500)
 
@@ -150,6 +151,7 @@ def test_record_round_trip(net: Network) -> None:
         "gateway": str(net.gateway),
         "isolation": net.isolation,
         "mtu": net.mtu,
+        **({"nat_sources": [str(ip) for ip in net.nat_sources]} if net.nat_sources else {}),
     }
 
 
@@ -304,3 +306,43 @@ def test_dual_stack_network_round_trip_and_refusals() -> None:
         make_network("ds", "np-ds", "fd00:5::/64", subnet6="fd00:6::/64")
     with pytest.raises(InvalidValue, match="no IPv6 subnet given"):
         make_network("ds", "np-ds", "10.5.0.0/16", gateway6="fd00:5::1")
+
+
+# ------------------------------------------------------------------------- the NAT sources
+
+
+@pytest.mark.parametrize(
+    ("subnet", "gateway", "expected"),
+    [
+        ("10.89.0.0/16", None, ("10.89.255.254", "10.89.255.253")),
+        # the gateway is skipped where it is one of the highest addresses
+        ("10.89.0.0/16", "10.89.255.254", ("10.89.255.253", "10.89.255.252")),
+        ("10.89.0.0/16", "10.89.255.253", ("10.89.255.254", "10.89.255.252")),
+        ("192.168.7.0/28", None, ("192.168.7.14", "192.168.7.13")),  # the smallest given them
+        ("192.168.7.0/29", None, ()),  # 6 host addresses: all for the gateway and guests
+        ("10.0.0.0/30", None, ()),
+        ("fd00:89::/64", None, ()),  # IPv6: nothing translated to loopback; masquerade
+    ],
+)
+def test_nat_sources_are_the_highest_host_addresses_but_the_gateway(
+    subnet: str, gateway: str | None, expected: tuple[str, ...]
+) -> None:
+    net = make_network("demo", "np-demo", subnet, gateway)
+    assert tuple(str(ip) for ip in net.nat_sources) == expected
+    assert tuple(str(ip) for ip in nat_sources_for(net.gateway)) == expected
+    assert net.reserved == frozenset({net.gateway.ip, *net.nat_sources})
+    if expected:
+        assert (str(net.loopback_source), str(net.hairpin_source)) == expected
+    else:
+        assert net.loopback_source is None and net.hairpin_source is None
+
+
+def test_a_record_made_before_nat_sources_has_none_and_is_the_same_definition() -> None:
+    net = make_network("demo", "np-demo", "10.89.0.0/16")
+    old = {k: v for k, v in net.to_record().items() if k != "nat_sources"}
+    before = Network.from_record(old)
+    assert before.nat_sources == ()
+    assert before != net and before.same_definition(net)
+    assert before.with_nat_sources() == net
+    other = make_network("demo", "np-demo", "10.90.0.0/16")
+    assert not before.same_definition(other)

@@ -30,7 +30,15 @@ from netplumb.nft.render import (
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = bool(os.environ.get("NETPLUMB_UPDATE_GOLDEN"))
 
-DEFAULT = NetSpec("netplumb", "np0", "10.89.0.0/16", 4, False)
+# the default network with its NAT sources; "beta" below is a network recorded before them
+DEFAULT = NetSpec(
+    "netplumb",
+    "np0",
+    "10.89.0.0/16",
+    4,
+    False,
+    nat_sources=("10.89.255.254", "10.89.255.253"),
+)
 V6NET = NetSpec("v6net", "np-v6", "fd00:89::/64", 6, False)
 ISO = NetSpec("iso", "np-iso", "10.90.0.0/24", 4, True, ("vethdb", "vethweb", "vethcache"))
 ISO_EMPTY = NetSpec("iso-empty", "np-iso2", "10.91.0.0/24", 4, True)  # no guest attached yet
@@ -66,8 +74,9 @@ PUBLISH = 4
 # (golden file, networks, publications, allows, rule count, element count)
 CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]] = [
     ("nothing", [], [], [], 0, 0),
-    ("one_network", [DEFAULT], [], [], 3 + 2 + PUBLISH + 3, 0),
-    ("publications", [DEFAULT, V6NET], PUBLICATIONS, [], 4 + 2 + PUBLISH + 5, 9),
+    # postrouting: loopback SNAT, hairpin SNAT (IPv4) and masquerade (IPv6), masquerade out
+    ("one_network", [DEFAULT], [], [], 3 + 2 + PUBLISH + 4, 0),
+    ("publications", [DEFAULT, V6NET], PUBLICATIONS, [], 4 + 2 + PUBLISH + 6, 9),
     ("publications_only", [], PUBLICATIONS[:1], [], 2 + 2 + PUBLISH, 1),
     (
         "isolated",
@@ -75,7 +84,7 @@ CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]]
         [Publication("host:db", 4, None, 27017, "10.90.0.2", 27017, "tcp")],
         ALLOWS,
         # the isolated networks: a jump each, and a chain of ARP, two set lookups and a drop
-        5 + 2 + PUBLISH + 9 + 2 + (1 + 2 + 1) + (1 + 2 + 1),
+        5 + 2 + PUBLISH + 10 + 2 + (1 + 2 + 1) + (1 + 2 + 1),
         1 + 3 + 3,  # a publication, the ports of np-iso, its link flows (np-elsewhere: none)
     ),
     ("isolated_v6", [ISO6], [], ALLOWS6, 3 + 2 + PUBLISH + 2 + 1 + (1 + 1 + 2 + 1), 2 + 1),
@@ -86,7 +95,7 @@ CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]]
         [],
         # guards: 1 + 2; the forward chain: 2 drops; postrouting: the internal network keeps
         # its loopback and hairpin rules, without a masquerade
-        5 + 2 + PUBLISH + 2 + 3 + 2,
+        5 + 2 + PUBLISH + 2 + 4 + 2,
         0,
     ),
     (
@@ -94,7 +103,7 @@ CASES: list[tuple[str, list[NetSpec], list[Publication], list[Allow], int, int]]
         [NetSpec("beta", "np-beta", "10.92.0.0/24", 4, False), DEFAULT],
         [],
         [],
-        4 + 2 + PUBLISH + 6,
+        4 + 2 + PUBLISH + 7,
         0,
     ),
 ]

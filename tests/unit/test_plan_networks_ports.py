@@ -9,7 +9,7 @@ import pytest
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.model.ip import Interface
 from netplumb.model.mac import bridge_mac
-from netplumb.model.network import make_network
+from netplumb.model.network import Network, make_network
 from netplumb.model.ports import parse_port_spec
 from netplumb.plan.actions import CreateBridge
 from netplumb.plan.networks import (
@@ -44,14 +44,17 @@ def test_a_new_network_is_recorded_first_and_its_rules_come_last() -> None:
 
 def test_an_existing_network_plans_only_what_its_kernel_side_lacks() -> None:
     gw4, gw6 = NET.gateways
-    steps = plan_create(NET, NET, [NET], seen(None, False, gw4), [])
+    nat = [Interface(ip, 32) for ip in NET.nat_sources]
+    assert [str(a) for a in nat] == ["10.94.0.254/32", "10.94.0.253/32"]
+    steps = plan_create(NET, NET, [NET], seen(None, False, gw4, nat[0]), [])
     assert steps == [
         BridgeAddress("np-lab", gw6),
+        BridgeAddress("np-lab", nat[1]),
         BridgeUp("np-lab"),
         Forwarding("np-lab", 4),
         Forwarding("np-lab", 6),
     ]
-    assert kernel_steps(NET, seen(None, True, gw4, gw6)) == [
+    assert kernel_steps(NET, seen(None, True, gw4, gw6, *nat)) == [
         Forwarding("np-lab", 4),
         Forwarding("np-lab", 6),
     ]
@@ -150,3 +153,14 @@ def test_a_bridge_made_without_a_fixed_address_gets_it() -> None:
     assert str(kernel_steps(NET, old)[0]) == f"ip link set np-lab address {fixed.hex(':')}"
     good = BridgeSeen("bridge", network_mark("lab"), True, frozenset(gws), fixed)
     assert not any(isinstance(a, BridgeMac) for a in kernel_steps(NET, good))
+
+
+def test_a_network_recorded_before_nat_sources_is_repaired_as_it_was_recorded() -> None:
+    # ``network create`` again with the same definition: the same network, not a conflict,
+    # and its kernel side as its record says (``ensure_kernel`` adopts the NAT sources)
+    old = Network.from_record({k: v for k, v in NET.to_record().items() if k != "nat_sources"})
+    gw4, gw6 = NET.gateways
+    assert plan_create(NET, old, [old], seen(None, True, gw4, gw6), []) == [
+        Forwarding("np-lab", 4),
+        Forwarding("np-lab", 6),
+    ]

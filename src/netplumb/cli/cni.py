@@ -51,9 +51,28 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="auto",
         help="install the compiled client of `netplumb cni agent` (auto: if cc is there)",
     )
-    csubs.add_parser(
+    ci.add_argument(
+        "--agent",
+        choices=("auto", "connect", "off"),
+        default="auto",
+        help="what the client does about `netplumb cni agent`: auto, use it and start it on "
+        "demand; connect, use it if it runs; off, never (default auto)",
+    )
+    ca = csubs.add_parser(
         "agent",
-        help="serve netplumb-cni calls from a resident process (the client's fast path)",
+        help="serve netplumb-cni calls from a resident process (the client's fast path; the "
+        "client starts one on demand)",
+        description="Serve netplumb-cni calls from a resident process, for the compiled client "
+        "(`netplumb cni install`), on a socket in this namespace's state directory. One agent "
+        "per state directory: if another one runs (an on-demand one), this one waits for it "
+        "to exit.",
+    )
+    ca.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="exit after this many seconds without a call (default 0: never)",
     )
     p.set_defaults(func=cmd_cni)
 
@@ -63,7 +82,7 @@ def cmd_cni(args: argparse.Namespace) -> int:
         from netplumb.cni.agent import serve
 
         try:
-            serve()
+            serve(idle=args.idle_timeout)
         except KeyboardInterrupt:
             pass
         return 0
@@ -75,6 +94,7 @@ def cmd_cni(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         python=args.python,
         client={"auto": None, "yes": True, "no": False}[args.client],
+        agent=args.agent,
     ):
         print(path)
     return 0

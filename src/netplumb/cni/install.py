@@ -65,27 +65,47 @@ def _c_string(text: str) -> str:
     return "".join(out)
 
 
-def compile_client(dest: str) -> bool:
+AGENT_MODES = ("auto", "connect", "off")
+
+
+def compile_client(
+    dest: str, agent: str = "auto", python: str | None = None, pyz: str | None = None
+) -> bool:
     """Compile the agent client (client.c) to ``dest``, its fallback the Python plugin of this
-    installation; False when there is no C compiler (the Python launcher is installed then)."""
+    installation (or, with ``pyz``, the standalone plugin file ``pyz`` run by ``python``, and
+    the client linked statically: it runs on another machine's libc); False when there is no
+    C compiler (the Python launcher is installed then).
+
+    ``agent``: what the client does about the agent by default (``NETPLUMB_CNI_AGENT``
+    overrides it per call): ``auto``, use it and start one when there is none; ``connect``,
+    use one if it runs (the DaemonSet runs it); ``off``, always the Python plugin."""
     import shutil
     import subprocess
     import sys
     import tempfile
 
+    if agent not in AGENT_MODES:
+        raise NetplumbError(f"invalid agent mode {agent!r}: auto, connect or off")
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return False
-    launcher = launcher_text().splitlines()
-    code = "\n".join(line for line in launcher[2:])  # the launcher's lines after #! and comment
+    if pyz is None:
+        head = launcher_text().splitlines()[2:-2]  # the launcher's sys.path lines
+    else:
+        head = ["import sys", f"sys.path.insert(0, {pyz!r})"]
+    code = "\n".join([*head, "from netplumb.cni.plugin import launch", "launch()"])
+    agent_code = "\n".join([*head, "from netplumb.cni.agent import on_demand", "on_demand()"])
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client.c")
     with tempfile.TemporaryDirectory() as tmp:
         header = os.path.join(tmp, "config.h")
         with open(header, "w") as f:
-            f.write(f"#define NETPLUMB_PYTHON {_c_string(sys.executable)}\n")
+            f.write(f"#define NETPLUMB_PYTHON {_c_string(python or sys.executable)}\n")
             f.write(f"#define NETPLUMB_PYCODE {_c_string(code)}\n")
+            f.write(f"#define NETPLUMB_AGENTCODE {_c_string(agent_code)}\n")
+            f.write(f"#define NETPLUMB_AGENT_MODE {_c_string(agent)}\n")
+        static = ["-static"] if pyz is not None else []
         proc = subprocess.run(
-            [cc, "-O2", "-s", "-include", header, "-o", dest, source],
+            [cc, "-O2", "-s", *static, "-include", header, "-o", dest, source],
             capture_output=True,
             text=True,
             check=False,
@@ -108,6 +128,8 @@ def standalone_bytes(python: str = "/usr/bin/python3") -> bytes:
         zf.writestr("__main__.py", "from netplumb.cni.plugin import launch\nlaunch()\n")
         for root, dirs, files in os.walk(pkg):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            if "__init__.py" not in files:  # a namespace package: zipimport needs an __init__
+                zf.writestr("netplumb/" + os.path.relpath(root, pkg) + "/__init__.py", "")
             for name in sorted(files):
                 if name.endswith((".py", ".sh", ".typed")):
                     full = os.path.join(root, name)
@@ -136,12 +158,15 @@ def install(
     standalone: bool = False,
     python: str = "/usr/bin/python3",
     client: bool | None = None,
+    agent: str = "auto",
 ) -> list[str]:
     """Write the plugin (and, unless ``conf_dir`` is None, the example conflist if no file of
     that name is there); returns the paths written.
 
     ``client``: the compiled agent client (True), the Python launcher (False), or the client
-    when a C compiler is there (None). Ignored with ``standalone``."""
+    when a C compiler is there (None). With ``standalone``, the client only if True: it is
+    ``netplumb-cni``, the standalone plugin its fallback beside it (``netplumb-cni.pyz``).
+    ``agent``: the client's agent mode (``compile_client``)."""
     written = []
     for d in (plugin_dir, conf_dir):
         if d is not None:
@@ -151,9 +176,21 @@ def install(
                 raise NetplumbError(f"cannot create {d}: {exc.strerror}") from None
     plugin = os.path.join(plugin_dir, PLUGIN)
     compiled = False
-    if client is not False and not standalone:
+    if client or (client is None and not standalone):
+        pyz = None
+        if standalone:
+            pyz = plugin + ".pyz"
+            _write(pyz, standalone_bytes(python), 0o755)
+            written.append(pyz)
         tmp = f"{plugin}.{os.getpid()}.tmp"
-        compiled = compile_client(tmp)
+        try:
+            compiled = compile_client(tmp, agent, python if standalone else None, pyz)
+        except NetplumbError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         if compiled:
             os.replace(tmp, plugin)
         elif client:
@@ -161,7 +198,7 @@ def install(
     if not compiled:
         data = standalone_bytes(python) if standalone else launcher_text().encode()
         _write(plugin, data, 0o755)
-    written.append(plugin)
+    written.insert(0, plugin)
     if conf_dir is not None:
         conflist = os.path.join(conf_dir, CONFLIST)
         if not os.path.exists(conflist):  # never overwrite an administrator's edits

@@ -18,6 +18,7 @@ from _socket import socket as _rawsocket
 
 from netplumb.errors import KernelError
 from netplumb.kernel.rtmsg import (
+    AF_BRIDGE,
     HDR,
     IFA_ADDRESS,
     IFA_F_NODAD,
@@ -27,6 +28,7 @@ from netplumb.kernel.rtmsg import (
     IFF_UP,
     IFINFO,
     IFLA_ADDRESS,
+    IFLA_BRPORT_MODE,
     IFLA_EXT_MASK,
     IFLA_IFALIAS,
     IFLA_IFNAME,
@@ -36,8 +38,10 @@ from netplumb.kernel.rtmsg import (
     IFLA_LINKINFO,
     IFLA_MASTER,
     IFLA_NET_NS_FD,
+    IFLA_PROTINFO,
     NETLINK_EXT_ACK,
     NETLINK_ROUTE,
+    NLA_F_NESTED,
     NLM_F_ACK,
     NLM_F_ACK_TLVS,
     NLM_F_CAPPED,
@@ -66,6 +70,7 @@ from netplumb.kernel.rtmsg import (
     RTM_NEWADDR,
     RTM_NEWLINK,
     RTM_NEWROUTE,
+    RTM_SETLINK,
     RTMSG,
     RTN_UNICAST,
     RTPROT_STATIC,
@@ -272,6 +277,14 @@ class Netlink:
             flags = IFF_UP if up else 0
         body = IFINFO.pack(0, 0, index, flags, change) + attrs
         self.request(RTM_NEWLINK, 0, body, what)
+
+    def set_hairpin(self, index: int, what: str) -> None:
+        """Let the bridge send a frame back out of the port it came in by (the port's hairpin
+        mode, as ``bridge link set dev X hairpin on``): a guest reaching its own published port
+        through a machine address, when bridge-nf-call-iptables bridges the translated packet."""
+        protinfo = attr(IFLA_BRPORT_MODE, b"\x01")
+        body = IFINFO.pack(AF_BRIDGE, 0, index, 0, 0) + attr(IFLA_PROTINFO | NLA_F_NESTED, protinfo)
+        self.request(RTM_SETLINK, 0, body, what)
 
     def delete_link(self, index: int, what: str, name: str | None = None) -> bool:
         """Delete by index (or by name when index is 0); False when it is already gone."""

@@ -67,6 +67,7 @@ class Session:
         # observe(): netplumb's port on one calls for a DOCKER-USER rule (kernel/dockeruser).
         self.adopted_bridges: set[str] = set()
         self.marks: dict[str, str] = {}  # guest interfaces to mark when they come up
+        self.hairpin: dict[str, str] = {}  # guest interface -> the host end to set hairpin on
 
     @property
     def guest(self) -> Netlink:
@@ -163,6 +164,7 @@ class Session:
             undo()
             raise
         self.marks[a.guest_name] = a.owner
+        self.hairpin[a.guest_name] = a.host_name
         self.results.update(kind="veth", host_name=a.host_name, bridge=a.bridge)
         return undo
 
@@ -244,6 +246,14 @@ class Session:
             alias=self.marks.get(a.ifname),
             what=f'cannot set "{a.ifname}" up in the guest',
         )
+        host_end = self.hairpin.pop(a.ifname, None)
+        if host_end is not None:
+            # hairpin: with bridge-nf-call-iptables on (dockerd turns it on), a guest's packet
+            # to its own published port is DNATed and bridged back to the port it came by. Set
+            # once the guest end is up: set before, the bridge dropped the guest's first frame
+            # (its gratuitous ARP) on kernel 6.18.
+            what = f'cannot set hairpin mode on "{host_end}"'
+            self.host.set_hairpin(self._index_of(host_end), what)
         return _noop
 
     def add_address(self, a: AddAddress) -> Undo:

@@ -22,9 +22,22 @@ class Network(Value):
     """``gateway`` is the bridge's own address, with the subnet's prefix length; a dual-stack
     network also has ``gateway6``, its IPv6 subnet's gateway. An ``internal`` network (Docker's
     ``--internal``) has no way out: its guests reach each other and the machine's gateway
-    addresses, nothing beyond, and its DNS server forwards no outside names."""
+    addresses, nothing beyond, and its DNS server forwards no outside names.
 
-    __slots__ = ("bridge", "gateway", "gateway6", "internal", "isolation", "mtu", "name")
+    ``nat_sources``: two addresses of the IPv4 subnet the bridge also holds, never leased, that
+    published ports' translated connections come from (``nat_sources_for``); empty in records
+    of networks made before them (those masquerade to the gateway until adopted)."""
+
+    __slots__ = (
+        "bridge",
+        "gateway",
+        "gateway6",
+        "internal",
+        "isolation",
+        "mtu",
+        "name",
+        "nat_sources",
+    )
     name: str
     bridge: str
     gateway: Interface
@@ -32,6 +45,7 @@ class Network(Value):
     mtu: int
     gateway6: Interface | None
     internal: bool
+    nat_sources: tuple[IP, ...]
 
     def __init__(
         self,
@@ -42,6 +56,7 @@ class Network(Value):
         mtu: int = 1500,
         gateway6: Interface | None = None,
         internal: bool = False,
+        nat_sources: tuple[IP, ...] = (),
     ) -> None:
         self.name = name
         self.bridge = check_ifname(bridge, "bridge name")
@@ -50,7 +65,40 @@ class Network(Value):
         self.mtu = mtu
         self.gateway6 = gateway6
         self.internal = internal
+        self.nat_sources = nat_sources
         self._freeze()
+
+    @property
+    def reserved(self) -> frozenset[IP]:
+        """Addresses of the subnets no guest may lease: the gateways and the NAT sources."""
+        return frozenset((*(g.ip for g in self.gateways), *self.nat_sources))
+
+    @property
+    def loopback_source(self) -> IP | None:
+        """The source of connections the machine makes to its own published ports."""
+        return self.nat_sources[0] if self.nat_sources else None
+
+    @property
+    def hairpin_source(self) -> IP | None:
+        """The source of connections a guest makes to a published port of this network."""
+        return self.nat_sources[1] if len(self.nat_sources) > 1 else None
+
+    def with_nat_sources(self) -> Network:
+        """This network with the NAT sources its subnet gives (``nat_sources_for``)."""
+        return Network(
+            self.name,
+            self.bridge,
+            self.gateway,
+            self.isolation,
+            self.mtu,
+            self.gateway6,
+            self.internal,
+            nat_sources_for(self.gateway),
+        )
+
+    def same_definition(self, other: Network) -> bool:
+        """Equal but for NAT sources a record made before them lacks."""
+        return self.with_nat_sources() == other.with_nat_sources()
 
     @property
     def gateways(self) -> tuple[Interface, ...]:
@@ -77,6 +125,8 @@ class Network(Value):
             rec["gateway6"] = str(self.gateway6)
         if self.internal:  # absent: not internal (records older netplumbs wrote, too)
             rec["internal"] = True
+        if self.nat_sources:
+            rec["nat_sources"] = [str(ip) for ip in self.nat_sources]
         return rec
 
     @classmethod
@@ -89,7 +139,41 @@ class Network(Value):
             int(str(rec.get("mtu", 1500))),
             Interface.parse(str(rec["gateway6"])) if rec.get("gateway6") else None,
             rec.get("internal") is True,
+            tuple(IP.parse(str(ip)) for ip in _list(rec.get("nat_sources"))),
         )
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+# The smallest IPv4 subnet given NAT sources: a /28 has 14 host addresses, 11 left for guests.
+NAT_SOURCES_MAX_PREFIX = 28
+
+
+def nat_sources_for(gateway: Interface) -> tuple[IP, ...]:
+    """The two addresses published ports' translated connections leave from: the subnet's
+    highest host addresses other than the gateway (the loopback source first, then the hairpin
+    source); none for IPv6 or a subnet smaller than a /28.
+
+    Why not the gateway, as Docker and the portmap plugin masquerade to: the machine talks to
+    its guests from the gateway address too. A connection to 127.0.0.1:PORT, translated to
+    gateway:P -> guest:PORT, then lands on a 4-tuple a direct connection from gateway:P left in
+    the guest's TIME_WAIT. Its TCP timestamps come from another offset (Linux derives the
+    offset from the connection's own addresses and ports), so the guest rejects the SYN as
+    old (PAWS, TcpExtPAWSTimewait), answers with the old connection's ACK, and the client
+    retransmits its SYN a second later. An address used by nothing else keeps the translation
+    one to one: the masquerade keeps the client's port, so a 4-tuple seen by the guest always
+    comes from the same original connection, whose timestamps only grow."""
+    if gateway.version != 4 or gateway.prefixlen > NAT_SOURCES_MAX_PREFIX:
+        return ()
+    out: list[IP] = []
+    n = gateway.broadcast_int - 1
+    while len(out) < 2:
+        if n != gateway.ip.as_int:
+            out.append(IP(n.to_bytes(4, "big")))
+        n -= 1
+    return tuple(out)
 
 
 def _subnet_text(gateway: Interface) -> str:
@@ -129,7 +213,7 @@ def make_network(
         raise InvalidValue(f"invalid gateway {gateway6}: no IPv6 subnet given")
     if not 68 <= mtu <= 65535:
         raise InvalidValue(f"invalid MTU: {mtu}")
-    return Network(name, bridge, primary, isolation, mtu, second, internal)
+    return Network(name, bridge, primary, isolation, mtu, second, internal).with_nat_sources()
 
 
 def _gateway_of(subnet: str, gateway: str | None) -> Interface:
@@ -147,7 +231,8 @@ def _gateway_of(subnet: str, gateway: str | None) -> Interface:
 
 
 def allocate(gateway: Interface, used: set[str]) -> IP:
-    """The lowest free host address of the subnet (not the gateway, network or broadcast)."""
+    """The lowest free host address of the subnet (not the gateway, network or broadcast; the
+    caller puts the network's other reserved addresses in ``used``)."""
     width = 4 if gateway.version == 4 else 16
     first = gateway.network_int + 1
     last = gateway.broadcast_int - (1 if gateway.version == 4 else 0)

@@ -52,7 +52,17 @@ __all__ = [
 class NetSpec(Value):
     """A network as the ruleset sees it."""
 
-    __slots__ = ("bridge", "family", "internal", "isolation", "name", "ports", "subnet", "subnet6")
+    __slots__ = (
+        "bridge",
+        "family",
+        "internal",
+        "isolation",
+        "name",
+        "nat_sources",
+        "ports",
+        "subnet",
+        "subnet6",
+    )
     name: str
     bridge: str
     subnet: str
@@ -61,6 +71,7 @@ class NetSpec(Value):
     ports: tuple[str, ...]
     subnet6: str | None  # the IPv6 subnet of a dual-stack network
     internal: bool  # no way out: nothing routed between its bridge and any other interface
+    nat_sources: tuple[str, ...]  # (loopback source, hairpin source), or none: masquerade
 
     def __init__(
         self,
@@ -72,6 +83,7 @@ class NetSpec(Value):
         ports: tuple[str, ...] = (),
         subnet6: str | None = None,
         internal: bool = False,
+        nat_sources: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.bridge = bridge
@@ -81,6 +93,7 @@ class NetSpec(Value):
         self.ports = ports  # the bridge ports netplumb made (for isolation)
         self.subnet6 = subnet6
         self.internal = internal
+        self.nat_sources = tuple(address(a, "NAT source") for a in nat_sources)
         self._freeze()
 
     def subnets(self) -> list[tuple[str, str]]:
@@ -288,10 +301,18 @@ def render(nets: list[NetSpec], pubs: list[Publication], allows: list[Allow]) ->
     for n in sorted(nets, key=lambda n: n.name):
         c = _net_comment(n)
         bridge = _ifname(n.bridge, "bridge name")
+        # Translated connections leave from the network's NAT sources, addresses nothing else
+        # uses, not from the gateway the machine's direct connections use: see
+        # ``model.network.nat_sources_for`` (a shared source made the guest drop SYNs as old).
+        loop, hairpin = n.nat_sources if len(n.nat_sources) == 2 else ("", "")
         if n.family == 4:
             # the machine's own 127.0.0.1:PORT, DNATed to a guest: give it a routable source
-            out.append(f'\t\toifname "{bridge}" ip saddr 127.0.0.0/8 ct status dnat masquerade {c}')
+            to = f"snat ip to {loop}" if loop else "masquerade"
+            out.append(f'\t\toifname "{bridge}" ip saddr 127.0.0.0/8 ct status dnat {to} {c}')
         # hairpin: a guest reaching another guest's published port through a host address
+        if hairpin:  # by addresses: with bridge-nf-call-iptables on, the packet is bridged
+            sub = _subnet(n.subnet)
+            out.append(f"\t\tip saddr {sub} ip daddr {sub} ct status dnat snat ip to {hairpin} {c}")
         out.append(f'\t\tiifname "{bridge}" oifname "{bridge}" ct status dnat masquerade {c}')
         # guests reaching beyond the machine leave with its address, as with Docker; an
         # internal network's guests reach nothing beyond it (``forward``), so no masquerade

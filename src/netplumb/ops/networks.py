@@ -73,9 +73,30 @@ def ensure_kernel(net: Network) -> None:
     the kernel part of a network's plan (``plan/networks.py``), applied."""
     from netplumb.plan.networks import kernel_steps
 
+    adopted = _adopt_nat_sources(net)
     with Netlink() as nl:
-        steps = kernel_steps(net, observe_bridge(nl, net.bridge))
-        apply(steps, Executor(nl, net))
+        steps = kernel_steps(adopted, observe_bridge(nl, net.bridge))
+        apply(steps, Executor(nl, adopted))
+    if adopted is not net:  # its bridge has the addresses now: translate to them
+        _ruleset_changed()
+
+
+def _adopt_nat_sources(net: Network) -> Network:
+    """A network recorded before NAT sources existed, with them (``model.network``), its
+    record written: under the lock of its leases, so no guest takes one meanwhile. Unless a
+    guest already holds one of those addresses: that network masquerades to its gateway as
+    before."""
+    from netplumb.state import leases as alloc
+
+    new = net.with_nat_sources()
+    if new == net:
+        return net
+    with alloc.lock(net.name):
+        held = leases(net.name)
+        if any(str(ip) in held for ip in new.nat_sources):
+            return net
+        state.write(new.to_record(), "networks", net.name)
+    return new
 
 
 def observe_bridge(nl: Netlink, bridge: str) -> BridgeSeen | None:

@@ -104,6 +104,7 @@ def _nets(isolated_only: bool = False) -> list[NetSpec]:
                     ports,
                     net.subnet6,
                     net.internal,
+                    tuple(str(ip) for ip in net.nat_sources),
                 )
             )
     return nets

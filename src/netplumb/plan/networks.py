@@ -215,6 +215,9 @@ def kernel_steps(net: Network, bridge: BridgeSeen | None = None) -> list[Action]
     if bridge is not None and bridge.mac is not None and bridge.mac != bridge_mac(net.bridge):
         steps.append(BridgeMac(net.bridge, bridge_mac(net.bridge)))
     steps += [BridgeAddress(net.bridge, gw) for gw in net.gateways if gw not in have]
+    # the NAT sources, each alone (/32): the gateway's prefix route already covers the subnet
+    nat = [Interface(ip, 32) for ip in net.nat_sources]
+    steps += [BridgeAddress(net.bridge, a) for a in nat if a not in have]
     if bridge is not None and not bridge.up:
         steps.append(BridgeUp(net.bridge))
     # written only when they differ, so always in the plan (the kernel's value is not observed)
@@ -237,7 +240,7 @@ def plan_create(
 ) -> list[Action]:
     """``network create``: ``existing``, the record of that name; ``others``, every other
     network's; ``machine``, the addresses of this namespace (interface name, address)."""
-    if existing is not None and existing != net:
+    if existing is not None and not existing.same_definition(net):
         raise Conflict(
             f"network {net.name} exists with another definition "
             f"({existing.subnet} on {existing.bridge})"
@@ -248,7 +251,7 @@ def plan_create(
                 f"network {net.name} clashes with network {o.name} ({o.subnet} on {o.bridge})"
             )
     if existing is not None:  # made before: repair its kernel side; its rules came then
-        return kernel_steps(net, bridge)
+        return kernel_steps(existing, bridge)
     _check_free(net, machine)
     kernel = kernel_steps(net, bridge)
     subnets = tuple(s for s in (net.subnet, net.subnet6) if s)

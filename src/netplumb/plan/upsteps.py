@@ -85,6 +85,8 @@ class Leases:
         )
         self.networks.setdefault(DEFAULT_NETWORK, default)
         self.used = {name: set(ips) for name, ips in obs.leases.items()}
+        for name, net in self.networks.items():  # never leased: the allocator skips them too
+            self.used.setdefault(name, set()).update(str(ip) for ip in net.nat_sources)
         self.first_ip: dict[str, IP] = {}  # replica -> the address a link to it gives
         self.obs = obs
         # the lowest address not known to be taken, per network and family: the plan's starts

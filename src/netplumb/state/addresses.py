@@ -41,19 +41,31 @@ def span(gw: Interface) -> tuple[int, int]:
     return gw.network_int + 1, gw.broadcast_int - (1 if gw.version == 4 else 0)
 
 
-def lease_in(table: str, gw: Interface, owner: str, wanted: IP | None, what: str) -> IP:
-    """Lease ``wanted`` or the lowest free host address of ``gw``'s subnet (not the gateway)
-    in ``table``; ``what`` names the table in errors (``network net1``)."""
+def lease_in(
+    table: str,
+    gw: Interface,
+    owner: str,
+    wanted: IP | None,
+    what: str,
+    reserved: frozenset[IP] = frozenset(),
+) -> IP:
+    """Lease ``wanted`` or the lowest free host address of ``gw``'s subnet (not the gateway
+    nor any of ``reserved``) in ``table``; ``what`` names the table in errors (``network
+    net1``)."""
     if wanted is not None:
         if not gw.contains(wanted) or wanted == gw.ip:
             raise Conflict(f"address {wanted} is not available in {what} ({gw.ip}/{gw.prefixlen})")
+        if wanted in reserved:
+            raise Conflict(
+                f"address {wanted} is reserved in {what}: published ports' connections come from it"
+            )
         with alloc.lock(table):
             theirs = alloc.take(table, str(wanted), owner)
         if theirs is not None:
             raise Conflict(f"address {wanted} is already in use in {what} (by {theirs})")
         return wanted
     width = 4 if gw.version == 4 else 16
-    gateway = gw.ip.as_int
+    skip = {gw.ip.as_int, *(ip.as_int for ip in reserved if ip.version == gw.version)}
     with alloc.lock(table) as lk:
         key = alloc.take_lowest(
             lk,
@@ -61,7 +73,7 @@ def lease_in(table: str, gw: Interface, owner: str, wanted: IP | None, what: str
             owner,
             span(gw),
             lambda n: str(IP(n.to_bytes(width, "big"))),
-            reserved=lambda n: n == gateway,
+            reserved=skip.__contains__,
         )
     if key is None:
         raise InvalidValue(f"no free address left in {gw.ip}/{gw.prefixlen}")
@@ -78,7 +90,7 @@ def lease(name: str, owner: str, wanted: IP | None = None, family: int | None = 
     gw = next((g for g in net.gateways if g.version == version), None)
     if gw is None:
         raise Conflict(f"network {name} has no IPv{version} subnet")
-    return lease_in(name, gw, owner, wanted, f"network {name}")
+    return lease_in(name, gw, owner, wanted, f"network {name}", net.reserved)
 
 
 def indexed_owners() -> list[str]:
