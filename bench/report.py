@@ -137,25 +137,70 @@ def scale(d: Json) -> list[str]:
 # -- ports --------------------------------------------------------------------------------------
 
 
+def _spread(s: Json, digits: str = ",.0f") -> str:
+    return f"{s['median']:{digits}} ({s['min']:{digits}}-{s['max']:{digits}})"
+
+
 def ports(d: Json) -> list[str]:
-    res: Json = d["results"]
     out = [f"## Published ports (`bench/ports.py`, {d['date']})", ""]
-    out += table(
-        ["path", "iperf3 Gbit/s", "wrk req/s", "p50 ms", "p99 ms"],
-        [
-            [k, v.get("iperf_gbps"), v.get("rps"), v.get("p50_ms"), v.get("p99_ms")]
-            for k, v in res.items()
-        ],
+    if "summary" not in d:  # a run from before issue 16
+        return [*out, "An old run: rerun `bench/ports.py`.", ""]
+    summ: Json = d["summary"]
+    paths: Json = d["paths"]
+    out.append(
+        f"{len(d['rounds'])} rounds of {d['seconds']} s figures, the order of the paths shuffled "
+        f"in each (seed {d['seed']}); medians over the rounds with (min-max). Server: "
+        f"{d['server']}; clients: wrk, connection per request (`close`) and keep-alive. SYN "
+        "retransmits are the client namespace's, PAWS drops (`TcpExtPAWSTimewait`) the server's, "
+        "per round in the order of the rounds."
     )
-    ratios: Json = d.get("ratios", {})
+    out.append("")
     out += table(
-        ["connections", *next(iter(ratios.values())).keys()] if ratios else ["-"],
-        [[c, *r.values()] for c, r in ratios.items()],
-    )
+        ["path", "client", "server", "target", "against", "note"],
+        [[n, p["client"], p["server"], p["target"], p["peer"] or "-", p["note"]]
+         for n, p in paths.items()],
+    )  # fmt: skip
+    for name, why in d.get("unreachable", {}).items():
+        out += [f"**{name}: unreachable** ({why}).", ""]
+    peers = {n: p["peer"] or n for n, p in paths.items()}
+    keys = sorted({k for f in summ.values() for k in f if k != "iperf_gbps"}, key=_figure_order)
+    rows = []
+    for key in keys:
+        for name in paths:
+            figs = summ.get(name, {})
+            if key not in figs:
+                continue
+            f, base = figs[key], summ[peers[name]][key]
+            per = [r["figures"][name][key] for r in d["rounds"]]
+            rows.append([
+                key, name, _spread(f["rps"]), f["p50_ms"]["median"], f["p99_ms"]["median"],
+                round(f["rps"]["median"] / base["rps"]["median"], 2),
+                round(f["p99_ms"]["median"] / base["p99_ms"]["median"], 2),
+                " ".join(f"{g['syn_retrans']:.0f}" for g in per),
+                " ".join(f"{g['paws']:.0f}" for g in per),
+            ])  # fmt: skip
+    out += table(
+        ["figure", "path", "req/s", "p50 ms", "p99 ms", "req/s vs direct", "p99 vs direct",
+         "SYN retransmits", "PAWS drops"],
+        rows,
+    )  # fmt: skip
+    out += table(
+        ["path", "iperf3 Gbit/s", "vs direct"],
+        [[n, _spread(f["iperf_gbps"], ".2f"),
+          round(f["iperf_gbps"]["median"] / summ[peers[n]]["iperf_gbps"]["median"], 2)]
+         for n in paths if "iperf_gbps" in (f := summ.get(n, {}))],
+    )  # fmt: skip
+    goals: Json = d.get("targets", {})
+    out += table(
+        ["target (issue 16)", "value", "limit", "met"],
+        [[k, t["value"], f"{t['cmp']} {t['limit']}", "met" if t["met"] else "MISSED"]
+         for k, t in goals.items()],
+    )  # fmt: skip
     pt: Json = d.get("publish_timing", {})
     if pt:
         out += table(
-            ["publishing 1,000 ports", "s"], [[k, v] for k, v in pt.items() if k != "ports"]
+            [f"publishing {pt.get('ports', 1000):,} ports", "s"],
+            [[k, v] for k, v in pt.items() if k != "ports"],
         )
     targets: Json = d.get("publish_targets", {})
     if targets:
@@ -163,16 +208,45 @@ def ports(d: Json) -> list[str]:
             ["target (issue 13)", "value", "limit", "met"],
             [[k, t["value"], t["limit"], "yes" if t["met"] else "no"] for k, t in targets.items()],
         )
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
-    names = list(res)
-    a1.barh(names, [res[n].get("iperf_gbps") or 0 for n in names])
-    a1.set_xlabel("Gbit/s (iperf3)")
-    a2.barh(names, [res[n].get("rps") or 0 for n in names])
-    a2.set_xlabel("requests/s (wrk)")
-    a2.set_yticks([])
-    fig.suptitle("through a published port")
-    out += [save(fig, "ports.png"), ""]
+    out += [_ports_plot(summ), ""]
     return out
+
+
+def _figure_order(key: str) -> tuple[int, int]:
+    mode, conns = key.split()
+    return (0 if mode == "close" else 1, int(conns[1:]))
+
+
+def _ports_plot(summ: Json) -> str:
+    """Medians with min-max error bars: req/s per path and connections, for each client."""
+    main = [n for n in ("direct", "netplumb -p", "docker -p", "loopback") if n in summ]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 2, 1.3]})
+    for ax, mode in zip(axes[:2], ("close", "keepalive"), strict=True):
+        conns = sorted({int(k.split()[1][1:]) for k in summ["direct"] if k.startswith(mode)})
+        width = 0.8 / len(main)
+        for i, name in enumerate(main):
+            got = [summ[name].get(f"{mode} c{c}", {}).get("rps") for c in conns]
+            med = [g["median"] if g else 0 for g in got]
+            err = [[g["median"] - g["min"] if g else 0 for g in got],
+                   [g["max"] - g["median"] if g else 0 for g in got]]  # fmt: skip
+            xs = [x + i * width for x in range(len(conns))]
+            ax.bar(xs, med, width, yerr=err, capsize=2, label=name)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(conns))], [str(c) for c in conns])
+        ax.set_xlabel("connections")
+        ax.set_ylabel("requests/s (median, min-max)")
+        ax.set_title("connection per request" if mode == "close" else "keep-alive")
+    axes[0].legend(fontsize=8)
+    names = [n for n in summ if "iperf_gbps" in summ[n]]
+    g = [summ[n]["iperf_gbps"] for n in names]
+    axes[2].barh(
+        names,
+        [x["median"] for x in g],
+        xerr=[[x["median"] - x["min"] for x in g], [x["max"] - x["median"] for x in g]],
+        capsize=2,
+    )
+    axes[2].set_xlabel("Gbit/s (iperf3, median, min-max)")
+    fig.suptitle("through a published port: nginx, shuffled rounds")
+    return save(fig, "ports.png")
 
 
 # -- service ------------------------------------------------------------------------------------

@@ -57,14 +57,36 @@ def _attach(d: Json) -> str:
 
 
 def _ports(d: Json) -> str:
-    r = d["results"]
-    np_, dk, di = r["netplumb -p c50"], r["docker -p c50"], r["direct c50"]
+    if "summary" not in d:  # a run from before issue 16: one round, busybox httpd
+        r = d["results"]
+        np_, dk, di = r["netplumb -p c50"], r["docker -p c50"], r["direct c50"]
+        return (
+            f"- a published port ({_day(d['date'])}, 50 connections): "
+            f"{_n(np_['iperf_gbps'])} Gbit/s and {_n(np_['rps'])} requests/s through netplumb's "
+            f"kernel DNAT, against {_n(dk['iperf_gbps'])} Gbit/s and {_n(dk['rps'])} requests/s "
+            f"through Docker's `-p`, and {_n(di['iperf_gbps'])} Gbit/s and {_n(di['rps'])} "
+            "requests/s straight to the guest."
+        )
+    s = d["summary"]
+    np_, dk, di = s["netplumb -p"], s["docker -p"], s["direct"]
+
+    def rps(side: Json, mode: str) -> float:
+        value: float = side[f"{mode} c50"]["rps"]["median"]
+        return value
+
+    def part(mode: str) -> str:
+        mine = rps(np_, mode)
+        return (
+            f"{_n(mine)} requests/s ({_n(mine / rps(di, mode))}x straight to the guest's "
+            f"{_n(rps(di, mode))}, {_n(mine / rps(dk, mode))}x Docker's `-p` {_n(rps(dk, mode))})"
+        )
+
+    gbps = [side["iperf_gbps"]["median"] for side in (np_, di, dk)]
     return (
-        f"- a published port ({_day(d['date'])}, 50 connections): "
-        f"{_n(np_['iperf_gbps'])} Gbit/s and {_n(np_['rps'])} requests/s through netplumb's "
-        f"kernel DNAT, against {_n(dk['iperf_gbps'])} Gbit/s and {_n(dk['rps'])} requests/s "
-        f"through Docker's `-p`, and {_n(di['iperf_gbps'])} Gbit/s and {_n(di['rps'])} "
-        "requests/s straight to the guest."
+        f"- a port published on 127.0.0.1 ({_day(d['date'])}, nginx, medians of "
+        f"{len(d['rounds'])} shuffled rounds, 50 connections), through netplumb's kernel DNAT: "
+        f"connection per request {part('close')}; keep-alive {part('keepalive')}; "
+        f"{_n(gbps[0])} Gbit/s (direct {_n(gbps[1])}, Docker {_n(gbps[2])})."
     )
 
 

@@ -10,10 +10,13 @@ cd "$(dirname "$0")/.."
 # python3-venv: Debian's python3 has no ensurepip without it; debootstrap: scripts/python-image.sh.
 # podman: the CNI runtime tests; gcc, libc6-dev: netplumb-cni's agent client (netplumb cni install).
 # bind9-dnsutils: dig, for the name server tests; aardvark-dns: bench/dns.py compares it.
+# nginx-light: bench/ports.py's server (keep-alive and an ordinary backlog, which busybox httpd
+# lacks; started with its own config, the package's service is not used); conntrack, tcpdump:
+# to look at a published port's connections (conntrack -S, captures inside the namespaces).
 PACKAGES=(iproute2 nftables iptables docker.io busybox-static dnsmasq-base iputils-ping
           containernetworking-plugins curl netcat-openbsd iperf3 wrk procps psmisc util-linux
           python3 python3-venv debootstrap librsvg2-bin podman gcc libc6-dev bind9-dnsutils
-          aardvark-dns)
+          aardvark-dns nginx-light conntrack tcpdump)
 apt_stamp=.venv/.netplumb-apt
 wanted="${PACKAGES[*]}"
 

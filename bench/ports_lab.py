@@ -1,0 +1,316 @@
+"""The servers, namespaces and paths of bench/ports.py, and their cleanup.
+
+Topology (addresses of the documentation ranges, nothing leaves the namespaces made here):
+
+    lan ns (192.0.2.2) --veth-- machine ns (192.0.2.1; np0 10.89.0.1/16) --veth-- behind ns
+    (wrk, iperf3: a LAN         |  srv guest 10.89.0.x: nginx :8080, iperf3 :5201  (198.51.100.2:
+     neighbour)                 |  cli guest: a second guest on np0, clients only   nginx, iperf3)
+                                |  loopback: nginx and iperf3 on the machine ns's own 127.0.0.1
+    the machine's own namespace: a Docker container (nginx, iperf3) published by `docker run -p`
+
+One nginx serves the direct, netplumb -p, LAN and hairpin paths of the srv guest: the same
+server reached with or without translation is the comparison the issue asks for, and the
+stall it describes needs it (TIME_WAIT left in the guest by one path meets the other's SYNs).
+Docker, loopback and the LAN baseline have their own instance of the same binary and config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv" / "bin"
+IMAGE = "netplumb/busybox:test"
+BIRTHDAY = "name = Albert Einstein, birthday = 14.03.1879\n" * 4
+LAN_MACHINE, LAN_NEIGHBOUR, LAN_NET = "192.0.2.1", "192.0.2.2", "192.0.2.0/24"
+BEHIND_MACHINE, BEHIND_SERVER, BEHIND_NET = "198.51.100.1", "198.51.100.2", "198.51.100.0/24"
+# ports: the guest serves 8080 (nginx) and 5201 (iperf3); published on 127.0.0.1 as 18080 and
+# 15201 and on the LAN address as 19080 and 19201; the machine ns's own servers 38080 and
+# 35201; Docker's container published on the machine's 127.0.0.1 as 28080 and 25201.
+
+# worker_processes 1: on these 2 CPUs one worker gave 33,200 requests/s connection-per-request
+# at 50 connections and 109,000 keep-alive, two workers 30,900 and 104,100 (wrk takes the
+# other CPU; a second worker only competes with it). backlog=4096: an ordinary backlog (busybox
+# httpd's 9 overflowed at 50 connections). access_log off: no disk write per request.
+NGINX_CONF = """\
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    default_type text/html;
+    server {{
+        listen {port} backlog=4096;
+        root {www};
+    }}
+}}
+"""
+
+
+def run(
+    *argv: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+) -> str:
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise SystemExit(f"{shlex.join(argv)}: {done.stderr.strip() or done.returncode}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Where:
+    """A network namespace: a named one, a process's, or the machine's own (neither)."""
+
+    label: str
+    ns: str | None = None
+    pid: int | None = None
+
+    def prefix(self) -> list[str]:
+        if self.ns:
+            return ["ip", "netns", "exec", self.ns]
+        if self.pid:
+            return ["nsenter", "-t", str(self.pid), "-n"]
+        return []
+
+    def netstat(self) -> dict[str, int]:
+        """TcpExt counters of this namespace, read from /proc directly (nstat keeps one
+        history file for every namespace and would subtract another's counts)."""
+        if self.ns:
+            text = run("ip", "netns", "exec", self.ns, "cat", "/proc/net/netstat")
+        else:
+            text = Path(f"/proc/{self.pid or 'self'}/net/netstat").read_text()
+        lines = text.splitlines()
+        for head, values in zip(lines[::2], lines[1::2], strict=False):
+            if head.startswith("TcpExt:"):
+                return dict(zip(head.split()[1:], map(int, values.split()[1:]), strict=True))
+        return {}
+
+
+@dataclass(frozen=True)
+class BenchPath:
+    name: str
+    group: str  # "127.0.0.1", "lan" or "hairpin": whose targets it counts for
+    client: Where
+    server: Where
+    host: str
+    http_port: int
+    iperf_port: int
+    peer: str  # the path without translation it is held against ("" for a baseline)
+    note: str = ""
+
+
+@dataclass
+class Lab:
+    tag: str
+    tmp: Path
+    machine: str = ""
+    lan: str = ""
+    behind: str = ""
+    container: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    inodes: dict[int, str] = field(default_factory=dict)  # netns inode -> what it was
+    paths: list[BenchPath] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)  # path -> why
+
+    def nginx(self, name: str, port: int, seen: Path | None = None) -> list[str]:
+        """A config of its own for one server instance; the argv that starts it. ``seen``:
+        where the server sees the instance's folder (a container mounts it elsewhere), with
+        the www folder beside it."""
+        d = self.tmp / f"nginx-{name}"
+        (d / "tmp").mkdir(parents=True)
+        at, www = (seen, seen.parent / "www") if seen else (d, self.tmp / "www")
+        (d / "nginx.conf").write_text(NGINX_CONF.format(d=at, port=port, www=www))
+        return ["/usr/sbin/nginx", "-p", str(at), "-c", f"{at}/nginx.conf", "-g", "daemon off;"]
+
+    def servers_cmd(self, name: str, http: int, iperf: int) -> str:
+        return f"iperf3 -s -p {iperf} & {shlex.join(self.nginx(name, http))} & wait"
+
+    def spawn(self, ns: str, cmd: str) -> None:
+        # its own process group: nginx's workers and the backgrounded servers die with it
+        self.procs.append(
+            subprocess.Popen(
+                ["ip", "netns", "exec", ns, "sh", "-c", cmd],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+
+    def netns(self, name: str) -> str:
+        run("ip", "netns", "add", name)
+        self.inodes[os.stat(f"/run/netns/{name}").st_ino] = f"netns {name}"
+        run("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def veth(self, inner: str, addr: str, peer_addr: str, name: str) -> None:
+        """A veth from the machine namespace (``addr``) to ``inner`` (``peer_addr``)."""
+        m = self.machine
+        run("ip", "-n", m, "link", "add", name, "type", "veth", "peer", "eth0", "netns", inner)
+        run("ip", "-n", m, "addr", "add", f"{addr}/24", "dev", name)
+        run("ip", "-n", inner, "addr", "add", f"{peer_addr}/24", "dev", "eth0")
+        run("ip", "-n", m, "link", "set", name, "up")
+        run("ip", "-n", inner, "link", "set", "eth0", "up")
+
+    def np(self, *argv: str) -> str:
+        return run("ip", "netns", "exec", self.machine, str(VENV / "netplumb"), *argv, env=self.env)
+
+    def setup(self) -> None:
+        tmp, tag = self.tmp, self.tag
+        www = tmp / "www"
+        www.mkdir()
+        (www / "index.html").write_text(BIRTHDAY)
+        # nginx's workers run as nobody: the folders must be readable by all
+        os.chmod(tmp, 0o755)
+        os.chmod(www, 0o755)
+        os.chmod(www / "index.html", 0o644)
+        self.env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
+        self.machine = self.netns(f"npb-{tag}-ports")
+        self.lan = self.netns(f"npb-{tag}-lan")
+        self.behind = self.netns(f"npb-{tag}-behind")
+        self.veth(self.lan, LAN_MACHINE, LAN_NEIGHBOUR, "lan0")
+        self.veth(self.behind, BEHIND_MACHINE, BEHIND_SERVER, "behind0")
+        run("ip", "-n", self.lan, "route", "add", BEHIND_NET, "via", LAN_MACHINE)
+        run("ip", "-n", self.behind, "route", "add", "default", "via", BEHIND_MACHINE)
+        run("ip", "netns", "exec", self.machine, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        lan_p = [f"{LAN_MACHINE}:19080:8080", f"{LAN_MACHINE}:19201:5201"]
+        local_p = ["127.0.0.1:18080:8080", "127.0.0.1:15201:5201"]
+        publish = [a for spec in (*local_p, *lan_p) for a in ("-p", spec)]
+        cmd = self.servers_cmd("guest", 8080, 5201)
+        self.np("run", "--name", "srv", *publish, "--", "sh", "-c", cmd)
+        self.np("run", "--name", "cli", "--", "sleep", "infinity")
+        guests = {g["name"]: g for g in json.loads(self.np("ps", "--json"))}
+        srv_ip = guests["srv"]["addresses"][0].split("/")[0]
+        srv, cli = (Where(f"guest {n}", pid=int(guests[n]["pid"])) for n in ("srv", "cli"))
+        for g in (srv, cli):
+            self.inodes[os.stat(f"/proc/{g.pid}/ns/net").st_ino] = f"{g.label}'s netns"
+        # the ceiling, and the LAN baseline: plain processes in plain namespaces
+        self.spawn(self.machine, self.servers_cmd("loopback", 38080, 35201))
+        self.spawn(self.behind, self.servers_cmd("behind", 8080, 5201))
+        # Docker: the same servers in a container, host binaries mounted read-only
+        run("bash", str(ROOT / "scripts" / "busybox-image.sh"))
+        self.container = f"npb-{tag}"
+        d = tmp / "nginx-docker"
+        nginx = self.nginx("docker", 8080, seen=Path("/srv/nginx"))
+        run(
+            "docker", "run", "-d", "--name", self.container,
+            "--tmpfs", "/tmp",  # iperf3 keeps its stream buffer in a temporary file
+            "-p", "127.0.0.1:25201:5201", "-p", "127.0.0.1:28080:8080",
+            "-v", "/usr:/usr:ro",
+            "-v", "/lib:/lib:ro",  # Debian's /lib and /lib64 are links into /usr: the loader
+            "-v", "/lib64:/lib64:ro",
+            "-v", f"{www}:/srv/www:ro", "-v", f"{d}:/srv/nginx",
+            IMAGE, "sh", "-c", f"/usr/bin/iperf3 -s -p 5201 & {shlex.join(nginx)} & wait",
+        )  # fmt: skip
+        cpid = int(run("docker", "inspect", "-f", "{{.State.Pid}}", self.container))
+        self.inodes[os.stat(f"/proc/{cpid}/ns/net").st_ino] = "the container's netns"
+        mach, lan = Where("machine ns", ns=self.machine), Where("lan ns", ns=self.lan)
+        box = Where("container", pid=cpid)
+        self.paths = [
+            BenchPath("direct", "127.0.0.1", mach, srv, srv_ip, 8080, 5201, ""),
+            BenchPath("netplumb -p", "127.0.0.1", mach, srv, "127.0.0.1", 18080, 15201, "direct"),
+            BenchPath("docker -p", "127.0.0.1", Where("machine"), box, "127.0.0.1", 28080, 25201,
+                      "direct", "from the machine's own namespace, Docker's userland proxy"),
+            BenchPath("loopback", "127.0.0.1", mach, mach, "127.0.0.1", 38080, 35201, "direct",
+                      "the ceiling: no bridge, no translation"),
+            BenchPath("lan direct", "lan", lan, Where("behind ns", ns=self.behind),
+                      BEHIND_SERVER, 8080, 5201, "",
+                      "to a plain namespace routed behind the machine, the same hops"),
+            BenchPath("lan -p", "lan", lan, srv, LAN_MACHINE, 19080, 19201, "lan direct"),
+            BenchPath("hairpin direct", "hairpin", cli, srv, srv_ip, 8080, 5201, "",
+                      "a second guest to the server guest's own address"),
+            BenchPath("hairpin -p", "hairpin", cli, srv, LAN_MACHINE, 19080, 19201,
+                      "hairpin direct", "the second guest through the machine's LAN address"),
+            BenchPath("hairpin self", "hairpin", srv, srv, LAN_MACHINE, 19080, 19201,
+                      "hairpin direct", "the server guest to its own published port; its "
+                      "honest direct peer is the other guest's direct figure"),
+        ]  # fmt: skip
+        for p in list(self.paths):
+            try:
+                wait_port(p.client, p.host, p.http_port, 5 if p.group == "hairpin" else 20)
+                wait_port(p.client, p.host, p.iperf_port, 5 if p.group == "hairpin" else 20)
+            except SystemExit as e:
+                if p.group != "hairpin":
+                    raise
+                # measured as missing, not a reason to measure nothing
+                self.unreachable[p.name] = str(e)
+                self.paths.remove(p)
+
+    def close(self) -> list[str]:
+        """Remove everything this lab made; what is left running or existing afterwards."""
+        if self.machine:
+            for g in ("srv", "cli"):
+                subprocess.run(
+                    ["ip", "netns", "exec", self.machine, str(VENV / "netplumb"), "rm", "-f", g],
+                    env=self.env,
+                    capture_output=True,
+                    check=False,
+                )
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        if self.container:
+            subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, check=False)
+        for ns in (self.machine, self.lan, self.behind):
+            if ns:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.leftovers()
+
+    def leftovers(self) -> list[str]:
+        """Processes in any namespace of this run, or with its folder on their command line or
+        among their open files (nginx's workers hold its error log); its namespaces and its
+        container if they still exist."""
+        left = []
+        tmp = str(self.tmp)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            if int(pid) == os.getpid():
+                continue
+            try:
+                inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                fds = os.listdir(f"/proc/{pid}/fd")
+                files = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds]
+            except OSError:
+                continue
+            if inode in self.inodes or tmp in cmd or any(f.startswith(tmp) for f in files):
+                left.append(f"pid {pid} ({self.inodes.get(inode, 'this run')}): {cmd.strip()}")
+        names = run("ip", "netns", "list", check=False)
+        left += [f"netns {n}" for n in (self.machine, self.lan, self.behind) if n and n in names]
+        if self.container and run("docker", "ps", "-aq", "-f", f"name=^{self.container}$"):
+            left.append(f"container {self.container}")
+        return left
+
+
+def wait_port(where: Where, host: str, port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        probe = subprocess.run(
+            [*where.prefix(), "nc", "-z", "-w", "1", host, str(port)],
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {host}:{port} from {where.label}")

@@ -1,0 +1,77 @@
+"""bench/ports_stats.py: medians and spread over rounds, ratios against the peer path, and
+issue 16's targets, on made-up rounds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "bench"))
+
+import ports_stats  # noqa: E402
+
+
+def fig(rps: float, p99: float = 1.0, syn: float = 0.0) -> dict[str, float]:
+    return {"rps": rps, "p50_ms": 0.5, "p99_ms": p99, "errors": 0.0, "syn_retrans": syn,
+            "paws": syn}  # fmt: skip
+
+
+def rounds() -> list[dict[str, Any]]:
+    """Three rounds: netplumb stalls (fewer requests, SYN retransmits) in the second only."""
+    out = []
+    for np_rps, np_syn in ((95.0, 0.0), (30.0, 500.0), (92.0, 0.0)):
+        out.append(
+            {
+                "order": ["direct", "netplumb -p", "docker -p"],
+                "figures": {
+                    "direct": {"iperf_gbps": 10.0, "close c50": fig(100.0, p99=2.0)},
+                    "netplumb -p": {"iperf_gbps": 9.8, "close c50": fig(np_rps, 2.2, np_syn)},
+                    "docker -p": {"iperf_gbps": 5.0, "close c50": fig(50.0, 4.0)},
+                },
+            }
+        )
+    return out
+
+
+def test_the_summary_gives_median_and_spread() -> None:
+    s = ports_stats.summarise(rounds())
+    assert s["netplumb -p"]["close c50"]["rps"] == {"median": 92.0, "min": 30.0, "max": 95.0}
+    assert s["netplumb -p"]["close c50"]["syn_retrans"]["max"] == 500.0
+    assert s["direct"]["iperf_gbps"]["median"] == 10.0
+
+
+def test_ratios_are_of_medians_and_syn_retransmits_are_compared_round_by_round() -> None:
+    r = rounds()
+    ratio = ports_stats.ratios(ports_stats.summarise(r), r)["netplumb -p / direct"]
+    assert ratio["close c50"]["rps_vs_peer"] == pytest.approx(0.92)
+    assert ratio["close c50"]["rps_vs_docker"] == pytest.approx(1.84)
+    assert ratio["close c50"]["p99_vs_peer"] == pytest.approx(1.1)
+    assert ratio["close c50"]["syn_rounds_over_peer"] == 1
+    assert ratio["iperf_gbps"]["gbps_vs_peer"] == pytest.approx(0.98)
+
+
+def test_targets_say_which_are_met_and_an_unreachable_path_misses() -> None:
+    r = rounds()
+    goals = ports_stats.targets(
+        ports_stats.ratios(ports_stats.summarise(r), r), {"hairpin self": "no answer"}
+    )
+    met = {name: t["met"] for name, t in goals.items()}
+    assert met == {
+        "hairpin self answers at all": False,
+        "127.0.0.1 close c50 req/s vs direct": True,
+        "127.0.0.1 close c50 req/s vs Docker": True,
+        "127.0.0.1 close c50 p99 vs direct": True,
+        "127.0.0.1 close c50 rounds with more SYN retransmits than direct": False,
+        "127.0.0.1 Gbit/s vs direct": True,
+    }
+
+
+def test_figures_sort_by_client_then_connections() -> None:
+    keys = ["keepalive c1", "close c200", "iperf_gbps", "close c10", "close c1"]
+    assert sorted(keys, key=ports_stats.figure_order) == [
+        "close c1", "close c10", "close c200", "keepalive c1", "iperf_gbps",
+    ]  # fmt: skip
