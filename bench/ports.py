@@ -19,8 +19,8 @@ Also the time to publish and unpublish many ports: in process one call (one kern
 transaction) each, the first and the last 100 apart, and all in one call; and one `netplumb
 publish` command (one process) each.
 
-Usage: flock /work/bench.lock .venv/bin/python bench/ports.py [--quick] [--rounds N] [--seed S]
-(the lock only where other benchmarks share the machine)
+Usage: .venv/bin/python bench/ports.py [--quick] [--rounds N] [--seed S]
+(on a machine shared with other benchmarks, run each under one `flock`)
 """
 
 from __future__ import annotations
