@@ -357,7 +357,7 @@ def _ensure_network(net: Network) -> None:
     if existing is None:
         networks.create(net)  # with its masquerade and guard rules
         return
-    if existing != net:
+    if not existing.same_definition(net):  # a record made before NAT sources is the same
         raise CniError(
             INVALID_NETWORK_CONFIG,
             f"invalid network config: network {net.name} exists in netplumb as {existing.subnet} "

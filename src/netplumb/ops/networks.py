@@ -73,11 +73,15 @@ def ensure_kernel(net: Network) -> None:
     the kernel part of a network's plan (``plan/networks.py``), applied."""
     from netplumb.plan.networks import kernel_steps
 
-    adopted = _adopt_nat_sources(net)
-    with Netlink() as nl:
-        steps = kernel_steps(adopted, observe_bridge(nl, net.bridge))
-        apply(steps, Executor(nl, adopted))
-    if adopted is not net:  # its bridge has the addresses now: translate to them
+    # under the lock ``create`` holds: a network being created (its record written, its
+    # bridge not yet) is repaired once it is made, never made twice (EEXIST)
+    with Lock("networks.lock"):
+        current = get(net.name) or net
+        adopted = _adopt_nat_sources(current)
+        with Netlink() as nl:
+            steps = kernel_steps(adopted, observe_bridge(nl, net.bridge))
+            apply(steps, Executor(nl, adopted))
+    if adopted is not current:  # its bridge has the addresses now: translate to them
         _ruleset_changed()
 
 
