@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -33,14 +34,22 @@ PUBS = [
 ]
 
 
-def _client(ns: str, add: list[Publication], delete: list[Publication]) -> str:
-    """Run netplumb's client in ``ns``; returns the errno name it was refused with, or ''."""
+def _client(
+    ns: str, add: list[Publication], delete: list[Publication], keep: Sequence[Publication] = ()
+) -> str:
+    """Run netplumb's client in ``ns``; returns the errno name it was refused with, or ''.
+    With the map elements go the guests' ``publish4_self`` pairs, as ``portrules.changed``
+    does: a deleted publication's pair goes unless a publication in ``keep`` holds it."""
     code = f"""
 import errno
 from netplumb.kernel import nftset
-from netplumb.nft.render import Publication, element
-add = [element(Publication(*a)) for a in {[_args(p) for p in add]!r}]
-delete = [element(Publication(*a)) for a in {[_args(p) for p in delete]!r}]
+from netplumb.nft.render import Publication, element, self_elements
+pubs = [Publication(*a) for a in {[_args(p) for p in add]!r}]
+gone = [Publication(*a) for a in {[_args(p) for p in delete]!r}]
+kept = {{p.container_ip for p in [Publication(*a) for a in {[_args(p) for p in keep]!r}]}}
+add = [element(p) for p in pubs] + self_elements(pubs)
+delete = [element(p) for p in gone]
+delete += [e for e in self_elements(gone) if e.text.split()[0] not in kept]
 try:
     nftset.change("netplumb", add, delete)
 except nftset.Refused as exc:
@@ -69,11 +78,12 @@ def test_elements_added_over_netlink_are_what_nft_would_load(netns: NetnsFactory
     reference = netns("ref")
     run(["nft", "-f", "-"], netns=reference, input=transaction(render([NET], PUBS, [])))
     assert ours == _maps(reference)
-    assert ours.count('comment "netplumb:') == len(PUBS)
+    # a comment per publication, and per guest with a published IPv4 port (its pair)
+    assert ours.count('comment "netplumb:') == len(PUBS) + 3
     assert 'comment "netplumb:docker:we\'ird"' in ours
     # adding again what is there is fine; deleting removes exactly those
     assert _client(ns, PUBS[:2], []) == ""
-    assert _client(ns, [], PUBS[2:]) == ""
+    assert _client(ns, [], PUBS[2:], keep=PUBS[:2]) == ""
     run(["nft", "flush", "table", "inet", "netplumb"], netns=reference)
     run(["nft", "-f", "-"], netns=reference, input=transaction(render([NET], PUBS[:2], [])))
     assert _maps(ns) == _maps(reference)

@@ -48,6 +48,7 @@ __all__ = [
     "element_count",
     "render",
     "rule_count",
+    "self_elements",
     "transaction",
 ]
 
