@@ -332,6 +332,10 @@ def runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
 
 def run(config: ServeConfig) -> int:
     start = runner(config.loop)
+    # The socket accepts connections from bind() on, before serve() has its handlers: a stop
+    # signal in between would kill the process (exit -15) instead of stopping it. It stays
+    # pending until the handlers are in place (serve() and _supervise() unblock it).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     sock = bind(config)
     if config.workers == 1:
         start(serve(config, sock))
@@ -349,7 +353,7 @@ def _supervise(
         # A stop signal between fork and the worker's own handlers would run the parent's
         # handler in the child (killing its siblings) or the default (exit 143): it stays
         # blocked until serve() has its handlers in place.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -363,8 +367,8 @@ def _supervise(
             finally:
                 logging.shutdown()
                 os._exit(code)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         children[pid] = number
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -379,6 +383,8 @@ def _supervise(
     signal.signal(signal.SIGINT, forward)
     for number in range(config.workers):
         spawn(number)
+    # A stop signal that came before now (blocked since run()) reaches every worker.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     failed = False
     while children:
         try:

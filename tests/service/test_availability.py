@@ -125,6 +125,26 @@ def test_sigterm_when_idle_exits_0(mongo: Mongo, tmp_path: Path) -> None:
     assert "stopped" in svc.proc.output()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_the_moment_the_port_accepts_still_exits_0(
+    mongo: Mongo, tmp_path: Path, workers: str
+) -> None:
+    # The port accepts from bind() on, before the stop handlers exist: a SIGTERM in that window
+    # once killed the server (exit -15) instead of stopping it.
+    port = free_port()
+    argv = [BIRTHDAYS, "serve", str(port), "127.0.0.1", str(mongo.port), "--listen", "127.0.0.1"]
+    argv += ["--workers", workers]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the port to accept", lambda: port_open(port), every=0.001)
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_workers_share_the_port_and_a_dead_one_is_replaced(mongo: Mongo, tmp_path: Path) -> None:
     svc = Service(mongo, tmp_path, collection="workers", args=("--workers", "2")).start()
     try:
