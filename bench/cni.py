@@ -1,11 +1,16 @@
 """CNI ADD and DEL latency: netplumb-cni vs the reference plugins, side by side in one run.
 
-Usage: .venv/bin/python bench/cni.py [--iterations N] [--podman N] [--quick]
+Usage: .venv/bin/python bench/cni.py [--iterations N] [--podman N] [--quick] [--seed S]
+       [--back-to-back]
 
 Everything runs in a throwaway "host" namespace (``npb-cni-TAG``) with N guest namespaces per
 side; the machine's own interfaces are never touched. One worker process inside that namespace
 (this file, ``--worker``) execs the plugins as a runtime does (env + stdin, stdout read),
-timing each call from spawn to reaped exit, N rounds in rotating order:
+timing each call from spawn to reaped exit, N rounds, each in its own shuffled order (``--seed``:
+a fixed rotation gave each side the same predecessor every round, and the kernel's part of a
+veth's deletion, 15-30 ms here, depends on what ran just before it). A container's DEL comes
+100 ms after its ADD (it runs a while); ``--back-to-back`` DELs at once, where a veth a
+millisecond old costs the kernel more or less by turns. The sides:
 
   netplumb-cni plain      bridge mode, netplumb's own IPAM, a plain process (the Python
                           launcher: ``netplumb cni install --client no``)
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import secrets
 import shutil
 import statistics
@@ -108,6 +114,7 @@ def ref_conf(name: str, octet: int, tmp: Path) -> dict[str, Any]:
 # -- the worker, inside the host namespace --------------------------------------------------------
 
 
+LIFETIME = 0.1  # seconds between a container's ADD and its DEL (0 with --back-to-back)
 PATHS: dict[str, int] = {}  # the client's path per call (its NETPLUMB_CNI_DEBUG line) -> count
 
 
@@ -142,7 +149,9 @@ def call(
     return dt, out, None
 
 
-def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
+def worker(
+    tag: str, n: int, tmp: Path, plugin_dir: Path, seed: int, lifetime: float
+) -> dict[str, Any]:
     path = f"{plugin_dir}:{REF_DIR}"
     npp = str(plugin_dir / "netplumb-cni")
     client = str(tmp / "client" / "netplumb-cni")
@@ -187,6 +196,11 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
             errors.append(err)
             return
         add[side].append(t_add)
+        # The container runs a while before its DEL, as every container does: a veth deleted
+        # within a millisecond or two of its creation costs the kernel a varying 15-25 ms more
+        # or less than one a little older (the order of the sides then decides the ratio);
+        # ``--back-to-back`` measures that case.
+        time.sleep(lifetime)
         t_del = 0.0
         if side == "reference_portmap":
             pm = {
@@ -229,9 +243,10 @@ def worker(tag: str, n: int, tmp: Path, plugin_dir: Path) -> dict[str, Any]:
     for side in residents:
         first_member[side] = resident(side, "ADD")
 
+    rng = random.Random(seed)
     for i in range(n):
-        k = i % len(SIDES)
-        order = SIDES[k:] + SIDES[:k]
+        order = list(SIDES)
+        rng.shuffle(order)
         for side in order:
             one(side, i)
         t0 = time.perf_counter_ns()
@@ -352,7 +367,7 @@ def podman_bench(tag: str, host: str, n: int, tmp: Path, plugin_dir: Path) -> di
     return out
 
 
-def drive(n: int, podman_n: int) -> int:
+def drive(n: int, podman_n: int, seed: int, lifetime: float) -> int:
     tag = secrets.token_hex(3)
     host = f"npb-cni-{tag}"
     guests = [f"npb-{tag}-{s}-{i}" for s in range(len(SIDES)) for i in range(n)]
@@ -382,6 +397,8 @@ def drive(n: int, podman_n: int) -> int:
             str(n),
             str(tmp),
             str(plugin_dir),
+            str(seed),
+            str(lifetime),
         )
         data = json.loads(proc.stdout)
         stop_agent(tmp / "state")
@@ -401,6 +418,8 @@ def drive(n: int, podman_n: int) -> int:
     result: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "iterations": n,
+        "seed": seed,
+        "lifetime_s": lifetime,
         "load": os.getloadavg(),
         "add": {s: summarize(data["add"][s]) for s in SIDES},
         "del": {s: summarize(data["del"][s]) for s in SIDES},
@@ -424,7 +443,10 @@ def drive(n: int, podman_n: int) -> int:
     result["ratios"] = ratios
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"CNI latency, {n} iterations per side (ms; load {result['load'][0]:.1f})")
+    print(
+        f"CNI latency, {n} iterations per side, order seed {seed}, DEL {lifetime * 1000:.0f} ms "
+        f"after ADD (ms; load {result['load'][0]:.1f})"
+    )
     print(f"{'side':46} {'ADD med':>8} {'ADD p95':>8} {'DEL med':>8} {'DEL p95':>8}")
     for s in SIDES:
         a, d = result["add"][s], result["del"][s]
@@ -462,17 +484,25 @@ def drive(n: int, podman_n: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if args[:1] == ["--worker"]:
-        tag, n, tmp, plugin_dir = args[1:5]
-        print(json.dumps(worker(tag, int(n), Path(tmp), Path(plugin_dir))))
+        tag, n, tmp, plugin_dir, order_seed, life = args[1:7]
+        out = worker(tag, int(n), Path(tmp), Path(plugin_dir), int(order_seed), float(life))
+        print(json.dumps(out))
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--podman", type=int, default=10, help="podman runs per side (0: skip)")
     p.add_argument("--quick", action="store_true", help="10 iterations, 3 podman runs")
+    p.add_argument("--seed", type=int, default=None, help="the rounds' order (default: random)")
+    p.add_argument(
+        "--back-to-back",
+        action="store_true",
+        help=f"DEL at once after ADD (default: {LIFETIME * 1000:.0f} ms later)",
+    )
     a = p.parse_args(args)
     if a.quick:
         a.iterations, a.podman = 10, 3
-    return drive(a.iterations, a.podman)
+    seed = a.seed if a.seed is not None else secrets.randbelow(2**31)
+    return drive(a.iterations, a.podman, seed, 0.0 if a.back_to_back else LIFETIME)
 
 
 if __name__ == "__main__":
