@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,29 @@ def test_standalone_zip_application(tmp_path: Path) -> None:
     plugin = tmp_path / "netplumb-cni"
     assert plugin.read_bytes().startswith(f"#!{sys.executable} -S\n".encode())
     assert version_of(plugin)["supportedVersions"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+
+
+def test_standalone_modules_load_compiled(tmp_path: Path) -> None:
+    # zipimport never writes a .pyc: without the compiled forms in the zip, every call compiled
+    # every module it imported (84 ms a plain ADD, against 19 ms for the launcher).
+    install(str(tmp_path), None, standalone=True, python=sys.executable)
+    plugin = tmp_path / "netplumb-cni"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import netplumb.cni.plugin as p; "
+        "print(p.__loader__.get_code('netplumb.cni.plugin').co_filename)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(plugin)], capture_output=True, text=True, check=True
+    )
+    # compiled from source, it would carry the zip's own path; from the .pyc, the one it was
+    # built with
+    assert out.stdout.split() == ["netplumb/cni/plugin.py"]
+    with zipfile.ZipFile(plugin) as zf:
+        names = set(zf.namelist())
+        main = zf.read("__main__.py").decode()
+    sources = {n for n in names if n.endswith(".py") and n != "__main__.py"}
+    assert sources and all(n + "c" in names for n in sources)
+    assert main.startswith("import gc\ngc.disable()\n")  # a one-shot process
 
 
 def test_compiled_client_falls_back_to_python_without_an_agent(tmp_path: Path) -> None:
