@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netplumb.model.ip import IP
+from netplumb.model.names import network_mark
 from netplumb.model.network import make_network
 from netplumb.model.ports import parse_port_spec
 from netplumb.plan.actions import Action
-from netplumb.plan.networks import BridgeSeen, network_mark, plan_create, plan_remove
+from netplumb.plan.networks import BridgeSeen, plan_create, plan_remove
 from netplumb.plan.observed import Guest
 from netplumb.plan.ports import plan_publish, plan_unpublish
 from netplumb.plan.removal import detach_steps

@@ -9,6 +9,7 @@ import pytest
 from netplumb.errors import Conflict, InvalidValue, NetplumbError
 from netplumb.model.ip import Interface
 from netplumb.model.mac import bridge_mac
+from netplumb.model.names import network_mark
 from netplumb.model.network import Network, make_network
 from netplumb.model.ports import parse_port_spec
 from netplumb.plan.actions import CreateBridge
@@ -22,7 +23,6 @@ from netplumb.plan.networks import (
     NetworkRules,
     RecordNetwork,
     kernel_steps,
-    network_mark,
     plan_create,
     plan_remove,
 )

@@ -108,12 +108,3 @@ def say_ready() -> None:
         os.close(READY_FD)
     except OSError:
         pass  # started by hand, not by spawn()
-
-
-def alive(pid: int, tag: str) -> bool:
-    """Whether ``pid`` is a daemon with ``tag`` still (a reused PID is not)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return tag.encode() in f.read().split(b"\0")
-    except OSError:
-        return False

@@ -11,3 +11,13 @@ def pid_start_time(pid: int) -> int | None:
     except OSError:
         return None
     return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+def alive(pid: int, tag: str) -> bool:
+    """Whether ``pid`` is a daemon with ``tag`` (``kernel/daemon.py``) still: a reused PID is
+    not. Here, not beside ``spawn``: the CNI plugin asks it on every ADD."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return tag.encode() in f.read().split(b"\0")
+    except OSError:
+        return False

@@ -45,6 +45,11 @@ def check_ifname(name: str, what: str = "interface name") -> str:
     return name
 
 
+def network_mark(name: str) -> str:
+    """The alias of a network's bridge: netplumb made it, for that network."""
+    return f"netplumb:network:{name}"
+
+
 def owner_mark(owner: str, scope: str | None = None) -> str:
     """The interface alias that marks an object as netplumb's, for one owner (a guest key).
 

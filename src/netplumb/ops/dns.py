@@ -118,7 +118,7 @@ def zone(records: Records | None = None) -> Zone:
 
 def running() -> int | None:
     """The name server's PID while it runs."""
-    from netplumb.kernel.daemon import alive
+    from netplumb.kernel.proc import alive
 
     try:
         with open(state.path(PIDFILE)) as f:

@@ -16,6 +16,7 @@ from netplumb import state
 from netplumb.errors import KernelError, NetplumbError
 from netplumb.kernel.netlink import Netlink
 from netplumb.model.ip import IP, Interface
+from netplumb.model.names import network_mark
 from netplumb.model.network import (
     DEFAULT_BRIDGE,
     DEFAULT_NETWORK,
@@ -25,7 +26,6 @@ from netplumb.model.network import (
     make_network,
 )
 from netplumb.ops.apply import apply
-from netplumb.plan.networks import network_mark
 from netplumb.state import addresses
 from netplumb.state.lock import Lock
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from netplumb.errors import Conflict, NetplumbError
 from netplumb.model.ip import Interface
 from netplumb.model.mac import bridge_mac
+from netplumb.model.names import network_mark
 from netplumb.model.value import Value
 from netplumb.plan.actions import Action, CreateBridge
 
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from netplumb.model.network import Network
-
-
-def network_mark(name: str) -> str:
-    return f"netplumb:network:{name}"
 
 
 class RecordNetwork(Action):
