@@ -40,13 +40,15 @@ def version_of(plugin: Path) -> dict[str, object]:
 def test_launcher_and_example_conflist(tmp_path: Path) -> None:
     written = install(str(tmp_path / "bin"), str(tmp_path / "net.d"), client=False)
     plugin = tmp_path / "bin" / "netplumb-cni"
-    assert written == [str(plugin), str(tmp_path / "net.d" / CONFLIST)]
+    modules = tmp_path / "bin" / "netplumb-cni.modules"
+    assert written == [str(plugin), str(modules), str(tmp_path / "net.d" / CONFLIST)]
     assert plugin.read_text().startswith(f"#!{sys.executable} -S\n")
     assert version_of(plugin)["cniVersion"] == "1.1.0"
     conflist = json.loads((tmp_path / "net.d" / CONFLIST).read_text())
     assert conflist["plugins"][0]["type"] == "netplumb-cni"
     (tmp_path / "net.d" / CONFLIST).write_text("{} ")
-    assert install(str(tmp_path / "bin"), str(tmp_path / "net.d"), client=False) == [str(plugin)]
+    again = install(str(tmp_path / "bin"), str(tmp_path / "net.d"), client=False)
+    assert again == [str(plugin), str(modules)]
     assert (tmp_path / "net.d" / CONFLIST).read_text() == "{} "  # an admin's edits stay
 
 

@@ -33,14 +33,14 @@ EXAMPLE = """{
 """
 
 
-# A plugin process lives ~20 ms and exits without teardown: the cyclic garbage collector only
-# costs it time (~1 ms of collections during its imports, measured with `-X importtime`).
-PLUGIN_ENTRY = [
-    "import gc",
-    "gc.disable()",
-    "from netplumb.cni.plugin import launch",
-    "launch()",
-]
+def _entry(modules: str | None = None) -> list[str]:
+    """The plugin's entry lines. A plugin process lives ~20 ms and exits without teardown: the
+    cyclic garbage collector only costs it time (~1 ms of collections during its imports).
+    ``modules``: the file of netplumb's compiled modules beside it (``cni/modules.py``)."""
+    lines = ["import gc", "gc.disable()"]
+    if modules is not None:
+        lines += ["from netplumb.cni.modules import activate", f"activate({modules!r})"]
+    return [*lines, "from netplumb.cni.plugin import launch", "launch()"]
 
 
 def _path_lines() -> list[str]:
@@ -54,12 +54,20 @@ def _path_lines() -> list[str]:
     return ["import sys", f"sys.path += [{site!r}, {src!r}]"]
 
 
-def launcher_text() -> str:
+def launcher_text(modules: str | None = None) -> str:
     """A launcher for this installation: absolute paths, ``-S``, straight to the plugin."""
     import sys
 
     lines = [f"#!{sys.executable} -S", "# netplumb-cni: written by `netplumb cni install`"]
-    return "\n".join([*lines, *_path_lines(), *PLUGIN_ENTRY]) + "\n"
+    return "\n".join([*lines, *_path_lines(), *_entry(modules)]) + "\n"
+
+
+def modules_bytes() -> bytes:
+    """The file of this installation's compiled netplumb modules (``cni/modules.py``)."""
+    import netplumb
+    from netplumb.cni import modules
+
+    return modules.pack(os.path.dirname(os.path.abspath(netplumb.__file__)))
 
 
 def _c_string(text: str) -> str:
@@ -79,12 +87,17 @@ AGENT_MODES = ("auto", "connect", "off")
 
 
 def compile_client(
-    dest: str, agent: str = "auto", python: str | None = None, pyz: str | None = None
+    dest: str,
+    agent: str = "auto",
+    python: str | None = None,
+    pyz: str | None = None,
+    modules: str | None = None,
 ) -> bool:
     """Compile the agent client (client.c) to ``dest``, its fallback the Python plugin of this
     installation (or, with ``pyz``, the standalone plugin file ``pyz`` run by ``python``, and
     the client linked statically: it runs on another machine's libc); False when there is no
-    C compiler (the Python launcher is installed then).
+    C compiler (the Python launcher is installed then). ``modules``: the fallback's file of
+    compiled modules (``cni/modules.py``).
 
     ``agent``: what the client does about the agent by default (``NETPLUMB_CNI_AGENT``
     overrides it per call): ``auto``, use it and start one when there is none; ``connect``,
@@ -100,7 +113,7 @@ def compile_client(
     if cc is None:
         return False
     head = _path_lines() if pyz is None else ["import sys", f"sys.path.insert(0, {pyz!r})"]
-    code = "\n".join([*head, *PLUGIN_ENTRY])
+    code = "\n".join([*head, *_entry(modules)])
     agent_code = "\n".join([*head, "from netplumb.cni.agent import on_demand", "on_demand()"])
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client.c")
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +157,7 @@ def standalone_bytes(python: str = "/usr/bin/python3") -> bytes:
     pkg = os.path.dirname(os.path.abspath(netplumb.__file__))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("__main__.py", "\n".join(PLUGIN_ENTRY) + "\n")
+        zf.writestr("__main__.py", "\n".join(_entry()) + "\n")
         for root, dirs, files in os.walk(pkg):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             rel = os.path.normpath("netplumb/" + os.path.relpath(root, pkg))
@@ -189,7 +202,11 @@ def install(
     ``client``: the compiled agent client (True), the Python launcher (False), or the client
     when a C compiler is there (None). With ``standalone``, the client only if True: it is
     ``netplumb-cni``, the standalone plugin its fallback beside it (``netplumb-cni.pyz``).
+    Without ``standalone``, the file of compiled modules the plain plugin loads from is beside
+    it too (``netplumb-cni.modules``).
     ``agent``: the client's agent mode (``compile_client``)."""
+    if agent not in AGENT_MODES:
+        raise NetplumbError(f"invalid agent mode {agent!r}: auto, connect or off")
     written = []
     for d in (plugin_dir, conf_dir):
         if d is not None:
@@ -198,6 +215,30 @@ def install(
             except OSError as exc:
                 raise NetplumbError(f"cannot create {d}: {exc.strerror}") from None
     plugin = os.path.join(plugin_dir, PLUGIN)
+    modules = None if standalone else plugin + ".modules"
+    if modules is not None:
+        new = not os.path.exists(modules)
+        _write(modules, modules_bytes(), 0o644)
+        written.append(modules)
+        try:
+            return _install_plugin(plugin, conf_dir, standalone, python, client, agent, written)
+        except BaseException:
+            if new:  # a failed install leaves nothing it made
+                os.unlink(modules)
+            raise
+    return _install_plugin(plugin, conf_dir, standalone, python, client, agent, written)
+
+
+def _install_plugin(
+    plugin: str,
+    conf_dir: str | None,
+    standalone: bool,
+    python: str,
+    client: bool | None,
+    agent: str,
+    written: list[str],
+) -> list[str]:
+    modules = None if standalone else plugin + ".modules"
     compiled = False
     if client or (client is None and not standalone):
         pyz = None
@@ -207,7 +248,7 @@ def install(
             written.append(pyz)
         tmp = f"{plugin}.{os.getpid()}.tmp"
         try:
-            compiled = compile_client(tmp, agent, python if standalone else None, pyz)
+            compiled = compile_client(tmp, agent, python if standalone else None, pyz, modules)
         except NetplumbError:
             try:
                 os.unlink(tmp)
@@ -219,7 +260,7 @@ def install(
         elif client:
             raise NetplumbError("cannot build the netplumb-cni client: no C compiler (cc)")
     if not compiled:
-        data = standalone_bytes(python) if standalone else launcher_text().encode()
+        data = standalone_bytes(python) if standalone else launcher_text(modules).encode()
         _write(plugin, data, 0o755)
     written.insert(0, plugin)
     if conf_dir is not None:
