@@ -51,7 +51,8 @@ def _path_lines() -> list[str]:
 
     src = os.path.dirname(os.path.dirname(os.path.abspath(netplumb.__file__)))
     site = sysconfig.get_paths()["purelib"]
-    return ["import sys", f"sys.path += [{site!r}, {src!r}]"]
+    # netplumb's own directory first: ``import netplumb`` then looks in no other directory
+    return ["import sys", f"sys.path += [{src!r}, {site!r}]"]
 
 
 def launcher_text(modules: str | None = None) -> str:

@@ -116,7 +116,7 @@ def _backfill(sd: str) -> None:
     """Copies of the kept kinds' records that have none (the scope's identity always: a copy
     that differs from the marks of now would be restored after the next reboot)."""
     have = set(durable.kept(sd))
-    for sub in (*durable.KEPT_DIRS, *durable.DOCKER_DIRS):
+    for sub in (*state.KEPT_DIRS, *state.DOCKER_DIRS):
         for name in state.names(sub):
             if (sub, name) not in have:
                 durable.keep(sd, (sub, name))

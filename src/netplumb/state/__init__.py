@@ -241,6 +241,21 @@ def group_names(directory: str, group: str) -> list[str]:
     return _read_group(path(f"{directory}.by-owner", group))
 
 
+# The records that outlive /run: ``durable.py`` keeps a copy of them. Told here, so that
+# writing or removing any other record (the CNI plugin's, a guest's) imports nothing more.
+KEPT_DIRS = ("networks", "docker")  # every record of these
+DOCKER_DIRS = ("attach", "ports")  # only the records of Docker owners
+KEPT_FILES = ("scope-id",)
+
+
+def is_kept(parts: tuple[str, ...]) -> bool:
+    if len(parts) == 1:
+        return parts[0] in KEPT_FILES
+    if len(parts) != 2:
+        return False
+    return parts[0] in KEPT_DIRS or (parts[0] in DOCKER_DIRS and parts[1].startswith("docker:"))
+
+
 def write(record: Record, *parts: str) -> None:
     ensure_dir(*parts[:-1])
     _add_group_entry(parts)
@@ -252,15 +267,17 @@ def write(record: Record, *parts: str) -> None:
         os.replace(tmp, p)
     except OSError as exc:
         raise StateError(f"cannot write netplumb record {p}: {exc.strerror}") from None
-    from netplumb.state import durable  # Docker guests' records outlive /run (its docstring)
+    if is_kept(parts):
+        from netplumb.state import durable  # Docker guests' records outlive /run (its docstring)
 
-    durable.keep(state_dir(), parts)
+        durable.keep(state_dir(), parts)
 
 
 def remove(*parts: str) -> None:
-    from netplumb.state import durable
+    if is_kept(parts):
+        from netplumb.state import durable
 
-    durable.forget(state_dir(), parts)  # first: a copy never outlives its record
+        durable.forget(state_dir(), parts)  # first: a copy never outlives its record
     try:
         os.unlink(path(*parts))
     except FileNotFoundError:

@@ -61,12 +61,10 @@ from __future__ import annotations
 import os
 
 from netplumb.errors import StateError
+from netplumb.state import DOCKER_DIRS, KEPT_DIRS, KEPT_FILES, is_kept
 
 DEFAULT_ROOT = "/var/lib/netplumb"
 MARKER = "durable.restored"
-KEPT_DIRS = ("networks", "docker")  # every record of these
-DOCKER_DIRS = ("attach", "ports")  # only the records of Docker owners
-FILES = ("scope-id",)
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 
@@ -84,14 +82,6 @@ def directory(state_dir: str) -> str | None:
     if os.path.basename(state_dir.rstrip("/")) != "host":
         return None  # a namespace's scope dies with the namespace: /run is as long-lived
     return os.path.join(DEFAULT_ROOT, "host")
-
-
-def is_kept(parts: tuple[str, ...]) -> bool:
-    if len(parts) == 1:
-        return parts[0] in FILES
-    if len(parts) != 2:
-        return False
-    return parts[0] in KEPT_DIRS or (parts[0] in DOCKER_DIRS and parts[1].startswith("docker:"))
 
 
 def _makedirs(p: str) -> None:
@@ -188,7 +178,9 @@ def kept(state_dir: str) -> list[tuple[str, ...]]:
     where = directory(state_dir)
     if where is None or not os.path.isdir(where):
         return []
-    out: list[tuple[str, ...]] = [(f,) for f in FILES if os.path.isfile(os.path.join(where, f))]
+    out: list[tuple[str, ...]] = [
+        (f,) for f in KEPT_FILES if os.path.isfile(os.path.join(where, f))
+    ]
     for sub in (*KEPT_DIRS, *DOCKER_DIRS):
         try:
             entries = os.listdir(os.path.join(where, sub))
