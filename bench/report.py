@@ -328,6 +328,13 @@ def service(d: Json) -> list[str]:
 
 def cni(d: Json) -> list[str]:
     out = [f"## CNI plugin ADD and DEL (`bench/cni.py`, {d.get('when', '')})", ""]
+    if "seed" in d:
+        life = d.get("lifetime_s", 0.0) * 1000
+        out += [
+            f"{d['iterations']} rounds, each in its own shuffled order (seed {d['seed']}); "
+            + (f"each DEL {life:.0f} ms after its ADD." if life else "each DEL at once after ADD."),
+            "",
+        ]
     sides = list(d["add"])
     out += table(
         ["side", "ADD median ms", "ADD p95 ms", "DEL median ms", "DEL p95 ms"],

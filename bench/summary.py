@@ -114,7 +114,11 @@ def _cni(d: Json) -> str:
         f"{how}, {_n(ratios[f'add {fast}/reference'])}x the reference "
         f"bridge + host-local plugins' {_n(add['reference']['median_ms'])} ms; "
         f"{_n(add['netplumb']['median_ms'])} ms as a plain process "
-        f"({_n(ratios['add netplumb/reference'])}x)."
+        f"({_n(ratios['add netplumb/reference'])}x). DEL {_n(d['del'][fast]['median_ms'])} ms "
+        f"({_n(ratios[f'del {fast}/reference'])}x the reference's "
+        f"{_n(d['del']['reference']['median_ms'])} ms; the kernel's deletion of the veth is most "
+        f"of it), {_n(d['del']['netplumb']['median_ms'])} ms as a plain process "
+        f"({_n(ratios['del netplumb/reference'])}x)."
     )
 
 

@@ -23,7 +23,11 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     csubs = p.add_subparsers(
         dest="cni_command", metavar="SUBCOMMAND", parser_class=type(p), required=True
     )
-    ci = csubs.add_parser("install", help="write the plugin and an example conflist")
+    ci = csubs.add_parser(
+        "install",
+        help="write the plugin (with its compiled modules, unless --standalone) and an example "
+        "conflist",
+    )
     ci.add_argument(
         "--dir", default="/opt/cni/bin", help="CNI plugin directory (default /opt/cni/bin)"
     )
