@@ -22,23 +22,26 @@ def tree(tmp_path: Path) -> Path:
     return top
 
 
-def loaders(top: Path, file: Path, names: list[str]) -> list[str]:
-    """Import ``names`` in a fresh ``python -S`` with the file active: each one's loader."""
-    code = (
-        "import sys; sys.path.append(sys.argv[1]); "
-        "from netplumb.cni.modules import activate; activate(sys.argv[2]); "
-        "import importlib; "
-        "print(' '.join(type(importlib.import_module(n).__loader__).__name__ "
-        "for n in sys.argv[3:]))"
-    )
+def run(top: Path, file: Path, code: str, *args: str) -> list[str]:
+    """``code`` in a fresh ``python -S`` with netplumb at ``top`` and the file active: its
+    output's words."""
+    head = "import sys; sys.path.append(sys.argv[1]); "
+    head += "from netplumb.cni.modules import activate; activate(sys.argv[2]); "
     out = subprocess.run(
-        [sys.executable, "-S", "-c", code, str(top), str(file), *names],
+        [sys.executable, "-S", "-c", head + code, str(top), str(file), *args],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     return out.stdout.split()
+
+
+def loaders(top: Path, file: Path, names: list[str]) -> list[str]:
+    """Each module's loader, imported in a fresh process with the file active."""
+    code = "import importlib; "
+    code += "print(*(type(importlib.import_module(n).__loader__).__name__ for n in sys.argv[3:]))"
+    return run(top, file, code, *names)
 
 
 def test_modules_come_from_the_file_until_their_source_changes(tmp_path: Path) -> None:
@@ -50,50 +53,26 @@ def test_modules_come_from_the_file_until_their_source_changes(tmp_path: Path) -
     engine = top / "netplumb" / "ops" / "engine.py"
     engine.write_text(engine.read_text() + "\nCHANGED = True\n")  # an upgrade
     assert loaders(top, file, names) == ["Finder", "SourceFileLoader", "Finder"]
-    code = (
-        "import sys; sys.path.append(sys.argv[1]); "
-        "from netplumb.cni.modules import activate; activate(sys.argv[2]); "
-        "import netplumb.ops.engine as e; print(e.CHANGED, e.__file__)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", code, str(top), str(file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.split() == ["True", str(engine)]
+    code = "import netplumb.ops.engine as e; print(e.CHANGED, e.__file__)"
+    assert run(top, file, code) == ["True", str(engine)]
 
 
 def test_a_module_from_the_file_is_the_module_from_its_source(tmp_path: Path) -> None:
+    from netplumb.cni.types import SPEC_VERSION
+
     top = tree(tmp_path)
     file = tmp_path / "netplumb-cni.modules"
     file.write_bytes(modules.pack(str(top / "netplumb")))
-    code = (
-        "import sys; sys.path.append(sys.argv[1]); "
-        "from netplumb.cni.modules import activate; activate(sys.argv[2]); "
-        "import netplumb.cni.types as t, netplumb.state as s; "
-        "print(t.__file__, s.__file__, s.__path__[0], t.SPEC_VERSION)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", code, str(top), str(file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    code = "import netplumb.cni.types as t, netplumb.state as s; "
+    code += "print(t.__file__, s.__file__, s.__path__[0], t.SPEC_VERSION)"
     types_py = top / "netplumb" / "cni" / "types.py"
     state_init = top / "netplumb" / "state" / "__init__.py"
-    assert out.stdout.split() == [
+    assert run(top, file, code) == [
         str(types_py),
         str(state_init),
         str(state_init.parent),
-        modules_spec_version(),
+        SPEC_VERSION,
     ]
-
-
-def modules_spec_version() -> str:
-    from netplumb.cni.types import SPEC_VERSION
-
-    return SPEC_VERSION
 
 
 def test_a_missing_or_foreign_file_leaves_the_ordinary_importer(tmp_path: Path) -> None:
