@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,38 @@ def test_names_on_two_networks_links_and_reverse(names: NamesLab) -> None:
     # detached from back, app is no name there any more (it lives on front only: NXDOMAIN)
     lab.netplumb("detach", "app", "eth1")
     assert wait_for(lambda: lab.status("db", "app") == "NXDOMAIN", timeout=5)
+
+
+def test_a_first_member_starts_the_server_on_sockets_bound_for_it(names: NamesLab) -> None:
+    """A network's first member is not kept waiting for the name server (~35 ms): its attach
+    binds the network's sockets, starts the server with them and returns; a question asked
+    meanwhile waits in the socket. The server holds the very sockets (none bound twice) and
+    binds a network that comes later itself."""
+    lab = names
+    lab.netplumb("network", "create", "front", "--subnet", "10.61.0.0/24", "--subnet6", "fd61::/64")
+    lab.up("web", "--network", "front", "--ip", "10.61.0.10")
+    pid = lab.server_pid()
+    assert pid is not None
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    given = [e for e in environ if e.startswith(b"NETPLUMB_DNS_INHERIT=")]
+    assert len(given) == 1 and given[0].count(b"|") == 2, given  # the lock, two gateways
+
+    def listeners(proto: str) -> list[str]:
+        out = run(["ip", "netns", "exec", lab.host, "ss", "-Hln" + proto + "p", "sport", "= 53"])
+        return sorted(line.split()[3] for line in out.stdout.splitlines() if f"pid={pid}," in line)
+
+    assert listeners("u") == ["10.61.0.1%np-front:53", "[fd61::1]%np-front:53"]
+    assert listeners("t") == listeners("u")
+    assert lab.dig("web", "web") == "10.61.0.10"
+    assert lab.dig("web", "+tcp", "web") == "10.61.0.10"
+    # a second network while the server runs: it binds that one itself
+    lab.netplumb("network", "create", "back", "--subnet", "10.62.0.0/24")
+    lab.up("db", "--network", "back", "--ip", "10.62.0.10")
+    assert lab.server_pid() == pid
+    assert lab.dig("db", "db") == "10.62.0.10"
+    assert "10.62.0.1%np-back:53" in listeners("u")
+    log = (lab.state / "logs" / "dns.log").read_text() if (lab.state / "logs").exists() else ""
+    assert "cannot listen" not in log, log
 
 
 def test_forwarding_and_the_upstream_gone(names: NamesLab) -> None:

@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from netplumb.kernel import daemon
 
 
@@ -67,6 +69,29 @@ def test_a_daemon_gets_the_readiness_pipe_as_fd_3_and_keeps_only_it() -> None:
             _wait_gone(pid)
     finally:
         os.close(filler)
+
+
+def test_a_daemon_keeps_the_descriptors_it_is_given_at_their_numbers() -> None:
+    # how a command hands the name server its lock and the sockets it bound (ops/dns.py)
+    kept_a = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    filler = os.open(os.devnull, os.O_RDONLY)  # an fd of ours it must not inherit
+    kept_b = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        pid = daemon.detached(["/bin/sleep", "30"], {}, keep=(kept_a, kept_b))
+        try:
+            want = sorted(["0", "1", "2", str(kept_a), str(kept_b)])
+            assert _fds_settle(pid, want) == want
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid)
+    finally:
+        for fd in (kept_a, filler, kept_b):
+            os.close(fd)
+
+
+def test_kept_descriptors_and_a_readiness_pipe_do_not_go_together() -> None:
+    with pytest.raises(ValueError, match="not with a ready pipe"):
+        daemon.detached(["/bin/true"], {}, ready=5, keep=(7,))
 
 
 def test_spawn_says_false_when_the_daemon_ends_without_a_word() -> None:

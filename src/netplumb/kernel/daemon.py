@@ -20,11 +20,19 @@ READY_FD = 3
 
 
 def detached(
-    argv: list[str], env: dict[str, str], *, log: str | None = None, ready: int | None = None
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    log: str | None = None,
+    ready: int | None = None,
+    keep: tuple[int, ...] = (),
 ) -> int:
     """Exec ``argv`` as a grandchild in a session of its own (re-parented to init, its
-    standard streams /dev/null or ``log``, ``ready`` given as its fd 3); its PID, returned
-    once it runs ``argv`` (the pipe that carries the PID closes at the exec)."""
+    standard streams /dev/null or ``log``, ``ready`` given as its fd 3, or else the
+    descriptors ``keep`` open at their numbers); its PID, returned once it runs ``argv`` (the
+    pipe that carries the PID closes at the exec)."""
+    if keep and (ready is not None or min(keep) <= 2):
+        raise ValueError("kept descriptors: above 2, and not with a ready pipe")
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
@@ -47,11 +55,14 @@ def detached(
                     else:
                         os.dup2(ready, READY_FD)
                 lo = READY_FD + 1 if ready is not None else 3
-                for keep in sorted({pid_fd} | ({READY_FD} if ready is not None else set())):
-                    if keep >= lo:
-                        os.closerange(lo, keep)
-                        lo = keep + 1
+                kept = {pid_fd, *keep} | ({READY_FD} if ready is not None else set())
+                for fd in sorted(kept):
+                    if fd >= lo:
+                        os.closerange(lo, fd)
+                        lo = fd + 1
                 os.closerange(lo, 1 << 16)
+                for fd in keep:
+                    os.set_inheritable(fd, True)
                 os.set_inheritable(pid_fd, False)  # closed by the exec: the caller returns
                 os.chdir("/")
                 os.execve(argv[0], argv, env)

@@ -25,40 +25,16 @@ from netplumb import state
 from netplumb.model import dnswire as w
 from netplumb.model.zone import Zone, pack
 from netplumb.ops import dns
+from netplumb.ops.dns import INHERIT, inherited, listening_socket
 from netplumb.ops.dnsforward import Forwarder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-SO_BINDTODEVICE = 25
-IP_FREEBIND = 15
-IPV6_FREEBIND = 78
 MEMO_SIZE = 65536
 RELOAD_DELAY = 0.003  # seconds: records written together are read together
 RELOAD_DELAY_MAX = 0.03
-
-
-def _socket(ip: str, bridge: str, kind: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    s = socket.socket(family, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-    try:
-        if kind == socket.SOCK_STREAM:  # a listener again over connections closing
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, bridge.encode())
-        if family == socket.AF_INET6:
-            # a new gateway address is "tentative" until DAD ends: bind it anyway
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        else:
-            s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-        s.bind((ip, 53))
-        if kind == socket.SOCK_STREAM:
-            s.listen(128)
-    except OSError:
-        s.close()
-        raise
-    return s
 
 
 def _log(text: str) -> None:
@@ -114,7 +90,10 @@ def _send(sock: socket.socket, addr: tuple[str, int], out: bytes) -> None:
 
 
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, adopt: dict[tuple[str, str, str], tuple[int, int]] | None = None) -> None:
+        # sockets bound by the command that started this server (``dns.start_with_sockets``), by
+        # (network, address, bridge): used instead of binding them again
+        self.adopt = dict(adopt or {})
         self.zone = Zone([], [])
         self.forwarder = Forwarder()
         self.bound: dict[tuple[str, str, str], list[object]] = {}  # (network, ip, bridge) ->
@@ -195,13 +174,17 @@ class Server:
                 item.close()  # type: ignore[attr-defined]
         for key in sorted(wanted - set(self.bound)):
             network, ip, bridge = key
+            fds = self.adopt.pop(key, None)
             try:
-                udp = _socket(ip, bridge, socket.SOCK_DGRAM)
-                try:
-                    tcp = _socket(ip, bridge, socket.SOCK_STREAM)
-                except OSError:
-                    udp.close()
-                    raise
+                if fds is not None:
+                    udp, tcp = socket.socket(fileno=fds[0]), socket.socket(fileno=fds[1])
+                else:
+                    udp = listening_socket(ip, bridge, socket.SOCK_DGRAM)
+                    try:
+                        tcp = listening_socket(ip, bridge, socket.SOCK_STREAM)
+                    except OSError:
+                        udp.close()
+                        raise
             except OSError as exc:
                 _log(f"cannot listen on {ip} ({bridge}): {exc}")
                 continue  # its bridge is not there (yet): the next change tries again
@@ -211,6 +194,10 @@ class Server:
                 sock=tcp,
             )
             self.bound[key] = [listener, server]
+        for fds in self.adopt.values():  # of a network gone meanwhile
+            for fd in fds:
+                os.close(fd)
+        self.adopt.clear()
         if zone.members == 0 and self._last_look():
             self.done.set()
 
@@ -272,11 +259,11 @@ class Server:
         task.add_done_callback(self.tasks.discard)
 
 
-async def _serve(ready: bool) -> None:
+async def _serve(ready: bool, adopt: dict[tuple[str, str, str], tuple[int, int]]) -> None:
     from netplumb.kernel import daemon
     from netplumb.kernel.inotify import Watcher
 
-    server = Server()
+    server = Server(adopt)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, server.done.set if sig != signal.SIGHUP else server.changed)
@@ -334,19 +321,24 @@ def main(args: list[str]) -> None:
     faulthandler.register(signal.SIGUSR1)  # where it is, in its log: kill -USR1 PID
     if args:
         os.environ["NETPLUMB_STATE_DIR"] = args[0]
-    lock = os.open(state.path(dns.LOCKFILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        from netplumb.kernel import daemon
+    adopt: dict[tuple[str, str, str], tuple[int, int]] = {}
+    given = os.environ.pop(INHERIT, "")
+    if given:  # started by ``dns.start_with_sockets``: its lock (taken) and sockets; nobody waits
+        lock, adopt = inherited(given)
+    else:
+        lock = os.open(state.path(dns.LOCKFILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from netplumb.kernel import daemon
 
-        daemon.say_ready()  # another one serves
-        return
+            daemon.say_ready()  # another one serves
+            return
     pidfile = state.path(dns.PIDFILE)
     state.write_file(pidfile, f"{os.getpid()}\n".encode())
     code = 1
     try:
-        asyncio.run(_serve(ready=True))
+        asyncio.run(_serve(ready=not given, adopt=adopt))
         code = 0
     except BaseException:
         import traceback

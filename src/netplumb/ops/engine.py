@@ -195,7 +195,7 @@ def names_served(req: AttachRequest, guest: Guest) -> None:
         from netplumb.ops import dns
 
         if dns.on_network(req.host_if):
-            dns.ensure()
+            dns.ensure(req.host_if)  # not waited for: its sockets are bound first
             if guest.kind == "docker":
                 dns.docker_resolver(guest.key, req.host_if)
 
