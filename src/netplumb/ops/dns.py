@@ -327,8 +327,10 @@ def start_with_sockets(bridge: str) -> bool:
         # the server writes it too; written here, the next command finds it running at once
         state.write_file(state.path(PIDFILE), f"{pid}\n".encode())
         return True
-    except OSError:
-        return False  # a socket that cannot be bound (its address not there yet): ordinary
+    except (OSError, ValueError):
+        # a socket that cannot be bound (its address not there yet), or a descriptor among
+        # 0-2 (a caller started with its standard streams closed): the ordinary way
+        return False
     finally:
         for s in socks:
             s.close()
