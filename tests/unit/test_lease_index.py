@@ -150,3 +150,44 @@ def test_a_full_subnet_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         networks.lease("s", "pid:9:1")
     networks.release("s", "pid:3:1")
     assert str(networks.lease("s", "pid:9:1")) == "10.51.0.5"
+
+
+def _die_once_linked(how: str) -> None:
+    """In a child: lease an address and be killed (SIGKILL) the moment its entry exists."""
+    import signal
+
+    from netplumb.state import leases
+
+    real = leases._link
+
+    def link_then_die(table: str, key: str, owner: str) -> bool:
+        made = real(table, key, owner)
+        if made:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return made
+
+    leases._link = link_then_die
+    if how == "lowest":
+        networks.lease(NET, "host:killed", family=4)
+    else:
+        networks.lease(NET, "host:killed", IP.parse("10.50.0.77"))
+
+
+@pytest.mark.parametrize("how", ["lowest", "wanted"])
+def test_a_taker_killed_once_its_entry_exists_leaves_nothing_its_release_misses(
+    statedir: Path, how: str
+) -> None:
+    # ``down`` after a ``kill -9`` of ``up`` once found a lease that the owner's list did not
+    # name: the entry was made, the list's line not yet
+    child = _fork().Process(target=_die_once_linked, args=(how,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == -9  # killed where it was meant to be
+    held = {k: v for k, v in _held(statedir).items() if v == "host:killed"}
+    assert len(held) == 1, held
+    assert _release("host:killed") == 1
+    assert {k: v for k, v in _held(statedir).items() if v == "host:killed"} == {}
+
+
+def _held(root: Path) -> dict[str, str]:
+    return {p.name: os.readlink(p) for p in (root / "leases.d" / NET).glob("*") if p.is_symlink()}

@@ -16,7 +16,9 @@ On disk
 - ``leases.by-owner/<owner>``: per owner, an append-only list of what it was given, one
   ``+<table>@<key>`` line per lease (checked against the entries when read): releasing every
   lease of an owner (``release_owner``), in every table, costs the same with 10 owners as with
-  10,000.
+  10,000. The line is written before the entry: a process killed between the two leaves a line
+  naming a key it does not hold (skipped when read), never a lease its list does not name
+  (which ``release_owner`` would miss: ``down`` after a ``kill -9`` of ``up`` left one).
 - ``leases.d/<table>.lock``: the table's lock (``state.lock.Lock``). Every change of the table is
   made under it. The lock file also holds, per slot (IPv4 and IPv6 keys, or numbers), the lowest
   key that may be free and the first key of the span it was counted from (``v2 <first>:<hint>
@@ -211,9 +213,10 @@ def take(table: str, key: str, owner: str) -> str | None:
     """Lease ``key`` to ``owner`` (the caller holds the table's lock). None when it is
     ``owner``'s now (it was free, or ``owner``'s already); else the owner that holds it."""
     for _ in range(2):
-        if _link(table, key, owner):
-            _index(owner, table, key)
-            return None
+        if holder(table, key) is None:
+            _index(owner, table, key)  # first: see the module's docstring
+            if _link(table, key, owner):
+                return None
         theirs = state.readlink(LEASES, table, key)
         if theirs is not None:
             break
@@ -248,11 +251,12 @@ def take_lowest(
     while candidate <= last:
         if reserved is None or not reserved(candidate):
             key = render(candidate)
-            if (usable is None or usable(key)) and _link(table, key, owner):
-                if contiguous and slot is not None:
-                    set_hint(lk, slot, first, candidate + 1)
-                _index(owner, table, key)
-                return key
+            if (usable is None or usable(key)) and holder(table, key) is None:
+                _index(owner, table, key)  # first: see the module's docstring
+                if _link(table, key, owner):
+                    if contiguous and slot is not None:
+                        set_hint(lk, slot, first, candidate + 1)
+                    return key
             if usable is not None and contiguous and holder(table, key) is None:
                 contiguous = False  # refused for now, not taken: the hint stops below it
         candidate += 1
