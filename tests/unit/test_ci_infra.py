@@ -106,3 +106,21 @@ def test_no_two_test_files_share_a_basename() -> None:
     tests = Path(__file__).resolve().parents[1]
     names = Counter(p.name for p in tests.rglob("test_*.py"))
     assert [n for n, k in names.items() if k > 1] == []
+
+
+def test_what_an_interrupted_run_left_is_shown_apart_from_the_demo() -> None:
+    """Objects there before a run are not its leak; those only a test makes (``npt-``) were
+    left by an earlier run killed before its cleanup, and the summary lists them."""
+    from conftest import earlier_test_objects
+
+    before = {
+        "netns npt-929a3e-demo": "netns npt-929a3e-demo",
+        "docker container npt-991be4-t": "docker container npt-991be4-t",
+        "nft table inet netplumb": "nft table inet netplumb",
+        "link np0 #0": "link np0 (netplumb:network:netplumb)",
+        "/run/netplumb/host/hosts/mongodb": "netplumb host record /run/netplumb/host/hosts/mongodb",
+    }
+    assert earlier_test_objects(before) == [
+        "docker container npt-991be4-t",
+        "netns npt-929a3e-demo",
+    ]
