@@ -15,18 +15,14 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import report_md
+from report_md import Json, plt, save, table
+from report_ports import ports
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 OUT = HERE  # REPORT.md and plots/ go here (a quick run: next to its results)
-PLOTS = HERE / "plots"
-Json = dict[str, Any]
 
 
 def load(name: str) -> Json | None:
@@ -35,28 +31,6 @@ def load(name: str) -> Json | None:
         return None
     data: Json = json.loads(path.read_text())
     return data
-
-
-def fmt(value: object, digits: int = 1) -> str:
-    if isinstance(value, float):
-        return f"{value:,.{digits if abs(value) >= 10 else 2}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "-" if value is None else str(value)
-
-
-def table(head: list[str], rows: list[list[object]]) -> list[str]:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
-    return [*out, ""]
-
-
-def save(fig: Any, name: str) -> str:
-    PLOTS.mkdir(exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(PLOTS / name, dpi=100)
-    plt.close(fig)
-    return f"![{name}](plots/{name})"  # relative to REPORT.md, which sits beside plots/
 
 
 # -- attach -------------------------------------------------------------------------------------
@@ -135,118 +109,6 @@ def scale(d: Json) -> list[str]:
 
 
 # -- ports --------------------------------------------------------------------------------------
-
-
-def _spread(s: Json, digits: str = ",.0f") -> str:
-    return f"{s['median']:{digits}} ({s['min']:{digits}}-{s['max']:{digits}})"
-
-
-def ports(d: Json) -> list[str]:
-    out = [f"## Published ports (`bench/ports.py`, {d['date']})", ""]
-    if "summary" not in d:  # a run from before issue 16
-        return [*out, "An old run: rerun `bench/ports.py`.", ""]
-    summ: Json = d["summary"]
-    paths: Json = d["paths"]
-    out.append(
-        f"{len(d['rounds'])} rounds of {d['seconds']} s figures, the order of the paths shuffled "
-        f"in each (seed {d['seed']}); medians over the rounds with (min-max). Server: "
-        f"{d['server']}; clients: wrk, connection per request (`close`) and keep-alive. SYN "
-        "retransmits are the client namespace's, PAWS drops (`TcpExtPAWSTimewait`) the server's, "
-        "per round in the order of the rounds."
-    )
-    out.append("")
-    out += table(
-        ["path", "client", "server", "target", "against", "note"],
-        [[n, p["client"], p["server"], p["target"], p["peer"] or "-", p["note"]]
-         for n, p in paths.items()],
-    )  # fmt: skip
-    for name, why in d.get("unreachable", {}).items():
-        out += [f"**{name}: unreachable** ({why}).", ""]
-    peers = {n: p["peer"] or n for n, p in paths.items()}
-    keys = sorted({k for f in summ.values() for k in f if k != "iperf_gbps"}, key=_figure_order)
-    rows = []
-    for key in keys:
-        for name in paths:
-            figs = summ.get(name, {})
-            if key not in figs:
-                continue
-            f, base = figs[key], summ[peers[name]][key]
-            per = [r["figures"][name][key] for r in d["rounds"]]
-            rows.append([
-                key, name, _spread(f["rps"]), f["p50_ms"]["median"], f["p99_ms"]["median"],
-                round(f["rps"]["median"] / base["rps"]["median"], 2),
-                round(f["p99_ms"]["median"] / base["p99_ms"]["median"], 2),
-                " ".join(f"{g['syn_retrans']:.0f}" for g in per),
-                " ".join(f"{g['paws']:.0f}" for g in per),
-            ])  # fmt: skip
-    out += table(
-        ["figure", "path", "req/s", "p50 ms", "p99 ms", "req/s vs direct", "p99 vs direct",
-         "SYN retransmits", "PAWS drops"],
-        rows,
-    )  # fmt: skip
-    out += table(
-        ["path", "iperf3 Gbit/s", "vs direct"],
-        [[n, _spread(f["iperf_gbps"], ".2f"),
-          round(f["iperf_gbps"]["median"] / summ[peers[n]]["iperf_gbps"]["median"], 2)]
-         for n in paths if "iperf_gbps" in (f := summ.get(n, {}))],
-    )  # fmt: skip
-    goals: Json = d.get("targets", {})
-    out += table(
-        ["target (issue 16)", "value", "limit", "met"],
-        [[k, t["value"], f"{t['cmp']} {t['limit']}", "met" if t["met"] else "MISSED"]
-         for k, t in goals.items()],
-    )  # fmt: skip
-    pt: Json = d.get("publish_timing", {})
-    if pt:
-        out += table(
-            [f"publishing {pt.get('ports', 1000):,} ports", "s"],
-            [[k, v] for k, v in pt.items() if k != "ports"],
-        )
-    targets: Json = d.get("publish_targets", {})
-    if targets:
-        out += table(
-            ["target (issue 13)", "value", "limit", "met"],
-            [[k, t["value"], t["limit"], "yes" if t["met"] else "no"] for k, t in targets.items()],
-        )
-    out += [_ports_plot(summ), ""]
-    return out
-
-
-def _figure_order(key: str) -> tuple[int, int]:
-    mode, conns = key.split()
-    return (0 if mode == "close" else 1, int(conns[1:]))
-
-
-def _ports_plot(summ: Json) -> str:
-    """Medians with min-max error bars: req/s per path and connections, for each client."""
-    main = [n for n in ("direct", "netplumb -p", "docker -p", "loopback") if n in summ]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 2, 1.3]})
-    for ax, mode in zip(axes[:2], ("close", "keepalive"), strict=True):
-        conns = sorted({int(k.split()[1][1:]) for k in summ["direct"] if k.startswith(mode)})
-        width = 0.8 / len(main)
-        for i, name in enumerate(main):
-            got = [summ[name].get(f"{mode} c{c}", {}).get("rps") for c in conns]
-            med = [g["median"] if g else 0 for g in got]
-            err = [[g["median"] - g["min"] if g else 0 for g in got],
-                   [g["max"] - g["median"] if g else 0 for g in got]]  # fmt: skip
-            xs = [x + i * width for x in range(len(conns))]
-            ax.bar(xs, med, width, yerr=err, capsize=2, label=name)
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(conns))], [str(c) for c in conns])
-        ax.set_xlabel("connections")
-        ax.set_ylabel("requests/s (median, min-max)")
-        ax.set_title("connection per request" if mode == "close" else "keep-alive")
-    axes[0].legend(fontsize=8)
-    names = [n for n in summ if "iperf_gbps" in summ[n]]
-    g = [summ[n]["iperf_gbps"] for n in names]
-    axes[2].barh(
-        names,
-        [x["median"] for x in g],
-        xerr=[[x["median"] - x["min"] for x in g], [x["max"] - x["median"] for x in g]],
-        capsize=2,
-    )
-    axes[2].set_xlabel("Gbit/s (iperf3, median, min-max)")
-    fig.suptitle("through a published port: nginx, shuffled rounds")
-    return save(fig, "ports.png")
 
 
 # -- service ------------------------------------------------------------------------------------
@@ -460,10 +322,10 @@ def machine() -> str:
 def main() -> None:
     import sys
 
-    global RESULTS, OUT, PLOTS  # noqa: PLW0603 -- one report per process
+    global RESULTS, OUT  # noqa: PLW0603 -- one report per process
     if len(sys.argv) > 1:
         RESULTS = OUT = Path(sys.argv[1]).resolve()
-        PLOTS = OUT / "plots"
+        report_md.PLOTS = OUT / "plots"
     sections = [
         ("attach", attach),
         ("scale", scale),
@@ -492,7 +354,7 @@ def main() -> None:
         out += [f"Not run yet: {', '.join(missing)}.", ""]
     text = "\n".join(out)
     (OUT / "REPORT.md").write_text(text)
-    print(f"wrote {OUT / 'REPORT.md'} ({len(out)} lines, plots in {PLOTS})")
+    print(f"wrote {OUT / 'REPORT.md'} ({len(out)} lines, plots in {report_md.PLOTS})")
     if len(sys.argv) == 1:  # the full figures (a quick run's never reach the README)
         import summary
 
