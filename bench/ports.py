@@ -12,6 +12,9 @@ and iperf3 (TCP Gbit/s):
                     netplumb published on the machine's LAN address
   hairpin direct/-p a second guest -> the server guest's address / its port published on the
                     machine's LAN address; hairpin self: the server guest to its own port
+  floor ...         the same direct, 127.0.0.1, LAN and hairpin paths to a plain namespace on
+                    a plain bridge, translated by the fewest nftables rules written by hand:
+                    the kernel's own cost, what netplumb's figures are held against
 At least 5 rounds, the order of the paths shuffled in each (the seed is printed and stored);
 medians over the rounds with min and max. The topology: bench/ports_lab.py.
 
@@ -40,7 +43,7 @@ from pathlib import Path
 
 from ports_lab import Lab
 from ports_measure import MODES, iperf, wrk
-from ports_stats import figure_order, ratios, summarise, targets
+from ports_stats import PEERS, figure_order, ratios, summarise, targets
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv" / "bin"
@@ -170,7 +173,7 @@ def rounds_of(lab: Lab, args: argparse.Namespace, seed: int) -> list[dict[str, o
 
 
 def show(summary: dict[str, dict[str, dict[str, object]]], rounds: list[dict[str, object]]) -> None:
-    print(f"{'path':15} {'figure':13} {'req/s median':>12} {'min-max':>15} {'p50 ms':>7} "
+    print(f"{'path':20} {'figure':13} {'req/s median':>12} {'min-max':>15} {'p50 ms':>7} "
           f"{'p99 ms':>8} {'vs direct':>9}  SYN retransmits / PAWS drops per round")  # fmt: skip
     keys = sorted({k for s in summary.values() for k in s if k != "iperf_gbps"}, key=figure_order)
     for key in keys:
@@ -178,20 +181,19 @@ def show(summary: dict[str, dict[str, dict[str, object]]], rounds: list[dict[str
             if key not in figs:
                 continue
             f: dict[str, dict[str, float]] = figs[key]  # type: ignore[assignment]
-            peer = "lan direct" if path.startswith("lan") else "hairpin direct"
-            peer = "direct" if path in ("direct", "netplumb -p", "docker -p", "loopback") else peer
+            peer = PEERS.get(path, path)
             base = summary[peer][key]["rps"]["median"]  # type: ignore[index]
             per = [r["figures"][path][key] for r in rounds]  # type: ignore[index]
             syn = "/".join(f"{g['syn_retrans']:.0f}" for g in per)
             paws = "/".join(f"{g['paws']:.0f}" for g in per)
             print(
-                f"{path:15} {key:13} {f['rps']['median']:12,.0f} "
+                f"{path:20} {key:13} {f['rps']['median']:12,.0f} "
                 f"{f['rps']['min']:7,.0f}-{f['rps']['max']:<7,.0f} {f['p50_ms']['median']:7.2f} "
                 f"{f['p99_ms']['median']:8.2f} {f['rps']['median'] / base:9.2f}  {syn}  {paws}"
             )
     for path, figs in summary.items():
         g: dict[str, float] = figs["iperf_gbps"]  # type: ignore[assignment]
-        print(f"{path:15} iperf3 {g['median']:.2f} Gbit/s ({g['min']:.2f}-{g['max']:.2f})")
+        print(f"{path:20} iperf3 {g['median']:.2f} Gbit/s ({g['min']:.2f}-{g['max']:.2f})")
 
 
 def main() -> int:

@@ -7,6 +7,9 @@ Topology (addresses of the documentation ranges, nothing leaves the namespaces m
      neighbour)                 |  cli guest: a second guest on np0, clients only   nginx, iperf3)
                                 |  loopback: nginx and iperf3 on the machine ns's own 127.0.0.1
     the machine's own namespace: a Docker container (nginx, iperf3) published by `docker run -p`
+    the kernel's floor, in the machine ns: a plain bridge npf0 (10.90.0.1/16) with two plain
+    namespaces, fsrv (10.90.0.2: nginx, iperf3) and fcli, and a hand-written nftables table
+    of the fewest rules the same translations take (``FLOOR_NFT``)
 
 One nginx serves the direct, netplumb -p, LAN and hairpin paths of the srv guest: the same
 server reached with or without translation is the comparison the issue asks for, and the
@@ -32,9 +35,42 @@ IMAGE = "netplumb/busybox:test"
 BIRTHDAY = "name = Albert Einstein, birthday = 14.03.1879\n" * 4
 LAN_MACHINE, LAN_NEIGHBOUR, LAN_NET = "192.0.2.1", "192.0.2.2", "192.0.2.0/24"
 BEHIND_MACHINE, BEHIND_SERVER, BEHIND_NET = "198.51.100.1", "198.51.100.2", "198.51.100.0/24"
+FLOOR_BRIDGE, FLOOR_GW, FLOOR_SRV, FLOOR_CLI = "npf0", "10.90.0.1", "10.90.0.2", "10.90.0.3"
+# translated sources of their own, as netplumb's (its NAT sources): translated to the bridge's
+# address, a 127.0.0.1 connection meets the guest's TIME_WAIT of a direct one from the same
+# address and port, and its SYN is dropped (PAWS; a first run of this floor had 464 SYN
+# retransmits in a 1 s figure, the stall of issue 16)
+FLOOR_NAT_LOCAL, FLOOR_NAT_HAIRPIN = "10.90.255.254", "10.90.255.253"
 # ports: the guest serves 8080 (nginx) and 5201 (iperf3); published on 127.0.0.1 as 18080 and
 # 15201 and on the LAN address as 19080 and 19201; the machine ns's own servers 38080 and
-# 35201; Docker's container published on the machine's 127.0.0.1 as 28080 and 25201.
+# 35201; Docker's container published on the machine's 127.0.0.1 as 28080 and 25201; the
+# floor's server on 127.0.0.1 as 17080 and 17201, on the LAN address as 29080 and 29201.
+
+# The floor: what the kernel's DNAT costs with nothing of netplumb's making in the path, the
+# fewest rules that give the same translations (route_localnet on the bridge, 127/8 and
+# hairpin sources translated to addresses of their own on the bridge). netplumb's own table
+# is in the same namespace, so its hooks still see the floor's packets (without a rule of it
+# matching): the floor is what any kernel DNAT in that namespace could give, the peer of
+# issue 16's "Docker uses the same kernel DNAT there".
+FLOOR_NFT = f"""
+table ip npb_floor {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        ip daddr {LAN_MACHINE} tcp dport 29080 dnat to {FLOOR_SRV}:8080
+        ip daddr {LAN_MACHINE} tcp dport 29201 dnat to {FLOOR_SRV}:5201
+    }}
+    chain output {{
+        type nat hook output priority -100; policy accept;
+        ip daddr 127.0.0.1 tcp dport 17080 dnat to {FLOOR_SRV}:8080
+        ip daddr 127.0.0.1 tcp dport 17201 dnat to {FLOOR_SRV}:5201
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "{FLOOR_BRIDGE}" ip saddr 127.0.0.0/8 snat to {FLOOR_NAT_LOCAL}
+        ip saddr 10.90.0.0/16 ip daddr 10.90.0.0/16 ct status dnat snat to {FLOOR_NAT_HAIRPIN}
+    }}
+}}
+"""
 
 # worker_processes 1: on these 2 CPUs one worker gave 33,200 requests/s connection-per-request
 # at 50 connections and 109,000 keep-alive, two workers 30,900 and 104,100 (wrk takes the
@@ -64,10 +100,14 @@ http {{
 
 
 def run(
-    *argv: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+    *argv: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 120,
+    input: str | None = None,
 ) -> str:
     done = subprocess.run(
-        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
+        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False, input=input
     )
     if check and done.returncode != 0:
         raise SystemExit(f"{shlex.join(argv)}: {done.stderr.strip() or done.returncode}")
@@ -123,6 +163,7 @@ class Lab:
     machine: str = ""
     lan: str = ""
     behind: str = ""
+    floor_ns: list[str] = field(default_factory=list)
     container: str = ""
     env: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -221,6 +262,7 @@ class Lab:
         )  # fmt: skip
         cpid = int(run("docker", "inspect", "-f", "{{.State.Pid}}", self.container))
         self.inodes[os.stat(f"/proc/{cpid}/ns/net").st_ino] = "the container's netns"
+        fsrv, fcli = self.floor()
         mach, lan = Where("machine ns", ns=self.machine), Where("lan ns", ns=self.lan)
         box = Where("container", pid=cpid)
         self.paths = [
@@ -241,6 +283,17 @@ class Lab:
             BenchPath("hairpin self", "hairpin", srv, srv, LAN_MACHINE, 19080, 19201,
                       "hairpin direct", "the server guest to its own published port; its "
                       "honest direct peer is the other guest's direct figure"),
+            BenchPath("floor direct", "floor", mach, fsrv, FLOOR_SRV, 8080, 5201, "",
+                      "the floor: a plain namespace on a plain bridge, no netplumb"),
+            BenchPath("floor -p", "floor", mach, fsrv, "127.0.0.1", 17080, 17201,
+                      "floor direct", "the floor: the fewest nftables rules for the same DNAT"),
+            BenchPath("floor lan -p", "floor", lan, fsrv, LAN_MACHINE, 29080, 29201,
+                      "lan direct", "the floor: the LAN neighbour through the same rules"),
+            BenchPath("floor hairpin direct", "floor", fcli, fsrv, FLOOR_SRV, 8080, 5201, "",
+                      "the floor: a second plain namespace to the server's address"),
+            BenchPath("floor hairpin -p", "floor", fcli, fsrv, LAN_MACHINE, 29080, 29201,
+                      "floor hairpin direct", "the floor: the second namespace through the "
+                      "machine's LAN address"),
         ]  # fmt: skip
         for p in list(self.paths):
             try:
@@ -252,6 +305,30 @@ class Lab:
                 # measured as missing, not a reason to measure nothing
                 self.unreachable[p.name] = str(e)
                 self.paths.remove(p)
+
+    def floor(self) -> tuple[Where, Where]:
+        """The floor's bridge, namespaces, servers and rules (``FLOOR_NFT``): its server and
+        its second namespace."""
+        m, tag = self.machine, self.tag
+        run("ip", "-n", m, "link", "add", FLOOR_BRIDGE, "type", "bridge")
+        for addr in (f"{FLOOR_GW}/16", f"{FLOOR_NAT_LOCAL}/32", f"{FLOOR_NAT_HAIRPIN}/32"):
+            run("ip", "-n", m, "addr", "add", addr, "dev", FLOOR_BRIDGE)
+        run("ip", "-n", m, "link", "set", FLOOR_BRIDGE, "up")
+        localnet = f"net.ipv4.conf.{FLOOR_BRIDGE}.route_localnet=1"  # 127.0.0.1 DNATed out
+        run("ip", "netns", "exec", m, "sysctl", "-qw", localnet)
+        for role, addr in (("fsrv", FLOOR_SRV), ("fcli", FLOOR_CLI)):
+            ns = self.netns(f"npb-{tag}-{role}")
+            self.floor_ns.append(ns)
+            port = f"npf-{role}"
+            run("ip", "-n", m, "link", "add", port, "type", "veth", "peer", "eth0", "netns", ns)
+            run("ip", "-n", m, "link", "set", port, "master", FLOOR_BRIDGE, "up")
+            run("ip", "-n", ns, "addr", "add", f"{addr}/16", "dev", "eth0")
+            run("ip", "-n", ns, "link", "set", "eth0", "up")
+            run("ip", "-n", ns, "route", "add", "default", "via", FLOOR_GW)
+        run("ip", "netns", "exec", m, "nft", "-f", "-", input=FLOOR_NFT)
+        self.spawn(self.floor_ns[0], self.servers_cmd("floor", 8080, 5201))
+        fsrv, fcli = self.floor_ns
+        return Where("floor srv ns", ns=fsrv), Where("floor cli ns", ns=fcli)
 
     def close(self) -> list[str]:
         """Remove everything this lab made; what is left running or existing afterwards."""
@@ -271,7 +348,7 @@ class Lab:
             proc.wait()
         if self.container:
             subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, check=False)
-        for ns in (self.machine, self.lan, self.behind):
+        for ns in (self.machine, self.lan, self.behind, *self.floor_ns):
             if ns:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -296,7 +373,8 @@ class Lab:
             if inode in self.inodes or tmp in cmd or any(f.startswith(tmp) for f in files):
                 left.append(f"pid {pid} ({self.inodes.get(inode, 'this run')}): {cmd.strip()}")
         names = run("ip", "netns", "list", check=False)
-        left += [f"netns {n}" for n in (self.machine, self.lan, self.behind) if n and n in names]
+        made = (self.machine, self.lan, self.behind, *self.floor_ns)
+        left += [f"netns {n}" for n in made if n and n in names]
         if self.container and run("docker", "ps", "-aq", "-f", f"name=^{self.container}$"):
             left.append(f"container {self.container}")
         return left

@@ -21,7 +21,13 @@ PAIRS = (
     ("lan -p", "lan direct", "lan"),
     ("hairpin -p", "hairpin direct", "hairpin"),
     ("hairpin self", "hairpin direct", "hairpin"),
+    # the kernel's floor (no target: what any DNAT in the namespace gives, to hold netplumb's
+    # figures against)
+    ("floor -p", "floor direct", "floor"),
+    ("floor lan -p", "lan direct", "floor"),
+    ("floor hairpin -p", "floor hairpin direct", "floor"),
 )
+PEERS = {path: peer for path, peer, _group in PAIRS}
 
 
 def figure_order(key: str) -> tuple[int, int]:

@@ -82,11 +82,19 @@ def _ports(d: Json) -> str:
         )
 
     gbps = [side["iperf_gbps"]["median"] for side in (np_, di, dk)]
+    floor = ""
+    if "floor -p" in s and "floor direct" in s:  # the kernel's own DNAT, the fewest rules
+        fp, fd = s["floor -p"], s["floor direct"]
+        floor = (
+            "; the same DNAT by the fewest nftables rules, to a plain namespace: "
+            f"{_n(rps(fp, 'close') / rps(fd, 'close'))}x and "
+            f"{_n(rps(fp, 'keepalive') / rps(fd, 'keepalive'))}x its direct path"
+        )
     return (
         f"- a port published on 127.0.0.1 ({_day(d['date'])}, nginx, medians of "
         f"{len(d['rounds'])} shuffled rounds, 50 connections), through netplumb's kernel DNAT: "
         f"connection per request {part('close')}; keep-alive {part('keepalive')}; "
-        f"{_n(gbps[0])} Gbit/s (direct {_n(gbps[1])}, Docker {_n(gbps[2])})."
+        f"{_n(gbps[0])} Gbit/s (direct {_n(gbps[1])}, Docker {_n(gbps[2])}){floor}."
     )
 
 

@@ -75,3 +75,38 @@ def test_figures_sort_by_client_then_connections() -> None:
     assert sorted(keys, key=ports_stats.figure_order) == [
         "close c1", "close c10", "close c200", "keepalive c1", "iperf_gbps",
     ]  # fmt: skip
+
+
+def floor_rounds() -> list[dict[str, Any]]:
+    """The rounds above with the floor's paths: its DNAT at 0.90 of its own direct path."""
+    out = rounds()
+    for r in out:
+        r["order"] += ["floor direct", "floor -p"]
+        r["figures"]["floor direct"] = {"iperf_gbps": 8.0, "close c50": fig(200.0, p99=1.0)}
+        r["figures"]["floor -p"] = {"iperf_gbps": 7.6, "close c50": fig(180.0, p99=1.5)}
+    return out
+
+
+def test_the_floor_is_held_against_its_own_direct_path_and_sets_no_target() -> None:
+    r = floor_rounds()
+    ratio = ports_stats.ratios(ports_stats.summarise(r), r)
+    floor = ratio["floor -p / floor direct"]
+    assert floor["close c50"]["rps_vs_peer"] == pytest.approx(0.90)
+    assert floor["close c50"]["p99_vs_peer"] == pytest.approx(1.5)
+    assert "rps_vs_docker" not in floor["close c50"]
+    assert floor["iperf_gbps"]["gbps_vs_peer"] == pytest.approx(0.95)
+    assert not any("floor" in name for name in ports_stats.targets(ratio))
+    assert ports_stats.PEERS["floor hairpin -p"] == "floor hairpin direct"
+
+
+def test_the_report_puts_netplumb_beside_the_floor_figure_by_figure() -> None:
+    import report_ports
+
+    r = floor_rounds()
+    lines = report_ports.against_floor(ports_stats.ratios(ports_stats.summarise(r), r))
+    rows = [line for line in lines if line.startswith("| 127.0.0.1")]
+    assert rows == [
+        "| 127.0.0.1 | close c50 | 0.92 | 0.90 | 1.10 | 1.50 |",
+        "| 127.0.0.1 | iperf3 Gbit/s | 0.98 | 0.95 | - | - |",
+    ]
+    assert report_ports.against_floor({"netplumb -p / direct": {}}) == []
