@@ -35,6 +35,7 @@ pytest_plugins = ["netns_helpers"]
 # imported below, before pytest_plugins is read
 pytest.register_assert_rewrite("lab", "netns_helpers")
 
+from leaks import earlier_test_objects  # noqa: E402
 from netns_helpers import docker_reachable, is_root  # noqa: E402
 
 _LEAKS_BEFORE = pytest.StashKey[dict[str, str]]()
@@ -158,17 +159,6 @@ def find_leaks() -> dict[str, str]:
     for name in docker.split():
         found[f"docker container {name}"] = f"docker container {name}"
     return found
-
-
-def earlier_test_objects(before: dict[str, str]) -> list[str]:
-    """What was there before the run and only a test makes (``npt-`` namespaces and
-    containers): an earlier run's, interrupted before its cleanup. The demo's objects and a
-    developer's hosts are not among them."""
-    return sorted(
-        line
-        for key, line in before.items()
-        if key.startswith(("netns npt-", "docker container npt-"))
-    )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

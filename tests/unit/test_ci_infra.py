@@ -33,8 +33,10 @@ def test_xfails():
 def copy_infra(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makeconftest((TESTS / "conftest.py").read_text())
     pytester.makepyfile(netns_helpers=(TESTS / "netns_helpers.py").read_text())
-    # the inner run imports its own copy, not the module this session already holds
+    pytester.makepyfile(leaks=(TESTS / "leaks.py").read_text())
+    # the inner run imports its own copies, not the modules this session already holds
     monkeypatch.delitem(sys.modules, "netns_helpers", raising=False)
+    monkeypatch.delitem(sys.modules, "leaks", raising=False)
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ def test_no_two_test_files_share_a_basename() -> None:
 def test_what_an_interrupted_run_left_is_shown_apart_from_the_demo() -> None:
     """Objects there before a run are not its leak; those only a test makes (``npt-``) were
     left by an earlier run killed before its cleanup, and the summary lists them."""
-    from conftest import earlier_test_objects
+    from leaks import earlier_test_objects
 
     before = {
         "netns npt-929a3e-demo": "netns npt-929a3e-demo",
