@@ -151,8 +151,11 @@ class Cni:
         ifname: str = "eth0",
         args: str = "IgnoreUnknown=1",
         extra_env: dict[str, str] | None = None,
+        imports: list[str] | None = None,
     ) -> tuple[int, Any]:
-        """(exit status, decoded stdout or None); stdout must be JSON or empty."""
+        """(exit status, decoded stdout or None); stdout must be JSON or empty. ``imports``:
+        the modules the plugin's Python imported are added to it (``PYTHONPROFILEIMPORTTIME``:
+        the Python launcher only)."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "NETPLUMB_STATE_DIR": str(self.lab.state),
@@ -166,6 +169,8 @@ class Cni:
         if self.path is not None:
             env["NETPLUMB_CNI_DEBUG"] = "1"
         env.update(extra_env or {})
+        if imports is not None:
+            env["PYTHONPROFILEIMPORTTIME"] = "1"
         stdin = conf if isinstance(conf, str) else json.dumps(conf)
         self.calls += 1
         proc = subprocess.run(
@@ -177,6 +182,10 @@ class Cni:
             timeout=60,
         )
         lines = proc.stderr.splitlines()
+        if imports is not None:
+            timed = [ln for ln in lines if ln.startswith("import time:")]
+            imports += [ln.split("|")[-1].strip() for ln in timed[1:]]  # [0]: the heading
+            lines = [ln for ln in lines if ln not in timed]
         self.paths_taken = [ln for ln in lines if ln.startswith("netplumb-cni: ")]
         if self.path is not None:
             assert self.paths_taken, proc.stderr

@@ -7,6 +7,7 @@ left: no marked interface, no lease, no nftables rule, no record (``Cni.leftover
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -509,6 +510,49 @@ def test_no_stdout_noise_and_json_only(cni: Cni) -> None:
     )
     assert proc.returncode == 0 and json.loads(proc.stdout)["cniVersion"] == "1.1.0"
     assert socket.gethostname()  # (keeps the import honest: the harness itself uses no mocks)
+
+
+def test_a_plain_add_and_del_look_up_no_module_along_sys_path(lab: Lab, tmp_path: Path) -> None:
+    """The Python launcher's ADD and DEL import only what Python builds in or freezes, what
+    it imported before the launcher's first line, and what the modules file holds
+    (``cni/modules.py``: netplumb's modules and ``STDLIB``): every other module is a lookup
+    along ``sys.path`` (~0.3 ms for the first one)."""
+    import _imp
+    import sys
+
+    from netplumb.cni.modules import Finder
+
+    plugin_dir = tmp_path / "cni-bin"
+    install_plugin(plugin_dir)
+    cni = Cni(lab, plugin_dir, f"npt{lab.id}")
+    conf = cni.config()
+    g1, g2 = lab.netns("g1"), lab.netns("g2")
+    cni.add(g1, "resident", conf)  # the network and its name server
+    imported: list[str] = []
+    cni.add(g2, "c2", conf, imports=imported)
+    cni.delete(g2, "c2", conf, imports=imported)
+    cni.delete(g1, "resident", conf)
+    startup = subprocess.run(
+        [sys.executable, "-S", "-P", "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    at_start = {ln.split("|")[-1].strip() for ln in startup.splitlines()[1:]}
+    fd = os.open(plugin_dir / "netplumb-cni.modules", os.O_RDONLY)
+    in_file = set(Finder(fd, "modules").index)
+    os.close(fd)
+    looked_up = {
+        m
+        for m in imported
+        if m not in at_start
+        and m not in in_file
+        and m not in sys.builtin_module_names
+        and not _imp.is_frozen(m)
+    }
+    assert "netplumb.cni.add" in imported and "netplumb.cni.teardown" in imported
+    assert looked_up == set()
+    assert cni.leftovers() == []
 
 
 def test_agent_fast_path_in_a_namespace_named_by_its_cookie(lab: Lab, tmp_path: Path) -> None:

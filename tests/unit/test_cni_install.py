@@ -42,7 +42,7 @@ def test_launcher_and_example_conflist(tmp_path: Path) -> None:
     plugin = tmp_path / "bin" / "netplumb-cni"
     modules = tmp_path / "bin" / "netplumb-cni.modules"
     assert written == [str(plugin), str(modules), str(tmp_path / "net.d" / CONFLIST)]
-    assert plugin.read_text().startswith(f"#!{sys.executable} -S\n")
+    assert plugin.read_text().startswith(f"#!{sys.executable} -SP\n")
     assert version_of(plugin)["cniVersion"] == "1.1.0"
     conflist = json.loads((tmp_path / "net.d" / CONFLIST).read_text())
     assert conflist["plugins"][0]["type"] == "netplumb-cni"

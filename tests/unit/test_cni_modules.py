@@ -1,5 +1,6 @@
 """The plain plugin's modules file (``cni/modules.py``): modules come from it while their
-sources are unchanged, from their sources once changed, and a broken file changes nothing."""
+sources are unchanged, from their sources once changed, and a broken file (or one for another
+Python) changes nothing; the launcher's lines start it with no lookup along ``sys.path``."""
 
 from __future__ import annotations
 
@@ -81,3 +82,69 @@ def test_a_missing_or_foreign_file_leaves_the_ordinary_importer(tmp_path: Path) 
     junk.write_bytes(b"not a modules file")
     for file in (tmp_path / "absent.modules", junk):
         assert loaders(top, file, ["netplumb.cni.plugin"]) == ["SourceFileLoader"]
+
+
+def boot(top: Path, file: Path, code: str) -> list[str]:
+    """``code`` after the launcher's lines for ``file`` (``boot_lines``), in a fresh
+    ``python -S -P`` with netplumb at ``top``: its output's words."""
+    lines = ["import sys", f"sys.path.append({str(top)!r})", *modules.boot_lines(str(file)), code]
+    out = subprocess.run(
+        [sys.executable, "-S", "-P", "-c", "\n".join(lines)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    return out.stdout.split()
+
+
+def test_the_launchers_lines_start_the_file_without_a_path_lookup(tmp_path: Path) -> None:
+    top = tree(tmp_path)
+    file = tmp_path / "netplumb-cni.modules"
+    file.write_bytes(modules.pack(str(top / "netplumb")))
+    code = (
+        "import netplumb.cni.plugin, netplumb.kernel.rtmsg, struct\n"
+        "print(*(type(m.__loader__).__name__ for m in (sys.modules['netplumb'], "
+        "sys.modules['netplumb.kernel'], sys.modules['netplumb.cni.plugin'], struct)))\n"
+        # the ordinary importer never looked in netplumb's directory
+        f"print([p for p in sys.path_importer_cache if p == {str(top)!r}])"
+    )
+    assert boot(top, file, code) == ["Finder", "Finder", "Finder", "Finder", "[]"]
+
+
+def test_a_file_for_another_python_or_a_foreign_file_is_skipped(tmp_path: Path) -> None:
+    top = tree(tmp_path)
+    file = tmp_path / "netplumb-cni.modules"
+    data = modules.pack(str(top / "netplumb"))
+    other = data[: len(modules.MAGIC)] + b"cpython-399".ljust(modules.TAG_SIZE)
+    code = "import netplumb.cni.plugin as p; print(type(p.__loader__).__name__)"
+    for bad in (other + data[len(other) :], b"not a modules file", data[:40]):
+        file.write_bytes(bad)
+        assert boot(top, file, code) == ["SourceFileLoader"]
+    file.write_bytes(data)
+    assert boot(top, file, code) == ["Finder"]
+
+
+def test_standard_library_modules_come_from_the_file_until_theirs_changes(tmp_path: Path) -> None:
+    """An extension module (``_json``) is loaded from its recorded path; a source one
+    (``struct``) from its recorded code; neither once the file on disk is not the recorded."""
+    top = tree(tmp_path)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "npmodtest.py").write_text("VALUE = 1\n")
+    sys.path.insert(0, str(lib))
+    try:
+        data = modules.pack(str(top / "netplumb"), stdlib=("_json", "npmodtest", "sys"))
+    finally:
+        sys.path.remove(str(lib))
+    file = tmp_path / "netplumb-cni.modules"
+    file.write_bytes(data)
+    code = (
+        f"sys.path.append({str(lib)!r})\n"
+        "import _json, npmodtest\n"
+        "print(type(_json.__loader__).__name__, _json.__file__ == _json.__spec__.origin,"
+        " type(npmodtest.__loader__).__name__, npmodtest.VALUE)"
+    )
+    assert boot(top, file, code) == ["ExtensionFileLoader", "True", "Finder", "1"]
+    (lib / "npmodtest.py").write_text("VALUE = 22\n")
+    assert boot(top, file, code)[2:] == ["SourceFileLoader", "22"]

@@ -64,7 +64,7 @@ static int put_all(int fd, const char *buf, size_t len, int sock) {
 #define send_all(fd, buf, len) put_all((fd), (buf), (len), 1)
 
 static void fallback(void) {
-    char *argv[] = {NETPLUMB_PYTHON, "-S", "-c", NETPLUMB_PYCODE, NULL};
+    char *argv[] = {NETPLUMB_PYTHON, "-S", "-P", "-c", NETPLUMB_PYCODE, NULL};
     execv(NETPLUMB_PYTHON, argv);
     /* an error object, as the specification wants even now */
     printf("{\"cniVersion\":\"1.1.0\",\"code\":5,\"msg\":\"netplumb-cni: cannot run %s: %s\"}\n",
@@ -190,7 +190,7 @@ static void start_agent(const char *dir) {
         for (char **e = environ; *e; e++) {
             if (agent_keeps(*e)) env[k++] = *e;
         }
-        char *argv[] = {NETPLUMB_PYTHON, "-S", "-c", NETPLUMB_AGENTCODE, "netplumb-cni-agent",
+        char *argv[] = {NETPLUMB_PYTHON, "-S", "-P", "-c", NETPLUMB_AGENTCODE, "netplumb-cni-agent",
                         lfd >= 0 ? "3" : "-", NULL};
         execve(NETPLUMB_PYTHON, argv, env);
         _exit(127);

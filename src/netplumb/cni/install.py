@@ -39,7 +39,9 @@ def _entry(modules: str | None = None) -> list[str]:
     ``modules``: the file of netplumb's compiled modules beside it (``cni/modules.py``)."""
     lines = ["import gc", "gc.disable()"]
     if modules is not None:
-        lines += ["from netplumb.cni.modules import activate", f"activate({modules!r})"]
+        from netplumb.cni.modules import boot_lines
+
+        lines += boot_lines(modules)
     return [*lines, "from netplumb.cni.plugin import launch", "launch()"]
 
 
@@ -51,15 +53,17 @@ def _path_lines() -> list[str]:
 
     src = os.path.dirname(os.path.dirname(os.path.abspath(netplumb.__file__)))
     site = sysconfig.get_paths()["purelib"]
-    # netplumb's own directory first: ``import netplumb`` then looks in no other directory
+    # netplumb's own directory before site-packages: ``import netplumb`` looks in no other
     return ["import sys", f"sys.path += [{src!r}, {site!r}]"]
 
 
 def launcher_text(modules: str | None = None) -> str:
-    """A launcher for this installation: absolute paths, ``-S``, straight to the plugin."""
+    """A launcher for this installation: absolute paths, straight to the plugin. ``-S``: no
+    ``site``; ``-P``: the plugin directory (a runtime's, full of other plugins) is not the first
+    place every import looks."""
     import sys
 
-    lines = [f"#!{sys.executable} -S", "# netplumb-cni: written by `netplumb cni install`"]
+    lines = [f"#!{sys.executable} -SP", "# netplumb-cni: written by `netplumb cni install`"]
     return "\n".join([*lines, *_path_lines(), *_entry(modules)]) + "\n"
 
 
