@@ -19,7 +19,7 @@ the boundary into these, with a message that names the operation and the object,
 
 from __future__ import annotations
 
-import os
+import posix
 
 
 class NetplumbError(Exception):
@@ -69,4 +69,4 @@ class KernelError(NetplumbError):
     def __init__(self, operation: str, err: int) -> None:
         self.operation = operation
         self.errno = err
-        super().__init__(f"{operation}: {os.strerror(err)}")
+        super().__init__(f"{operation}: {posix.strerror(err)}")

@@ -12,7 +12,7 @@ The attach record and the attachment's record are written last (the commit).
 
 from __future__ import annotations
 
-import os
+import posix
 import time
 
 from netplumb.cni import records
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 def _random_mac() -> bytes:
     # chosen here rather than by the kernel so the result can name it without asking
-    raw = bytearray(os.urandom(6))
+    raw = bytearray(posix.urandom(6))
     raw[0] = (raw[0] & 0xFC) | 0x02  # unicast, locally administered
     return bytes(raw)
 

@@ -11,7 +11,6 @@ what an ADD needs (no json, subprocess or argparse): it is run once per containe
 
 from __future__ import annotations
 
-import os
 import sys
 
 from netplumb.cni.config import Env, NetConf, decode, parse_conf, parse_env
@@ -24,6 +23,7 @@ from netplumb.cni.types import (
     version_info,
 )
 from netplumb.errors import NetplumbError
+from netplumb.lightos import environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _dispatch(env: Env, conf: NetConf, environ: Mapping[str, str]) -> str:
 
 
 def main() -> int:
-    rc, out = handle(os.environ, None)
+    rc, out = handle(environ(), None)
     if out:
         sys.stdout.write(out + "\n")
     return rc

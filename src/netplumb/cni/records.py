@@ -10,7 +10,7 @@ last, when everything it names is gone.
 from __future__ import annotations
 
 import marshal
-import os
+import posix
 
 from netplumb import state
 from netplumb.errors import StateError
@@ -48,16 +48,16 @@ def create(network: str, record_name: str, record: Record) -> bool:
     """Write the record unless it exists; False if it did (link(2) is the atomic test)."""
     state.ensure_dir(DIR, network)
     path = state.path(DIR, network, record_name)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{posix.getpid()}.tmp"
     try:
-        with open(state.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
+        with open(state.open_file(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC), "wb") as f:
             marshal.dump(record, f)
         try:
-            os.link(tmp, path)
+            posix.link(tmp, path)
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp)
+            posix.unlink(tmp)
     except OSError as exc:
         raise StateError(f"cannot write netplumb record {path}: {exc.strerror}") from None
     return True

@@ -9,8 +9,6 @@ there is nothing left to remove, so calling it twice is fine.
 
 from __future__ import annotations
 
-import os
-
 from netplumb import state
 from netplumb.cni import records
 from netplumb.cni.types import (
@@ -20,6 +18,7 @@ from netplumb.cni.types import (
     CniError,
 )
 from netplumb.errors import GuestNotFound, NetplumbError
+from netplumb.lightos import exists
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -100,7 +99,7 @@ def plan(
         veth=records.veth_name(container_id, ifname) if mode == "bridge" else None,
         attach_record=str(attach) if attach else None,
         # ports' imports cost ~4 ms: only if its record says there are some
-        has_ports=os.path.exists(state.path("ports", owner)),
+        has_ports=exists(state.path("ports", owner)),
         network_recorded=network_recorded,
         ipam=str(ipam_type) if ipam_type else None,
         raw=raw,
@@ -265,7 +264,7 @@ def check(env: Env, conf: NetConf) -> None:
                 held = {ip for _n, ip in networks.leases_of(action.owner)}
             if str(action.ip) not in held:
                 raise CniError(CHECK_FAILED, f"{where}: the lease of {action.gateway} is gone")
-        elif isinstance(action, steps.PublishCniPorts) and not os.path.exists(
+        elif isinstance(action, steps.PublishCniPorts) and not exists(
             state.path("ports", action.owner)
         ):
             raise CniError(CHECK_FAILED, f"{where}: its published ports are gone")

@@ -1,6 +1,6 @@
 """Network namespaces: entering, holding and pinning them.
 
-Python 3.11 has no ``os.setns``/``os.unshare`` (3.12 does); the two calls go through libc.
+Python 3.11 has no ``posix.setns``/``posix.unshare`` (3.12 does); the two calls go through libc.
 A namespace is always handled as an open file descriptor: resolving a guest opens its
 namespace once and every later step uses that descriptor, so a PID that dies and is reused
 cannot redirect the work into another container (a pipework bug).
@@ -9,7 +9,7 @@ cannot redirect the work into another container (a pipework bug).
 from __future__ import annotations
 
 import errno as _errno
-import os
+import posix
 
 from netplumb.errors import KernelError
 from netplumb.kernel.netlink import Netlink
@@ -93,12 +93,12 @@ def umount(target: str, what: str) -> None:
 
 def open_netns(path: str) -> int:
     """An O_RDONLY descriptor on a namespace file; OSError when it is not one."""
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    return posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
 
 
 def netns_id(fd_or_path: int | str) -> str:
     """``dev:ino`` of a namespace: equal ids are the same namespace."""
-    st = os.stat(fd_or_path)
+    st = posix.stat(fd_or_path)
     return f"{st.st_dev}:{st.st_ino}"
 
 
@@ -158,21 +158,21 @@ def pin(fd_path: str, target: str) -> None:
     if netns_id("/proc/self/ns/mnt") == netns_id("/proc/1/ns/mnt"):
         mount(fd_path, target, None, MS_BIND, f"pin namespace on {target}")
         return
-    src_fd = os.open(fd_path, os.O_RDONLY)
-    pid = os.fork()
+    src_fd = posix.open(fd_path, posix.O_RDONLY)
+    pid = posix.fork()
     if pid == 0:  # pragma: no cover - child
         code = 1
         try:
-            mnt = os.open("/proc/1/ns/mnt", os.O_RDONLY)
+            mnt = posix.open("/proc/1/ns/mnt", posix.O_RDONLY)
             setns(mnt, CLONE_NEWNS)
-            mount(f"/proc/{os.getppid()}/fd/{src_fd}", target, None, MS_BIND, "pin")
+            mount(f"/proc/{posix.getppid()}/fd/{src_fd}", target, None, MS_BIND, "pin")
             code = 0
         except BaseException:
             code = 1
-        os._exit(code)
-    os.close(src_fd)
-    _pid, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+        posix._exit(code)
+    posix.close(src_fd)
+    _pid, status = posix.waitpid(pid, 0)
+    if posix.waitstatus_to_exitcode(status) != 0:
         raise KernelError(f"pin namespace on {target}", _errno.EPERM)
 
 
@@ -180,16 +180,16 @@ def unpin(target: str) -> None:
     """Undo ``pin``: detach the bind mount (in PID 1's mount namespace too) and remove the file."""
     umount(target, f"unpin namespace {target}")
     if netns_id("/proc/self/ns/mnt") != netns_id("/proc/1/ns/mnt"):
-        pid = os.fork()
+        pid = posix.fork()
         if pid == 0:  # pragma: no cover - child
             try:
-                setns(os.open("/proc/1/ns/mnt", os.O_RDONLY), CLONE_NEWNS)
+                setns(posix.open("/proc/1/ns/mnt", posix.O_RDONLY), CLONE_NEWNS)
                 umount(target, "unpin")
             finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
+                posix._exit(0)
+        posix.waitpid(pid, 0)
     try:
-        os.unlink(target)
+        posix.unlink(target)
     except FileNotFoundError:
         pass
     except OSError as exc:  # still mounted somewhere: leave the file, report

@@ -9,7 +9,7 @@ race with another command).
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import struct
 
 from netplumb.errors import KernelError, NetplumbError
@@ -386,10 +386,10 @@ def kill_pidfile(pidfile: str, must_contain: str) -> None:
             cmdline = ""
         if must_contain in cmdline:
             try:
-                os.kill(pid, 15)
+                posix.kill(pid, 15)
             except ProcessLookupError:
                 pass
     try:
-        os.unlink(pidfile)
+        posix.unlink(pidfile)
     except FileNotFoundError:
         pass

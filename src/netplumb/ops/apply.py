@@ -7,14 +7,13 @@ the record, Ctrl-C), the undos recorded so far run newest first, and the origina
 what the caller sees. An undo that fails does not stop the others: it is passed to
 ``undo_failed`` (the default keeps quiet, since the first error is the one that matters).
 
-Kept free of imports beyond ``os`` and ``errors``: the one-shot ``pipework`` path loads it.
+Kept free of imports beyond ``lightos`` and ``errors``: the one-shot ``pipework`` path loads it.
 """
 
 from __future__ import annotations
 
-import os
-
 from netplumb.errors import NetplumbError
+from netplumb.lightos import getenv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 
 # Tests inject a failure after the first action of a given type (its class name) to check
 # rollback on real kernel objects: ``NETPLUMB_FAIL_AFTER=CreateVeth netplumb attach ...``.
-_fail_after = os.environ.get("NETPLUMB_FAIL_AFTER", "")
+_fail_after = getenv("NETPLUMB_FAIL_AFTER", "")
 
 
 def fail_after_for_tests(name: str) -> None:

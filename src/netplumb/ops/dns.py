@@ -10,9 +10,10 @@ again if it died.
 
 from __future__ import annotations
 
-import os
+import posix
 
 from netplumb import state
+from netplumb.lightos import environ, exists, join
 
 TAG = "netplumb-dns"
 PIDFILE = "dns.pid"
@@ -135,12 +136,12 @@ def settle(timeout: float = 2.0) -> None:
     follows the records); wait for it (its lock is free once it has exited), so ``rm``,
     ``down`` and ``gc`` return with nothing of it left. It stays while a member does."""
     path = state.path(LOCKFILE)
-    if not os.path.exists(path) or (state.names("attach") and zone().members):
+    if not exists(path) or (state.names("attach") and zone().members):
         return
     import fcntl
     import time
 
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_RDWR | posix.O_CLOEXEC)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -152,13 +153,13 @@ def settle(timeout: float = 2.0) -> None:
                     return
                 time.sleep(0.005)
     finally:
-        os.close(fd)  # and the lock with it
+        posix.close(fd)  # and the lock with it
 
 
 def died() -> bool:
     """Whether the name server was killed (its PID file outlived it: it removes the file
     when it ends by itself)."""
-    return os.path.exists(state.path(PIDFILE)) and running() is None
+    return exists(state.path(PIDFILE)) and running() is None
 
 
 def ensure(bridge: str | None = None) -> bool:
@@ -171,7 +172,7 @@ def ensure(bridge: str | None = None) -> bool:
         return True
     from netplumb.kernel.daemon import spawn
 
-    log = os.path.join(state.ensure_dir("logs"), "dns.log")
+    log = join(state.ensure_dir("logs"), "dns.log")
     return spawn(TAG, "netplumb.ops.dnsserver:main", [state.state_dir()], log)
 
 
@@ -305,7 +306,7 @@ def start_with_sockets(bridge: str) -> bool:
     net = networks.by_bridge(bridge)
     if net is None or not net.gateways:
         return False
-    lock = os.open(state.path(LOCKFILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = posix.open(state.path(LOCKFILE), posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
     socks: list[socket.socket] = []
     try:
         try:
@@ -319,9 +320,9 @@ def start_with_sockets(bridge: str) -> bool:
             tcp = listening_socket(ip, bridge, socket.SOCK_STREAM)
             socks.append(tcp)
             parts.append(f"{net.name},{ip},{bridge},{udp.fileno()},{tcp.fileno()}")
-        log = os.path.join(state.ensure_dir("logs"), "dns.log")
+        log = join(state.ensure_dir("logs"), "dns.log")
         argv = daemon.python_argv(TAG, "netplumb.ops.dnsserver:main", [state.state_dir()])
-        env = {**os.environ, INHERIT: "|".join(parts)}
+        env = {**environ(), INHERIT: "|".join(parts)}
         keep = (lock, *(s.fileno() for s in socks))
         pid = daemon.detached(argv, env, log=log, keep=keep)
         # the server writes it too; written here, the next command finds it running at once
@@ -334,7 +335,7 @@ def start_with_sockets(bridge: str) -> bool:
     finally:
         for s in socks:
             s.close()
-        os.close(lock)  # the server holds the lock now (the same open file), or nobody
+        posix.close(lock)  # the server holds the lock now (the same open file), or nobody
 
 
 def inherited(value: str) -> tuple[int, dict[tuple[str, str, str], tuple[int, int]]]:

@@ -7,12 +7,12 @@ this command created, so a failed attach leaves no veth, address or route behind
 
 from __future__ import annotations
 
-import os
 import time
 
 from netplumb import state
 from netplumb.errors import Conflict, NetplumbError, NotSupported
 from netplumb.kernel.session import Session
+from netplumb.lightos import exists, isdir
 from netplumb.model.attach import AttachRequest
 from netplumb.model.names import mark_owner
 from netplumb.ops import apply as applier
@@ -47,7 +47,7 @@ def record_name(owner: str, ifname: str) -> str:
 
 
 def _vlan_supported() -> bool:
-    return os.path.exists("/proc/net/vlan")
+    return exists("/proc/net/vlan")
 
 
 def _find_dhcp_client(wanted: str | None) -> str | None:
@@ -229,7 +229,7 @@ def claim_lan(req: AttachRequest, holder: str) -> list[str]:
     """Static addresses on the LAN's bridge (or macvlan parent) are probed (RFC 5227): one that
     answers is refused; one in the LAN pool is leased. Returns the leased ones. Costs one
     ``stat`` when no LAN is set up."""
-    if not req.addresses or req.host_if is None or not os.path.isdir(state.path("lan")):
+    if not req.addresses or req.host_if is None or not isdir(state.path("lan")):
         return []
     from netplumb.kernel import arp
     from netplumb.ops import lanpool

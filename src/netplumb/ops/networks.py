@@ -10,11 +10,10 @@ guests, and IP forwarding in the namespace, as Docker does for docker0.
 
 from __future__ import annotations
 
-import os
-
 from netplumb import state
 from netplumb.errors import KernelError, NetplumbError
 from netplumb.kernel.netlink import Netlink
+from netplumb.lightos import getenv
 from netplumb.model.ip import IP, Interface
 from netplumb.model.names import network_mark
 from netplumb.model.network import (
@@ -279,11 +278,10 @@ def default() -> Network:
 
 def default_definition() -> Network:
     """The default network as ``default()`` makes it when it does not exist yet."""
-    subnet = os.environ.get("NETPLUMB_DEFAULT_SUBNET", DEFAULT_SUBNET)
-    subnet6: str | None = os.environ.get("NETPLUMB_DEFAULT_SUBNET6", DEFAULT_SUBNET6)
-    if subnet6 in ("", "none"):
-        subnet6 = None
-    return make_network(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, subnet6=subnet6)
+    subnet = getenv("NETPLUMB_DEFAULT_SUBNET", DEFAULT_SUBNET)
+    subnet6 = getenv("NETPLUMB_DEFAULT_SUBNET6", DEFAULT_SUBNET6)
+    v6 = None if subnet6 in ("", "none") else subnet6
+    return make_network(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, subnet6=v6)
 
 
 def by_bridge(bridge: str) -> Network | None:

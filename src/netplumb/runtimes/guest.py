@@ -7,7 +7,7 @@ Apart from ``guests`` (which resolves a reference, trying every runtime) so that
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
 
 class Guest:
@@ -27,7 +27,7 @@ class Guest:
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
     def __enter__(self) -> Guest:
@@ -44,9 +44,9 @@ def open_netns(path: str) -> int:
     fails with EINVAL otherwise (an ioctl here would cost the one-shot path ~1.5 ms to load
     ``fcntl``).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    if os.fstat(fd).st_dev != _nsfs_dev():
-        os.close(fd)
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    if posix.fstat(fd).st_dev != _nsfs_dev():
+        posix.close(fd)
         raise OSError(errno.EINVAL, "not a namespace file")
     return fd
 
@@ -56,5 +56,5 @@ _nsfs: list[int] = []
 
 def _nsfs_dev() -> int:
     if not _nsfs:
-        _nsfs.append(os.stat("/proc/self/ns/net").st_dev)
+        _nsfs.append(posix.stat("/proc/self/ns/net").st_dev)
     return _nsfs[0]

@@ -8,13 +8,14 @@ a PID that dies and is reused meanwhile can never send an interface into another
 
 from __future__ import annotations
 
-import os
+import posix
 
 from netplumb import state
 from netplumb.errors import GuestNotFound, NetplumbError, RuntimeUnavailable
 
 # Guest and pid_start_time are named here too, where callers have always found them.
 from netplumb.kernel.proc import pid_start_time as pid_start_time  # noqa: PLC0414
+from netplumb.lightos import exists
 from netplumb.runtimes.guest import Guest as Guest  # noqa: PLC0414
 from netplumb.runtimes.guest import open_netns
 
@@ -22,7 +23,7 @@ NETNS_RUN_DIR = "/run/netns"
 
 
 def _netns_key(fd: int) -> str:
-    st = os.fstat(fd)
+    st = posix.fstat(fd)
     return f"{st.st_dev}-{st.st_ino}"
 
 
@@ -46,7 +47,7 @@ def from_pid(pid: int, ref: str) -> Guest:
     fd = open_netns(f"/proc/{pid}/ns/net")
     start = pid_start_time(pid)
     if start is None:  # died between open and stat: the descriptor may be a dead namespace
-        os.close(fd)
+        posix.close(fd)
         raise GuestNotFound(f"guest {ref}: process {pid} exited")
     return Guest(f"pid:{pid}:{start}", "pid", ref, fd, pid, str(pid))
 
@@ -61,7 +62,7 @@ def resolve(ref: str) -> Guest:
         if guest is not None:
             return guest
         path = f"{NETNS_RUN_DIR}/{ref}"
-        if os.path.exists(path):
+        if exists(path):
             fd = open_netns(path)
             return Guest(
                 f"netns:{ref}:{_netns_key(fd)}", "netns", ref, fd, None, _netns_key(fd)[-6:]
@@ -116,7 +117,7 @@ def alive(key: str) -> bool:
     if kind == "netns":
         name, _, nskey = rest.partition(":")
         try:
-            st = os.stat(f"{NETNS_RUN_DIR}/{name}")
+            st = posix.stat(f"{NETNS_RUN_DIR}/{name}")
         except OSError:
             return False
         return f"{st.st_dev}-{st.st_ino}" == nskey

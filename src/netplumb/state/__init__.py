@@ -39,9 +39,10 @@ reads it (``link``, ``readlink``).
 from __future__ import annotations
 
 import marshal
-import os
+import posix
 
 from netplumb.errors import StateError
+from netplumb.lightos import dirname, exists, getenv, join
 from netplumb.state.scope import (
     DEFAULT_ROOT,
     DIR_MODE,
@@ -87,14 +88,14 @@ _root: str | None = None
 def state_dir() -> str:
     global _root  # noqa: PLW0603 -- computed once per process
     if _root is None:
-        env = os.environ.get("NETPLUMB_STATE_DIR")
+        env = getenv("NETPLUMB_STATE_DIR")
         if env:
             tighten(env)
             _root = env
         else:
             top = root()
             name = scope_name()
-            scope = os.path.join(top, name)
+            scope = join(top, name)
             tighten(top)
             if not tighten(scope):
                 settle(top, name)
@@ -103,7 +104,7 @@ def state_dir() -> str:
 
 
 def path(*parts: str) -> str:
-    return os.path.join(state_dir(), *parts)
+    return join(state_dir(), *parts)
 
 
 def ensure_dir(*parts: str) -> str:
@@ -114,21 +115,21 @@ def ensure_dir(*parts: str) -> str:
 
 def open_file(p: str, flags: int, mode: int = FILE_MODE) -> int:
     """``os.open`` of a file of the state directory, created with ``mode`` (0600)."""
-    return os.open(p, flags | os.O_CLOEXEC, mode)
+    return posix.open(p, flags | posix.O_CLOEXEC, mode)
 
 
 def write_file(p: str, data: bytes, mode: int = FILE_MODE) -> None:
     """Write a whole file, created (or truncated) with ``mode``. A guest's file is widened to
     ``mode`` even under a stricter umask: its processes must read it through the bind mount."""
-    fd = open_file(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = open_file(p, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC, mode)
     try:
         if mode & 0o044:
-            os.fchmod(fd, mode)
+            posix.fchmod(fd, mode)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view) :]
+            view = view[posix.write(fd, view) :]
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 SCOPE_ID = "scope-id"
@@ -151,17 +152,17 @@ def scope_id() -> str:
     except FileNotFoundError:
         value = ""
     if not value:
-        value = os.urandom(8).hex()
-        tmp = f"{p}.{os.getpid()}.tmp"
+        value = posix.urandom(8).hex()
+        tmp = f"{p}.{posix.getpid()}.tmp"
         makedirs(state_dir())
         write_file(tmp, value.encode())
         try:
-            os.link(tmp, p)
+            posix.link(tmp, p)
         except FileExistsError:
             with open(p) as f:
                 value = f.read().strip()
         finally:
-            os.unlink(tmp)
+            posix.unlink(tmp)
     _scope_id.append(value)
     return value
 
@@ -196,20 +197,20 @@ def _add_group_entry(parts: tuple[str, ...]) -> None:
     """Append the record's name to its group's list, before the record is first written (one
     write with O_APPEND: atomic among writers; no file is created after the group's first)."""
     entry = _group_file(parts)
-    if entry is None or os.path.exists(path(*parts)):
+    if entry is None or exists(path(*parts)):
         return
     listing, name = entry
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT
     try:
         try:
             fd = open_file(listing, flags)
         except FileNotFoundError:
-            makedirs(os.path.dirname(listing))
+            makedirs(dirname(listing))
             fd = open_file(listing, flags)
         try:
-            os.write(fd, f"{name}\n".encode())
+            posix.write(fd, f"{name}\n".encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as exc:
         raise StateError(f"cannot write netplumb index {listing}: {exc.strerror}") from None
 
@@ -228,9 +229,9 @@ def _drop_group_entry(parts: tuple[str, ...]) -> None:
     if entry is None:
         return
     listing, _ = entry
-    if not any(os.path.exists(path(parts[0], n)) for n in _read_group(listing)):
+    if not any(exists(path(parts[0], n)) for n in _read_group(listing)):
         try:
-            os.unlink(listing)
+            posix.unlink(listing)
         except FileNotFoundError:
             pass
 
@@ -260,11 +261,11 @@ def write(record: Record, *parts: str) -> None:
     ensure_dir(*parts[:-1])
     _add_group_entry(parts)
     p = path(*parts)
-    tmp = f"{p}.{os.getpid()}.tmp"
+    tmp = f"{p}.{posix.getpid()}.tmp"
     try:
-        with open(open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
+        with open(open_file(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC), "wb") as f:
             marshal.dump(record, f)
-        os.replace(tmp, p)
+        posix.replace(tmp, p)
     except OSError as exc:
         raise StateError(f"cannot write netplumb record {p}: {exc.strerror}") from None
     if is_kept(parts):
@@ -279,7 +280,7 @@ def remove(*parts: str) -> None:
 
         durable.forget(state_dir(), parts)  # first: a copy never outlives its record
     try:
-        os.unlink(path(*parts))
+        posix.unlink(path(*parts))
     except FileNotFoundError:
         pass
     _drop_group_entry(parts)
@@ -290,7 +291,7 @@ def link(value: str, *parts: str) -> bool:
     Callers create their directory first (``ensure_dir``)."""
     p = path(*parts)
     try:
-        os.symlink(value, p)
+        posix.symlink(value, p)
     except FileExistsError:
         return False
     except OSError as exc:
@@ -301,7 +302,7 @@ def link(value: str, *parts: str) -> bool:
 def readlink(*parts: str) -> str | None:
     """The value of an entry made by ``link`` (None if there is none)."""
     try:
-        return os.readlink(path(*parts))
+        return posix.readlink(path(*parts))
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -311,14 +312,14 @@ def readlink(*parts: str) -> str | None:
 def set_link(value: str, *parts: str) -> None:
     """Create or replace the entry ``parts`` with ``value`` atomically."""
     p = path(*parts)
-    tmp = f"{p}.{os.getpid()}.tmp"
+    tmp = f"{p}.{posix.getpid()}.tmp"
     try:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except FileNotFoundError:
             pass
-        os.symlink(value, tmp)
-        os.replace(tmp, p)
+        posix.symlink(value, tmp)
+        posix.replace(tmp, p)
     except OSError as exc:
         raise StateError(f"cannot write netplumb record {p}: {exc.strerror}") from None
 
@@ -326,7 +327,7 @@ def set_link(value: str, *parts: str) -> None:
 def names(*parts: str) -> list[str]:
     """The record names in a state subdirectory (temporary files left out), sorted."""
     try:
-        entries = os.listdir(path(*parts))
+        entries = posix.listdir(path(*parts))
     except FileNotFoundError:
         return []
     return sorted(e for e in entries if not e.endswith(".tmp") and not e.startswith("."))
@@ -335,17 +336,20 @@ def names(*parts: str) -> list[str]:
 def sweep_stale_tmp() -> list[str]:
     """Remove the temporary files of writes whose process died before the rename (``kill -9``
     at the wrong moment): ``NAME.PID.tmp`` whose PID no longer runs. Returns what went."""
+    from os import walk  # not on a one-shot path (``lightos``)
+    from os.path import relpath
+
     gone = []
     root = state_dir()
-    for folder, _dirs, files in os.walk(root):
+    for folder, _dirs, files in walk(root):
         for f in files:
             if not f.endswith(".tmp"):
                 continue
             pid = f[:-4].rpartition(".")[2]
-            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            if pid.isdigit() and not exists(f"/proc/{pid}"):
                 try:
-                    os.unlink(os.path.join(folder, f))
+                    posix.unlink(join(folder, f))
                 except FileNotFoundError:
                     continue
-                gone.append(os.path.relpath(os.path.join(folder, f), root))
+                gone.append(relpath(join(folder, f), root))
     return gone

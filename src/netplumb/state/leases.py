@@ -35,10 +35,11 @@ other work is writing to the disk, an in-place write of the lock file a microsec
 
 from __future__ import annotations
 
-import os
+import posix
 
 from netplumb import state
 from netplumb.errors import StateError
+from netplumb.lightos import isdir
 from netplumb.state.lock import Lock
 
 TYPE_CHECKING = False
@@ -76,7 +77,7 @@ def held(table: str) -> dict[str, str]:
 def since(table: str, key: str) -> float | None:
     """When ``key`` was leased (unix time), None if it is not."""
     try:
-        return os.lstat(state.path(LEASES, table, key)).st_mtime
+        return posix.lstat(state.path(LEASES, table, key)).st_mtime
     except FileNotFoundError:
         return None
 
@@ -86,7 +87,7 @@ def aged(table: str, seconds: float, now: float) -> list[tuple[str, str, float]]
     leases expire: one ``lstat`` per lease, a ``readlink`` only for the old ones)."""
     out = []
     try:
-        entries = os.scandir(state.path(LEASES, table))
+        entries = posix.scandir(state.path(LEASES, table))
     except FileNotFoundError:
         return []
     with entries:
@@ -154,7 +155,7 @@ def hints(lk: Lock) -> list[tuple[int, int]]:
     every key is taken. (0, 0) when unknown: a new table, or the relative offsets of the layout
     before ``v2``, which are ignored. A hint counts only for a span of the same first key: a
     pool whose range moves (the LAN pool set again, a CNI config's new subnet) starts over."""
-    words = os.pread(lk.fd, 160, 0).split()
+    words = posix.pread(lk.fd, 160, 0).split()
     out = [(0, 0), (0, 0)]
     if len(words) == 3 and words[0] == _HINTS:
         for slot, word in enumerate(words[1:]):
@@ -168,7 +169,7 @@ def set_hint(lk: Lock, slot: int, first: int, value: int) -> None:
     h = hints(lk)
     h[slot] = (first, value)
     text = f"v2 {h[0][0]}:{h[0][1]} {h[1][0]}:{h[1][1]}"
-    os.pwrite(lk.fd, text.encode().ljust(111) + b"\n", 0)
+    posix.pwrite(lk.fd, text.encode().ljust(111) + b"\n", 0)
 
 
 def _lower_hint(lk: Lock, key: str) -> None:
@@ -187,14 +188,14 @@ def _index(owner: str, table: str, key: str) -> None:
     p = state.path(BY_OWNER, owner)
     try:
         try:
-            fd = state.open_file(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            fd = state.open_file(p, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT)
         except FileNotFoundError:
             state.ensure_dir(BY_OWNER)
-            fd = state.open_file(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            fd = state.open_file(p, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT)
         try:
-            os.write(fd, f"+{table}@{key}\n".encode())
+            posix.write(fd, f"+{table}@{key}\n".encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as exc:
         raise StateError(f"cannot write netplumb lease index {p}: {exc.strerror}") from None
 
@@ -203,7 +204,7 @@ def _link(table: str, key: str, owner: str) -> bool:
     try:
         return state.link(owner, LEASES, table, key)
     except StateError:
-        if os.path.isdir(state.path(LEASES, table)):
+        if isdir(state.path(LEASES, table)):
             raise
         state.ensure_dir(LEASES, table)
         return state.link(owner, LEASES, table, key)

@@ -13,7 +13,7 @@ leaves a table locked.
 
 from __future__ import annotations
 
-import os
+import posix
 
 from netplumb import state
 
@@ -33,13 +33,13 @@ class Lock:
 
         p = state.path(*self.parts)
         try:
-            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
+            self.fd = state.open_file(p, posix.O_RDWR | posix.O_CREAT)
         except FileNotFoundError:
             state.ensure_dir(*self.parts[:-1])
-            self.fd = state.open_file(p, os.O_RDWR | os.O_CREAT)
+            self.fd = state.open_file(p, posix.O_RDWR | posix.O_CREAT)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
+        posix.close(self.fd)
         self.fd = -1

@@ -9,31 +9,32 @@ the one-shot path does not pay for importing fcntl.)
 
 from __future__ import annotations
 
-import os
+import posix
 
 from netplumb import state
+from netplumb.lightos import exists
 
 PENDING = "attach.pending"
 
 
 def mark(name: str) -> str:
     p = state.path(PENDING, name)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC
     try:
         fd = state.open_file(p, flags)
     except FileNotFoundError:
         state.ensure_dir(PENDING)
         fd = state.open_file(p, flags)
     try:
-        os.write(fd, str(os.getpid()).encode())
+        posix.write(fd, str(posix.getpid()).encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
     return p
 
 
 def clear(p: str) -> None:
     try:
-        os.unlink(p)
+        posix.unlink(p)
     except FileNotFoundError:
         pass
 
@@ -47,6 +48,6 @@ def busy_names() -> set[str]:
                 pid = int(f.read().strip() or 0)
         except (OSError, ValueError):
             continue
-        if pid > 0 and os.path.exists(f"/proc/{pid}"):
+        if pid > 0 and exists(f"/proc/{pid}"):
             out.add(name)
     return out

@@ -48,9 +48,10 @@ finds, creates and settles the directory; ``state`` reads and writes the records
 from __future__ import annotations
 
 import marshal
-import os
+import posix
 
 from netplumb.errors import StateError
+from netplumb.lightos import dirname, getenv, isdir, join
 
 DEFAULT_ROOT = "/run/netplumb"
 DIR_MODE = 0o700
@@ -64,7 +65,7 @@ _ENOPROTOOPT = 92
 
 def root() -> str:
     """The directory that holds every namespace's state directory."""
-    return os.environ.get("NETPLUMB_STATE_ROOT") or DEFAULT_ROOT
+    return getenv("NETPLUMB_STATE_ROOT") or DEFAULT_ROOT
 
 
 def netns_cookie() -> int:
@@ -90,11 +91,11 @@ def netns_cookie() -> int:
     return int.from_bytes(raw, sys.byteorder)
 
 
-def _is_initial(mine: os.stat_result) -> bool:
+def _is_initial(mine: posix.stat_result) -> bool:
     if mine.st_ino == INIT_NETNS_INODE:
         return True
     try:
-        init = os.stat("/proc/1/ns/net")
+        init = posix.stat("/proc/1/ns/net")
     except OSError:
         return False
     return (mine.st_dev, mine.st_ino) == (init.st_dev, init.st_ino)
@@ -102,7 +103,7 @@ def _is_initial(mine: os.stat_result) -> bool:
 
 def scope_name() -> str:
     """This namespace's directory name under ``root()``: ``host`` or ``netns-<inode>-<cookie>``."""
-    mine = os.stat("/proc/self/ns/net")
+    mine = posix.stat("/proc/self/ns/net")
     if _is_initial(mine):
         return "host"
     return f"netns-{mine.st_ino}-{netns_cookie()}"
@@ -113,12 +114,12 @@ def tighten(p: str) -> bool:
     Never a sticky or world-writable directory (``NETPLUMB_STATE_DIR=/tmp``): netplumb makes
     none, so such a one is shared, not netplumb's to close."""
     try:
-        st = os.stat(p)
+        st = posix.stat(p)
     except FileNotFoundError:
         return False
     if st.st_mode & 0o077 and not st.st_mode & 0o1002:
         try:
-            os.chmod(p, DIR_MODE)
+            posix.chmod(p, DIR_MODE)
         except OSError:
             pass  # not ours to change (a NETPLUMB_STATE_DIR of another user's): leave it
     return True
@@ -128,16 +129,16 @@ def makedirs(p: str) -> None:
     """``os.makedirs`` with ``DIR_MODE`` for every level it creates (``os.makedirs`` gives its
     mode to the last level only, the others get the umask's default, 0755)."""
     try:
-        os.mkdir(p, DIR_MODE)
+        posix.mkdir(p, DIR_MODE)
     except FileExistsError:
         return
     except FileNotFoundError:
-        parent = os.path.dirname(p.rstrip("/"))
+        parent = dirname(p.rstrip("/"))
         if not parent or parent == p:
             raise
         makedirs(parent)
         try:
-            os.mkdir(p, DIR_MODE)
+            posix.mkdir(p, DIR_MODE)
         except FileExistsError:
             pass
 
@@ -149,26 +150,26 @@ def settle(top: str, name: str) -> None:
     import fcntl
 
     makedirs(top)
-    lock = os.open(os.path.join(top, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    lock = posix.open(join(top, ".lock"), posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, FILE_MODE)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        scope = os.path.join(top, name)
-        if os.path.isdir(scope):
+        scope = join(top, name)
+        if isdir(scope):
             return  # another process settled it meanwhile
-        old = f"netns-{os.stat('/proc/self/ns/net').st_ino}"
+        old = f"netns-{posix.stat('/proc/self/ns/net').st_ino}"
         if name != "host":
-            for entry in os.listdir(top):
+            for entry in posix.listdir(top):
                 if entry.startswith(f"{old}-") and entry != name:
                     move_aside(entry)  # our inode, another cookie: that namespace is gone
-        if os.path.isdir(os.path.join(top, old)):
-            if name == "host" or _shows_life(os.path.join(top, old)):
-                os.chmod(os.path.join(top, old), DIR_MODE)
-                os.rename(os.path.join(top, old), scope)
+        if isdir(join(top, old)):
+            if name == "host" or _shows_life(join(top, old)):
+                posix.chmod(join(top, old), DIR_MODE)
+                posix.rename(join(top, old), scope)
                 return
             move_aside(old)
         makedirs(scope)
     finally:
-        os.close(lock)
+        posix.close(lock)
 
 
 def _shows_life(old: str) -> bool:
@@ -176,10 +177,10 @@ def _shows_life(old: str) -> bool:
     records still runs, or an interface here carries a netplumb mark."""
     from netplumb.kernel.proc import pid_start_time
 
-    hosts = os.path.join(old, "hosts")
-    for entry in os.listdir(hosts) if os.path.isdir(hosts) else []:
+    hosts = join(old, "hosts")
+    for entry in posix.listdir(hosts) if isdir(hosts) else []:
         try:
-            with open(os.path.join(hosts, entry), "rb") as f:
+            with open(join(hosts, entry), "rb") as f:
                 rec = marshal.load(f)
         except (OSError, EOFError, ValueError, TypeError):
             continue
@@ -200,12 +201,12 @@ def move_aside(name: str) -> str | None:
     import time
 
     top = root()
-    makedirs(os.path.join(top, STALE))
-    base = os.path.join(top, STALE, f"{name}-{int(time.time())}")
+    makedirs(join(top, STALE))
+    base = join(top, STALE, f"{name}-{int(time.time())}")
     for n in range(100):
         dest = base if n == 0 else f"{base}.{n}"
         try:
-            os.rename(os.path.join(top, name), dest)
+            posix.rename(join(top, name), dest)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -219,10 +220,10 @@ def move_aside(name: str) -> str | None:
 def stale_dirs() -> list[str]:
     """The directories of dead namespaces moved aside (none with ``NETPLUMB_STATE_DIR``: that
     directory is not scoped, and the root is not ours to clean)."""
-    if os.environ.get("NETPLUMB_STATE_DIR"):
+    if getenv("NETPLUMB_STATE_DIR"):
         return []
-    top = os.path.join(root(), STALE)
+    top = join(root(), STALE)
     try:
-        return sorted(os.path.join(top, e) for e in os.listdir(top))
+        return sorted(join(top, e) for e in posix.listdir(top))
     except FileNotFoundError:
         return []
