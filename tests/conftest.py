@@ -9,18 +9,19 @@
   tables, holder processes, CNI agents, test containers. What was there before the run is left
   out (it is not this run's leak), compared by what it is, not by pid or veth name: the
   README's demo, up before the run and brought up again by its test, is not a leak. Nothing
-  is deleted: the check only reports. Test objects there before the run (``npt-`` namespaces
-  and containers: a run killed before its cleanup left them) are listed apart, without failing.
+  is deleted by the check: it only reports.
+- Test objects there before the run (``npt-`` namespaces and containers, netplumb's containers
+  and processes of a state under pytest's temporary root: see ``leaks.py``) were left by a run
+  killed before its cleanup. Each run marks itself live (``/run/netplumb-tests``); when no
+  other run is live they are removed before the tests start, else only listed. The summary
+  shows them apart, without failing.
 - The one lab helper (namespaces, netplumb's state, commands, processes, cleanup) is
   ``lab.py``; the fixtures ``netns`` and ``busybox_container`` live in ``netns_helpers.py``.
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import os
-import subprocess
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -35,7 +36,7 @@ pytest_plugins = ["netns_helpers"]
 # imported below, before pytest_plugins is read
 pytest.register_assert_rewrite("lab", "netns_helpers")
 
-from leaks import earlier_test_objects  # noqa: E402
+from leaks import Run, earlier_test_objects, find_leaks, reclaim  # noqa: E402
 from netns_helpers import docker_reachable, is_root  # noqa: E402
 
 _LEAKS_BEFORE = pytest.StashKey[dict[str, str]]()
@@ -43,6 +44,8 @@ _LEAKS = pytest.StashKey[list[str]]()
 _CI_SKIPS = pytest.StashKey[list[str]]()
 _RAN_KERNEL = pytest.StashKey[bool]()
 _DOCKER_UP = pytest.StashKey[bool]()
+_RUN = pytest.StashKey[Run]()
+_EARLIER = pytest.StashKey[tuple[str, list[str]]]()
 
 
 def _under_ci() -> bool:
@@ -62,6 +65,14 @@ def _needs_kernel(item: pytest.Item) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CI_SKIPS] = []
     config.stash[_RAN_KERNEL] = False
+    if is_root():
+        run = config.stash[_RUN] = Run()
+        run.enter()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RUN in config.stash:
+        config.stash[_RUN].leave()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -110,62 +121,28 @@ def pytest_make_collect_report(
     return report
 
 
-def _out(argv: list[str]) -> str:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return proc.stdout
-
-
-def find_leaks() -> dict[str, str]:
-    """What netplumb or the tests may have left on this machine, one line per object.
-
-    Keyed by what the object is, not by its kernel name or pid: a demo that was up before the
-    run and is up again after it (its hosts restarted) has new pids and veth names, and is not
-    this run's leak; the line shown says which object it is now.
-    """
-    found: dict[str, str] = {}
-    for line in _out(["ip", "netns", "list"]).splitlines():
-        name = line.split(" ")[0]
-        if name.startswith("npt-"):
-            found[f"netns {name}"] = f"netns {name}"
-    for path in glob.glob("/run/netplumb/*/hosts/*"):
-        found[path] = f"netplumb host record {path}"
-    links = _out(["ip", "-j", "link"])
-    for link in json.loads(links) if links.strip() else []:
-        alias = str(link.get("ifalias", ""))
-        if alias.startswith("netplumb:"):
-            # a host's veth is named after its holder's pid: the owner says which it is
-            key = alias if alias.startswith("netplumb:host:") else link["ifname"]
-            n = sum(1 for k in found if k.startswith(f"link {key} #"))
-            found[f"link {key} #{n}"] = f"link {link['ifname']} ({alias})"
-    for line in _out(["nft", "list", "tables"]).splitlines():
-        if "netplumb" in line:
-            found[f"nft {line.strip()}"] = f"nft {line.strip()}"
-    for line in _out(
-        [
-            "pgrep",
-            "-af",
-            "netplumb-hold|netplumb-host|netplumb-dns|netplumb-test-marker"
-            # CNI agents: started on demand (netplumb-cni-agent), by hand or by a test
-            "|netplumb-cni-agent|netplumb cni agent|netplumb[.]cni[.]agent",
-        ]
-    ).splitlines():
-        command = line.split(" ", 1)[-1]
-        n = sum(1 for k in found if k.startswith(f"process {command} #"))
-        found[f"process {command} #{n}"] = f"process {line}"
-    docker = _out(["docker", "ps", "-a", "--filter", "name=^npt-", "--format", "{{.Names}}"])
-    for name in docker.split():
-        found[f"docker container {name}"] = f"docker container {name}"
-    return found
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     # What is there before the tests run is not this run's leak (another run's, or a
     # developer's demo): the check reports only what is new.
-    if is_root() and any(_needs_kernel(item) for item in session.items):
-        session.config.stash[_LEAKS_BEFORE] = find_leaks()
+    if not (is_root() and any(_needs_kernel(item) for item in session.items)):
+        return
+    config = session.config
+    before = find_leaks()
+    earlier = earlier_test_objects(before)
+    if earlier:
+        # only a test makes them: a run killed before its cleanup left them. With no other run
+        # live they are that dead run's, and one of them may hold a name a test needs (the
+        # demo's `mongodb`): removed. While another run is live they may be its: listed only.
+        lines = [before[key] for key in earlier]
+        others = config.stash[_RUN].others()
+        if others:
+            pids = ", ".join(map(str, others))
+            config.stash[_EARLIER] = (f"left alone: another test run is live (pid {pids})", lines)
+        else:
+            failed = reclaim(earlier)
+            config.stash[_EARLIER] = ("removed: no other test run is live", lines + failed)
+            before = find_leaks()
+    config.stash[_LEAKS_BEFORE] = before
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -199,10 +176,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("leak check: left behind by this run (fails the run)", red=True)
         for line in leaks:
             terminalreporter.line(line)
-    stale = earlier_test_objects(config.stash.get(_LEAKS_BEFORE, {}))
-    if stale:
-        # a run killed before its cleanup (a session ended mid-run) leaves them; the next run
-        # cannot tell them from a developer's, so it shows them without failing
-        terminalreporter.section("test objects an earlier run left (not this run's)", yellow=True)
-        for line in stale:
+    if _EARLIER in config.stash:
+        # a run killed before its cleanup (a session ended mid-run) left them
+        what, lines = config.stash[_EARLIER]
+        terminalreporter.section(f"test objects an earlier run left ({what})", yellow=True)
+        for line in lines:
             terminalreporter.line(line)
