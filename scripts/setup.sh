@@ -12,11 +12,12 @@ cd "$(dirname "$0")/.."
 # bind9-dnsutils: dig, for the name server tests; aardvark-dns: bench/dns.py compares it.
 # nginx-light: bench/ports.py's server (keep-alive and an ordinary backlog, which busybox httpd
 # lacks; started with its own config, the package's service is not used); conntrack, tcpdump:
-# to look at a published port's connections (conntrack -S, captures inside the namespaces).
+# to look at a published port's connections (conntrack -S, captures inside the namespaces);
+# bpftool: the tests read the socket redirection's programs and map with it (kernel/socklb.py).
 PACKAGES=(iproute2 nftables iptables docker.io busybox-static dnsmasq-base iputils-ping
           containernetworking-plugins curl netcat-openbsd iperf3 wrk procps psmisc util-linux
           python3 python3-venv debootstrap librsvg2-bin podman gcc libc6-dev bind9-dnsutils
-          aardvark-dns nginx-light conntrack tcpdump)
+          aardvark-dns nginx-light conntrack tcpdump bpftool)
 apt_stamp=.venv/.netplumb-apt
 wanted="${PACKAGES[*]}"
 

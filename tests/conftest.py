@@ -6,7 +6,8 @@
 - After a run as root that ran kernel or Docker tests, a leak check lists what netplumb or the
   tests left behind and fails the run: test namespaces (``npt-*``), netplumb host records in
   ``/run/netplumb/*/hosts``, links marked ``netplumb:`` in this namespace, netplumb nftables
-  tables, holder processes, CNI agents, test containers. What was there before the run is left
+  tables, holder processes, CNI agents, test containers, the socket redirection's BPF
+  programs (``np_*``). What was there before the run is left
   out (it is not this run's leak), compared by what it is, not by pid or veth name: the
   README's demo, up before the run and brought up again by its test, is not a leak. Nothing
   is deleted by the check: it only reports.

@@ -233,6 +233,8 @@ def sync() -> None:
 
     with PortsLock():
         nft.apply_text(_desired())
+        everything = [b for owner in portrecords.owners() for b in portrecords.bindings(owner)]
+        _redirect(everything, [], everything=True)
 
 
 def changed(add: list[Record], drop: list[Record]) -> None:
@@ -253,6 +255,34 @@ def changed(add: list[Record], drop: list[Record]) -> None:
         if not nftset.missing(exc):
             raise
         sync()
+        return
+    _redirect(add, drop)
+
+
+def _redirect(add: list[Record], drop: list[Record], everything: bool = False) -> None:
+    """The machine's own connections to ``127.0.0.1:PORT`` of these IPv4 TCP bindings sent to
+    the guest when they are made, not translated (``model/socklb.py``: the DNAT's cost is the
+    translation itself); ``everything``: these are all the bindings, and any other entry of
+    this namespace goes. The DNAT rules stay for every other client."""
+    from netplumb.model import socklb as model
+
+    def redirected(b: Record) -> bool:
+        return model.qualifies(int(b["family"]), b.get("host_ip"), str(b["proto"]))
+
+    add, drop = [b for b in add if redirected(b)], [b for b in drop if redirected(b)]
+    if not (add or drop or everything):
+        return
+    from netplumb.kernel import socklb
+
+    cookie = socklb.netns_cookie()
+    adding = {
+        model.key(cookie, int(b["host_port"])): model.value(
+            str(b["container_ip"]), int(b["container_port"])
+        )
+        for b in add
+    }
+    dropping = [model.key(cookie, int(b["host_port"])) for b in drop]
+    socklb.update(adding, [k for k in dropping if k not in adding], cookie if everything else None)
 
 
 def _self_elements(

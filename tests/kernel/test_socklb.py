@@ -1,0 +1,148 @@
+"""The machine's own connections to ``127.0.0.1:PORT`` of a published port go to the guest when
+they are made (``kernel/socklb.py``), on real namespaces, a real cgroup and real BPF programs.
+
+netplumb is told the cgroup (``NETPLUMB_SOCKLB_CGROUP``): a child of a cgroup v2 mount the test
+makes, so only the test's clients, written into it, are redirected. Oracles: the address the
+guest's server sees (the gateway for a connection made to the guest, the loopback NAT source
+for one the DNAT translated), what the client's ``getpeername`` says, and ``bpftool`` for the
+programs attached to the cgroup and the services map.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from kernel.portlab import GATEWAY, LOOPBACK_SOURCE
+from kernel.portlab import Lab as PortsLab
+from lab import REMOVE, run
+
+pytestmark = pytest.mark.kernel
+
+# Connects to HOST:PORT (from a socket bound to BIND first, if given) and prints what the
+# server saw and what getpeername says, as JSON; an error's name when it cannot connect.
+CLIENT = textwrap.dedent("""
+    import json, socket, sys
+    host, port, bind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    s = socket.socket()
+    s.settimeout(5)
+    if bind:
+        s.bind((bind, 0))
+    try:
+        s.connect((host, port))
+    except OSError as e:
+        print(json.dumps(type(e).__name__))
+        sys.exit()
+    peer = s.getpeername()
+    print(json.dumps([s.makefile().read().split()[0], list(peer)]))
+""")
+
+
+class Lab(PortsLab):
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        with self.closed_on_error():
+            mount = tmp / "cgroup2"
+            mount.mkdir()
+            run(["mount", "-t", "cgroup2", "none", str(mount)])
+            self.defer(f"mount {mount}", partial(run, ["umount", str(mount)]), REMOVE)
+            self.cgroup = mount / f"npt-{self.id}"
+            self.cgroup.mkdir()
+            self.defer(f"cgroup {self.cgroup}", self.cgroup.rmdir, REMOVE)
+
+    def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return super().environ({"NETPLUMB_SOCKLB_CGROUP": str(self.cgroup), **(extra or {})})
+
+    def client(self, port: int, ns: str = "", bind: str = "", in_cgroup: bool = True) -> object:
+        enter = f"echo $$ > {self.cgroup}/cgroup.procs; " if in_cgroup else ""
+        argv = ["sh", "-c", enter + 'exec python3 -c "$0" "$@"', CLIENT, "127.0.0.1", str(port)]
+        return json.loads(self.run_in(ns or self.m, *argv, bind).stdout)
+
+    def attached(self) -> list[str]:
+        rows = json.loads(
+            run(["bpftool", "-j", "cgroup", "show", str(self.cgroup)]).stdout.strip() or "[]"
+        )
+        return sorted(f"{r['attach_type']} {r['name']}" for r in rows)
+
+
+def services(lab: Lab) -> list[tuple[int, str, int, str, int]]:
+    """The entries of the services map of the program attached to the lab's cgroup (netns
+    cookie, address, port, guest address, guest port), read with bpftool."""
+    rows = json.loads(
+        run(["bpftool", "-j", "cgroup", "show", str(lab.cgroup)]).stdout.strip() or "[]"
+    )
+    ids = [r["id"] for r in rows if r["name"] == "np_connect4"]
+    if not ids:
+        return []
+    prog = json.loads(run(["bpftool", "-j", "prog", "show", "id", str(ids[0])]).stdout)
+    out = []
+    for map_id in prog["map_ids"]:
+        info = json.loads(run(["bpftool", "-j", "map", "show", "id", str(map_id)]).stdout)
+        if info["name"] != "np_services":
+            continue
+        for row in json.loads(run(["bpftool", "-j", "map", "dump", "id", str(map_id)]).stdout):
+            k = bytes(int(x, 16) for x in row["key"])
+            v = bytes(int(x, 16) for x in row["value"])
+            cookie = int.from_bytes(k[:8], "little")
+            ip, guest = ".".join(map(str, k[8:12])), ".".join(map(str, v[0:4]))
+            out.append((cookie, ip, int.from_bytes(k[12:14]), guest, int.from_bytes(v[4:6])))
+    return sorted(out)
+
+
+def netns_cookie(lab: Lab, ns: str) -> int:
+    code = "import socket; print(int.from_bytes(socket.socket().getsockopt(1, 71, 8), 'little'))"
+    return int(lab.run_in(ns, "python3", "-c", code).stdout)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    lab = Lab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def test_connections_to_127_0_0_1_are_made_to_the_guest_and_named_as_asked(lab: Lab) -> None:
+    lab.serve()  # srv, published on 127.0.0.1:18080 and on every address's 18081
+    lab.np("publish", "srv", "18082:8080/udp")
+    guest = json.loads(lab.np("ps", "--json").stdout)[0]["addresses"][0].split("/")[0]
+    assert lab.attached() == ["cgroup_inet4_connect np_connect4",
+                              "cgroup_inet4_getpeername np_peername4"]  # fmt: skip
+    cookie = netns_cookie(lab, lab.m)
+    mine = [s for s in services(lab) if s[0] == cookie]
+    assert mine == [
+        (cookie, "127.0.0.1", 18080, guest, 8080),
+        (cookie, "127.0.0.1", 18081, guest, 8080),
+    ]  # TCP only: the UDP port keeps the DNAT alone
+    # made to the guest: it sees the gateway, not the loopback NAT source; the client's peer is
+    # still the address it asked for
+    assert lab.client(18080) == [GATEWAY, ["127.0.0.1", 18080]]
+    assert lab.client(18081) == [GATEWAY, ["127.0.0.1", 18081]]
+    # outside the cgroup, and from a socket bound to a loopback address: the DNAT, as before
+    assert lab.client(18080, in_cgroup=False) == [LOOPBACK_SOURCE, ["127.0.0.1", 18080]]
+    assert lab.client(18080, bind="127.0.0.1") == [LOOPBACK_SOURCE, ["127.0.0.1", 18080]]
+    # another namespace's 127.0.0.1 is its own: nothing published there
+    other = lab.netns("other")
+    assert lab.client(18080, ns=other) == "ConnectionRefusedError"
+
+
+def test_unpublished_ports_leave_the_map_and_the_last_one_detaches_the_programs(
+    lab: Lab,
+) -> None:
+    lab.serve()
+    cookie = netns_cookie(lab, lab.m)
+    lab.np("publish", "srv", "18090:9090")
+    assert [s[2] for s in services(lab) if s[0] == cookie] == [18080, 18081, 18090]
+    lab.np("unpublish", "srv", "9090")
+    assert [s[2] for s in services(lab) if s[0] == cookie] == [18080, 18081]
+    assert lab.client(18090) == "ConnectionRefusedError"
+    assert lab.client(18081)[0] == GATEWAY  # type: ignore[index]
+    lab.np("rm", "-f", "srv")
+    assert lab.attached() == []
+    assert services(lab) == []
