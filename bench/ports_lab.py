@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netplumb.kernel.socklb import cgroup_root
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv" / "bin"
 IMAGE = "netplumb/busybox:test"
@@ -170,6 +172,7 @@ class Lab:
     inodes: dict[int, str] = field(default_factory=dict)  # netns inode -> what it was
     paths: list[BenchPath] = field(default_factory=list)
     unreachable: dict[str, str] = field(default_factory=dict)  # path -> why
+    cgroup: Path | None = None  # the cgroup v2 root, mounted again for netplumb (see setup)
 
     def nginx(self, name: str, port: int, seen: Path | None = None) -> list[str]:
         """A config of its own for one server instance; the argv that starts it. ``seen``:
@@ -223,6 +226,16 @@ class Lab:
         os.chmod(www, 0o755)
         os.chmod(www / "index.html", 0o644)
         self.env = {**os.environ, "NETPLUMB_STATE_DIR": str(tmp / "state")}
+        # netplumb runs in the lab's machine namespace through `ip netns exec`, whose fresh /sys
+        # hides the cgroup mounts: the machine's cgroup v2 root is mounted again where it can
+        # see it, so that it sends connections to 127.0.0.1:PORT to the guest (kernel/socklb.py)
+        # for the clients here, as a netplumb run in the machine's own namespace does for a
+        # user's. Unmounted at close (the programs go with the last published port).
+        if cgroup_root():
+            self.cgroup = tmp / "cgroup2"
+            self.cgroup.mkdir()
+            run("mount", "-t", "cgroup2", "none", str(self.cgroup))
+            self.env["NETPLUMB_SOCKLB_CGROUP"] = str(self.cgroup)
         self.machine = self.netns(f"npb-{tag}-ports")
         self.lan = self.netns(f"npb-{tag}-lan")
         self.behind = self.netns(f"npb-{tag}-behind")
@@ -351,6 +364,11 @@ class Lab:
         for ns in (self.machine, self.lan, self.behind, *self.floor_ns):
             if ns:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        if self.cgroup is not None:
+            subprocess.run(["umount", str(self.cgroup)], capture_output=True, check=False)
+            if os.path.ismount(self.cgroup):
+                # never rmtree through a cgroup mount (it would remove the machine's cgroups)
+                return [*self.leftovers(), f"mount {self.cgroup}"]
         shutil.rmtree(self.tmp, ignore_errors=True)
         return self.leftovers()
 
