@@ -101,11 +101,8 @@ def netns_cookie(lab: Lab, ns: str) -> int:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
+    with Lab(tmp_path) as made:  # closed even when the test fails
+        yield made
 
 
 def test_connections_to_127_0_0_1_are_made_to_the_guest_and_named_as_asked(lab: Lab) -> None:

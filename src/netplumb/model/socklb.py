@@ -120,6 +120,16 @@ def _join(*parts: bytes) -> bytes:
     return b"".join(parts)
 
 
+def _lookup(map_fd: int, key_at: int) -> bytes:
+    """``r0 = lookup(map, fp + key_at)``."""
+    return _join(_map(1, map_fd), _mov(2, 10), _add(2, key_at), _call(MAP_LOOKUP))
+
+
+def _write_found() -> bytes:
+    """The entry found (r0: address, port) becomes the socket's address (ctx is r6)."""
+    return _join(_ldx32(1, 0, 0), _stx32(6, 1, USER_IP4), _ldx32(1, 0, 4), _stx32(6, 1, USER_PORT))
+
+
 def connect_program(services_fd: int, peers_fd: int) -> bytes:
     """``connect4``: ``127.0.0.1:PORT`` of a published port becomes the guest's address."""
     body = _join(
@@ -130,16 +140,10 @@ def connect_program(services_fd: int, peers_fd: int) -> bytes:
         _stx32(10, 7, -8),
         _ldx32(8, 6, USER_PORT),
         _stx32(10, 8, -4),
-        _map(1, services_fd),
-        _mov(2, 10),
-        _add(2, -16),
-        _call(MAP_LOOKUP),
+        _lookup(services_fd, -16),
     )
     rewrite = _join(
-        _ldx32(1, 0, 0),
-        _stx32(6, 1, USER_IP4),
-        _ldx32(1, 0, 4),
-        _stx32(6, 1, USER_PORT),
+        _write_found(),
         _stx32(10, 7, -32),  # the address asked for, at fp-32, for getpeername
         _stx32(10, 8, -28),
         _mov(1, 6),
@@ -172,17 +176,9 @@ def peername_program(peers_fd: int) -> bytes:
         _mov(1, 6),
         _call(SOCKET_COOKIE),
         _stx64(10, 0, -8),
-        _map(1, peers_fd),
-        _mov(2, 10),
-        _add(2, -8),
-        _call(MAP_LOOKUP),
+        _lookup(peers_fd, -8),
     )
-    rewrite = _join(
-        _ldx32(1, 0, 0),
-        _stx32(6, 1, USER_IP4),
-        _ldx32(1, 0, 4),
-        _stx32(6, 1, USER_PORT),
-    )
+    rewrite = _write_found()
     found = _ins(0x15, 0, off=len(rewrite) // 8, imm=0)
     return (
         _join(_stream_only((len(body) + len(found) + len(rewrite)) // 8), body, found, rewrite)
