@@ -1,11 +1,12 @@
-"""Published ports: netplumb's kernel DNAT vs the direct path, Docker's -p and loopback.
+"""Published ports: netplumb's -p vs the direct path, Docker's -p and loopback.
 
 Side by side in one run on this machine, each path with wrk (nginx serving a small file:
 connection per request and keep-alive, 1, 10, 50 and 200 connections; requests/s, p50, p99,
 and the SYN retransmits of the client and SYNs dropped by PAWS at the server during the figure)
 and iperf3 (TCP Gbit/s):
   direct            machine ns -> guest address (no translation), netplumb's network
-  netplumb -p       machine ns -> 127.0.0.1:PORT, DNAT in netplumb's nftables table
+  netplumb -p       machine ns -> 127.0.0.1:PORT: connected to the guest by netplumb's cgroup
+                    programs where the machine has cgroup v2 (kernel/socklb.py), else DNAT
   docker -p         the machine's own namespace -> 127.0.0.1:PORT of `docker run -p`
   loopback          machine ns -> a server on its own 127.0.0.1 (the ceiling)
   lan direct / -p   a LAN neighbour -> a server routed behind the machine ns / a port
@@ -282,6 +283,9 @@ def main() -> int:
                 "elapsed_s": elapsed,
                 "seed": seed,
                 "server": "nginx (Debian nginx-light), one worker, backlog 4096",
+                # netplumb -p's connections made to the guest by the cgroup programs
+                # (kernel/socklb.py), or translated by the DNAT (no cgroup v2 here)
+                "socket_redirect": lab.cgroup is not None,
                 "paths": paths,
                 "unreachable": lab.unreachable,
                 "rounds": rounds,

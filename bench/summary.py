@@ -90,9 +90,14 @@ def _ports(d: Json) -> str:
             f"{_n(rps(fp, 'close') / rps(fd, 'close'))}x and "
             f"{_n(rps(fp, 'keepalive') / rps(fd, 'keepalive'))}x its direct path"
         )
+    how = (
+        "connected to the guest by netplumb's cgroup programs (no translation)"
+        if d.get("socket_redirect")
+        else "through netplumb's kernel DNAT"
+    )
     return (
         f"- a port published on 127.0.0.1 ({_day(d['date'])}, nginx, medians of "
-        f"{len(d['rounds'])} shuffled rounds, 50 connections), through netplumb's kernel DNAT: "
+        f"{len(d['rounds'])} shuffled rounds, 50 connections), {how}: "
         f"connection per request {part('close')}; keep-alive {part('keepalive')}; "
         f"{_n(gbps[0])} Gbit/s (direct {_n(gbps[1])}, Docker {_n(gbps[2])}){floor}."
     )
