@@ -70,27 +70,35 @@ class Lab(PortsLab):
         return sorted(f"{r['attach_type']} {r['name']}" for r in rows)
 
 
-def services(lab: Lab) -> list[tuple[int, str, int, str, int]]:
-    """The entries of the services map of the program attached to the lab's cgroup (netns
-    cookie, address, port, guest address, guest port), read with bpftool."""
+def services_map(lab: Lab) -> int | None:
+    """The id of the services map of the program attached to the lab's cgroup (bpftool)."""
     rows = json.loads(
         run(["bpftool", "-j", "cgroup", "show", str(lab.cgroup)]).stdout.strip() or "[]"
     )
     ids = [r["id"] for r in rows if r["name"] == "np_connect4"]
     if not ids:
-        return []
+        return None
     prog = json.loads(run(["bpftool", "-j", "prog", "show", "id", str(ids[0])]).stdout)
-    out = []
     for map_id in prog["map_ids"]:
         info = json.loads(run(["bpftool", "-j", "map", "show", "id", str(map_id)]).stdout)
-        if info["name"] != "np_services":
-            continue
-        for row in json.loads(run(["bpftool", "-j", "map", "dump", "id", str(map_id)]).stdout):
-            k = bytes(int(x, 16) for x in row["key"])
-            v = bytes(int(x, 16) for x in row["value"])
-            cookie = int.from_bytes(k[:8], "little")
-            ip, guest = ".".join(map(str, k[8:12])), ".".join(map(str, v[0:4]))
-            out.append((cookie, ip, int.from_bytes(k[12:14]), guest, int.from_bytes(v[4:6])))
+        if info["name"] == "np_services":
+            return int(map_id)
+    return None
+
+
+def services(lab: Lab) -> list[tuple[int, str, int, str, int]]:
+    """The entries of the services map (netns cookie, address, port, guest address, guest
+    port), read with bpftool."""
+    map_id = services_map(lab)
+    if map_id is None:
+        return []
+    out = []
+    for row in json.loads(run(["bpftool", "-j", "map", "dump", "id", str(map_id)]).stdout):
+        k = bytes(int(x, 16) for x in row["key"])
+        v = bytes(int(x, 16) for x in row["value"])
+        cookie = int.from_bytes(k[:8], "little")
+        ip, guest = ".".join(map(str, k[8:12])), ".".join(map(str, v[0:4]))
+        out.append((cookie, ip, int.from_bytes(k[12:14]), guest, int.from_bytes(v[4:6])))
     return sorted(out)
 
 
@@ -143,3 +151,41 @@ def test_unpublished_ports_leave_the_map_and_the_last_one_detaches_the_programs(
     lab.np("rm", "-f", "srv")
     assert lab.attached() == []
     assert services(lab) == []
+
+
+def test_reconcile_restores_the_programs_and_the_entries_of_its_own_namespace(
+    lab: Lab,
+) -> None:
+    lab.serve()
+    cookie = netns_cookie(lab, lab.m)
+    wanted = [s for s in services(lab) if s[0] == cookie]
+    assert "restored" not in lab.np("reconcile").stdout  # nothing drifted: nothing said
+    # the programs detached by hand (they free their maps): the DNAT serves, until reconcile
+    rows = json.loads(run(["bpftool", "-j", "cgroup", "show", str(lab.cgroup)]).stdout)
+    for r in rows:
+        run(["bpftool", "cgroup", "detach", str(lab.cgroup), r["attach_type"], "id", str(r["id"])])
+    assert lab.attached() == []
+    assert lab.client(18080) == [LOOPBACK_SOURCE, ["127.0.0.1", 18080]]
+    out = lab.np("reconcile").stdout
+    assert "restored the redirection of connections to 127.0.0.1:PORT" in out
+    assert [s for s in services(lab) if s[0] == cookie] == wanted
+    assert lab.client(18080) == [GATEWAY, ["127.0.0.1", 18080]]
+    # an entry of another namespace is left as it is; a stray one of this namespace goes
+    services_id = services_map(lab)
+    assert services_id is not None
+
+    def entry(owner: int, port: int) -> list[str]:
+        key = owner.to_bytes(8, "little") + bytes([127, 0, 0, 1]) + port.to_bytes(2) + b"\0\0"
+        return ["key", "hex", *(f"{x:02x}" for x in key)]
+
+    value = ["value", "hex", "0a", "59", "00", "09", "1f", "90", "00", "00"]
+    other = cookie + 1_000_000  # no namespace's yet
+    try:
+        for owner in (cookie, other):
+            run(["bpftool", "map", "update", "id", str(services_id), *entry(owner, 18099), *value])
+        assert "restored the redirection" in lab.np("reconcile").stdout
+        after = services(lab)
+        assert [s for s in after if s[0] == cookie] == wanted
+        assert (other, "127.0.0.1", 18099, "10.89.0.9", 8080) in after
+    finally:  # else the programs would stay attached for it after the lab's last port
+        run(["bpftool", "map", "delete", "id", str(services_id), *entry(other, 18099)], check=False)

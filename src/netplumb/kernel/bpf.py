@@ -142,13 +142,15 @@ def map_update(fd: int, key: bytes, value: bytes) -> None:
     _elem(MAP_UPDATE, fd, key, value, "write a BPF map element")
 
 
-def map_delete(fd: int, key: bytes) -> None:
-    """Delete ``key``; one that is not there is fine."""
+def map_delete(fd: int, key: bytes) -> bool:
+    """Delete ``key``; one that is not there is fine. Returns whether it was there."""
     try:
         _elem(MAP_DELETE, fd, key, None, "delete a BPF map element")
     except KernelError as exc:
         if exc.errno != ENOENT:
             raise
+        return False
+    return True
 
 
 def map_items(fd: int, key_size: int, value_size: int) -> dict[bytes, bytes]:

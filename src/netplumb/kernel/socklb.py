@@ -144,30 +144,32 @@ def _detach(cgroup_fd: int, found: _Attached, half: bool = False) -> None:
         posix.close(found.services)
 
 
-def update(add: dict[bytes, bytes], drop: list[bytes], replace: int | None = None) -> None:
+def update(add: dict[bytes, bytes], drop: list[bytes], replace: int | None = None) -> bool:
     """Write ``add`` to the services map and delete ``drop``; with ``replace`` (a netns cookie)
-    every other entry of that namespace goes too. Loads and attaches the programs for a first
-    entry, detaches them when none is left. Nothing happens where the redirection cannot be
-    had (see the module's text)."""
+    every other entry of that namespace goes too, and only entries that differ are written.
+    Loads and attaches the programs for a first entry, detaches them when none is left.
+    Nothing happens where the redirection cannot be had (see the module's text). Returns
+    whether the kernel changed."""
     root = cgroup_root()
     if root is None:
-        return
+        return False
     try:
         cgroup_fd = posix.open(root, posix.O_RDONLY | posix.O_DIRECTORY)
     except OSError:
-        return
+        return False
     try:
-        _update(cgroup_fd, add, drop, replace)
+        return _update(cgroup_fd, add, drop, replace)
     except KernelError as exc:
         if exc.errno not in _UNAVAILABLE:
             raise
+        return False
     finally:
         posix.close(cgroup_fd)
 
 
 def _update(
     cgroup_fd: int, add: dict[bytes, bytes], drop: list[bytes], replace: int | None
-) -> None:
+) -> bool:
     from netplumb.kernel import bpf as b
 
     try:
@@ -178,10 +180,12 @@ def _update(
     try:
         flock(lock, LOCK_EX)
         found = _attached(cgroup_fd)
+        changed = False
         if found is None:
             if not add:
-                return
+                return False
             found = _attach(cgroup_fd)
+            changed = True
         try:
             items = None
             if replace is not None:
@@ -189,10 +193,11 @@ def _update(
                 mine = (k for k in items if model.key_cookie(k) == replace and k not in add)
                 drop = [*drop, *mine]
             for key in drop:
-                b.map_delete(found.services, key)
+                changed = b.map_delete(found.services, key) or changed
             for key, value in add.items():
                 if items is None or items.get(key) != value:
                     b.map_update(found.services, key, value)
+                    changed = True
             if (
                 drop
                 and not add
@@ -203,5 +208,6 @@ def _update(
         finally:
             if found is not None:
                 found.close()
+        return changed
     finally:
         posix.close(lock)

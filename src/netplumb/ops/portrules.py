@@ -259,11 +259,12 @@ def changed(add: list[Record], drop: list[Record]) -> None:
     _redirect(add, drop)
 
 
-def _redirect(add: list[Record], drop: list[Record], everything: bool = False) -> None:
+def _redirect(add: list[Record], drop: list[Record], everything: bool = False) -> bool:
     """The machine's own connections to ``127.0.0.1:PORT`` of these IPv4 TCP bindings sent to
     the guest when they are made, not translated (``model/socklb.py``: the DNAT's cost is the
     translation itself); ``everything``: these are all the bindings, and any other entry of
-    this namespace goes. The DNAT rules stay for every other client."""
+    this namespace goes. The DNAT rules stay for every other client. Returns whether the
+    kernel changed."""
     from netplumb.model import socklb as model
 
     def redirected(b: Record) -> bool:
@@ -271,7 +272,7 @@ def _redirect(add: list[Record], drop: list[Record], everything: bool = False) -
 
     add, drop = [b for b in add if redirected(b)], [b for b in drop if redirected(b)]
     if not (add or drop or everything):
-        return
+        return False
     from netplumb.kernel import socklb
 
     cookie = socklb.netns_cookie()
@@ -282,7 +283,8 @@ def _redirect(add: list[Record], drop: list[Record], everything: bool = False) -
         for b in add
     }
     dropping = [model.key(cookie, int(b["host_port"])) for b in drop]
-    socklb.update(adding, [k for k in dropping if k not in adding], cookie if everything else None)
+    dropping = [k for k in dropping if k not in adding]
+    return socklb.update(adding, dropping, cookie if everything else None)
 
 
 def _self_elements(
@@ -393,3 +395,14 @@ def reconcile_if_drifted() -> bool:
         return False
     nft.apply_text(text)
     return True
+
+
+def redirect_if_drifted() -> bool:
+    """Make the socket redirection's entries of this namespace equal to the records again
+    (after the programs were detached, say, or an entry deleted by hand); returns whether
+    anything had to change. Cheap when netplumb publishes nothing: no BPF is touched."""
+    if not portrecords.owners():
+        return False
+    with PortsLock():
+        everything = [b for owner in portrecords.owners() for b in portrecords.bindings(owner)]
+        return _redirect(everything, [], everything=True)

@@ -367,6 +367,9 @@ def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:
                 changed = True
                 shown = ", ".join(addrs[f] for f in sorted(addrs))
                 log(f"published ports of {guest_name} now go to {shown}")
+    # the socket redirection's entries first: the rewrite below makes them too, silently
+    if portrules.redirect_if_drifted():
+        log("restored the redirection of connections to 127.0.0.1:PORT")
     if rewrite or changed:
         ports.sync()  # the maps' elements rendered again from the records
     elif portrules.reconcile_if_drifted():

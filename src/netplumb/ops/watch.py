@@ -220,6 +220,11 @@ class Watch:
                 self.log("restored netplumb's nftables table")
         except NetplumbError as exc:
             self.log(f"cannot restore netplumb's nftables table: {exc}")
+        try:
+            if portrules.redirect_if_drifted():
+                self.log("restored the redirection of connections to 127.0.0.1:PORT")
+        except NetplumbError as exc:
+            self.log(f"cannot restore the redirection of connections to 127.0.0.1:PORT: {exc}")
         from netplumb.ops import dns
 
         if dns.died() and dns.ensure():
