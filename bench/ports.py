@@ -13,6 +13,7 @@ and iperf3 (TCP Gbit/s):
                     netplumb published on the machine's LAN address
   hairpin direct/-p a second guest -> the server guest's address / its port published on the
                     machine's LAN address; hairpin self: the server guest to its own port
+                    (both connected to the guest by the same cgroup programs, else DNAT)
   floor ...         the same direct, 127.0.0.1, LAN and hairpin paths to a plain namespace on
                     a plain bridge, translated by the fewest nftables rules written by hand:
                     the kernel's own cost, what netplumb's figures are held against

@@ -352,6 +352,7 @@ def remove_many(names: list[str], force: bool = False) -> list[str]:
         cleanup.release_after_exit(left)
         if ports.isolation_in_use():
             ports.isolation_changed()  # the guests' ports leave the isolated networks' sets
+    ports.guests_went(list(records.values()))
     for name in records:
         state.remove("hosts", name)
         remove_files(name)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import posix
 import socket
+from errno import E2BIG
 from fcntl import LOCK_EX, flock
 
 from netplumb.errors import KernelError
@@ -144,9 +145,25 @@ def _detach(cgroup_fd: int, found: _Attached, half: bool = False) -> None:
         posix.close(found.services)
 
 
-def update(add: dict[bytes, bytes], drop: list[bytes], replace: int | None = None) -> bool:
-    """Write ``add`` to the services map and delete ``drop``; with ``replace`` (a netns cookie)
-    every other entry of that namespace goes too, and only entries that differ are written.
+def netns_cookie_of(path: str) -> int:
+    """The cookie of the network namespace at ``path`` (``/proc/PID/ns/net``): a socket made
+    in it, this thread switched there and back."""
+    from netplumb.kernel import netns
+
+    fd = netns.open_netns(path)
+    try:
+        with netns.entered(fd):
+            return netns_cookie()
+    finally:
+        posix.close(fd)
+
+
+def update(
+    add: dict[bytes, bytes], drop: list[bytes], replace: set[int] | frozenset[int] = frozenset()
+) -> bool:
+    """Write ``add`` to the services map and delete ``drop``; every other entry of the
+    namespaces in ``replace`` (netns cookies) goes too, and then only entries that differ are
+    written. An entry that does not fit (the map is full) is left out: the DNAT serves it.
     Loads and attaches the programs for a first entry, detaches them when none is left.
     Nothing happens where the redirection cannot be had (see the module's text). Returns
     whether the kernel changed."""
@@ -168,7 +185,7 @@ def update(add: dict[bytes, bytes], drop: list[bytes], replace: int | None = Non
 
 
 def _update(
-    cgroup_fd: int, add: dict[bytes, bytes], drop: list[bytes], replace: int | None
+    cgroup_fd: int, add: dict[bytes, bytes], drop: list[bytes], replace: set[int] | frozenset[int]
 ) -> bool:
     from netplumb.kernel import bpf as b
 
@@ -188,15 +205,20 @@ def _update(
             changed = True
         try:
             items = None
-            if replace is not None:
+            if replace:
                 items = b.map_items(found.services, model.KEY_SIZE, model.VALUE_SIZE)
-                mine = (k for k in items if model.key_cookie(k) == replace and k not in add)
+                mine = (k for k in items if model.key_cookie(k) in replace and k not in add)
                 drop = [*drop, *mine]
             for key in drop:
                 changed = b.map_delete(found.services, key) or changed
             for key, value in add.items():
                 if items is None or items.get(key) != value:
-                    b.map_update(found.services, key, value)
+                    try:
+                        b.map_update(found.services, key, value)
+                    except KernelError as exc:
+                        if exc.errno != E2BIG:
+                            raise
+                        continue
                     changed = True
             if (
                 drop

@@ -1,5 +1,6 @@
-"""Published ports on ``127.0.0.1`` taken off NAT: the machine's own connections are sent to the
-guest when they are made (a cgroup ``connect4`` BPF program), not translated packet by packet.
+"""Published ports taken off NAT for the machine's and its guests' own connections: they are sent
+to the guest when they are made (a cgroup ``connect4`` BPF program), not translated packet by
+packet.
 
 A connection from the machine to ``127.0.0.1:PORT`` of a published TCP port goes through the
 kernel's DNAT otherwise: every packet of it is looked up in conntrack and rewritten, both ways,
@@ -10,17 +11,31 @@ same. The cost is the translation itself, so no rule can remove it: the socket m
 the guest in the first place. This is what Cilium's socket load balancer does.
 
 - ``connect4`` (attached to the machine's cgroup v2 root): a TCP socket of the namespace whose
-  netns cookie is in the *services* map, connecting to a key's ``127.0.0.1:PORT``, connects to
-  the value's guest address and port instead. It remembers the address the program changed,
-  by socket cookie, in the *peers* map (LRU: a socket's entry needs no removal, a cookie is
-  never reused).
-- ``getpeername4``: such a socket still names ``127.0.0.1:PORT`` as its peer, as it would
+  netns cookie is in the *services* map, connecting to a key's address and port (say
+  ``127.0.0.1:PORT``), connects to the value's guest address and port instead. It remembers
+  the address the program changed, by socket cookie, in the *peers* map (LRU: a socket's
+  entry needs no removal, a cookie is never reused).
+- ``getpeername4``: such a socket still names the address it asked for as its peer, as it would
   through DNAT (and through Docker's proxy).
 
-Only TCP on ``127.0.0.1``, of ports published on every address or on ``127.0.0.1``: UDP has
-no connection to carry the change (a reply would come from the guest's address), and another
-local address of the machine would need the machine's addresses in the map. Those keep the
-DNAT, as does every process outside the cgroup the programs are attached to.
+Who is redirected where (``clients``):
+
+- the machine's own sockets, to ``127.0.0.1:PORT`` of a port published there or on every
+  address, and to each of its other addresses (not 127/8) the port is published on;
+- the sockets of the guests of the target's own network, to the same machine addresses (the
+  hairpin path: a guest reaching a published port through the machine's address). A guest is
+  only redirected on an open network: on an isolated one the guests must not reach each other
+  directly, and the DNAT path is how they may reach a published port; on an internal one
+  nothing of the machine's is theirs to reach. A guest of another network keeps the DNAT too
+  (netplumb drops direct traffic between networks).
+
+Only TCP: UDP has no connection to carry the change (a reply would come from the guest's
+address). Only IPv4 (``connect6`` is not written). Every other client keeps the DNAT, as does
+every process outside the cgroup the programs are attached to.
+
+The guest sees the client's own address rather than a NAT source: the machine's source for
+its connections (the bridge's address, as with the DNAT's loopback NAT source), a guest's own
+address for a hairpin (a translated hairpin showed the network's hairpin source).
 
 This module is pure: the programs' instructions and the maps' bytes. ``kernel/socklb.py``
 loads, attaches and fills them.
@@ -30,6 +45,12 @@ from __future__ import annotations
 
 from socket import inet_aton
 from struct import pack
+
+from netplumb.model.ip import IP, Interface
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 LOOPBACK = "127.0.0.1"
 SERVICES = "np_services"  # map names: 15 bytes at most
@@ -50,10 +71,101 @@ SOCK_STREAM = 1
 MAP_LOOKUP, MAP_UPDATE, SOCKET_COOKIE, NETNS_COOKIE = 1, 2, 46, 122
 
 
-def qualifies(family: int, host_ip: str | None, proto: str) -> bool:
-    """Whether a binding also gets the redirection: IPv4 TCP published on every address or on
-    ``127.0.0.1``."""
-    return family == 4 and proto == "tcp" and host_ip in (None, "", "0.0.0.0", LOOPBACK)
+WILDCARD = (None, "", "0.0.0.0")
+
+
+class Reach:
+    """Whose connections are redirected: the machine's namespace (its netns cookie) and its
+    addresses other than 127/8, and each open network's subnet with the netns cookies of its
+    guests. (Plain classes here: ``dataclasses`` and ``typing`` would cost every publication
+    their import.)"""
+
+    __slots__ = ("_nets", "addresses", "machine", "networks")
+
+    def __init__(
+        self,
+        machine: int,
+        addresses: tuple[str, ...] = (),
+        networks: tuple[tuple[str, tuple[int, ...]], ...] = (),
+    ) -> None:
+        self.machine, self.addresses, self.networks = machine, addresses, networks
+        self._nets = tuple((Interface.parse(s), c) for s, c in networks)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reach) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Reach{self._fields()}"
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.machine, self.addresses, self.networks)
+
+    def guests_of(self, ip: str) -> tuple[int, ...]:
+        """The cookies of the guests on the open network whose subnet holds ``ip``."""
+        addr = IP.parse(ip)
+        out: list[int] = []
+        for net, cookies in self._nets:
+            if net.contains(addr):
+                out += cookies
+        return tuple(out)
+
+    def guests(self) -> set[int]:
+        return {c for _s, cookies in self.networks for c in cookies}
+
+
+class Binding(tuple[str | None, int, str, int]):
+    """A published IPv4 TCP port: where it is published (``host_ip`` None: every address) and
+    the guest's address and port it goes to."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls, host_ip: str | None, host_port: int, container_ip: str, container_port: int
+    ) -> Binding:
+        return super().__new__(cls, (host_ip, host_port, container_ip, container_port))
+
+    @property
+    def host_ip(self) -> str | None:
+        return self[0]
+
+    @property
+    def host_port(self) -> int:
+        return self[1]
+
+    @property
+    def container_ip(self) -> str:
+        return self[2]
+
+    @property
+    def container_port(self) -> int:
+        return self[3]
+
+
+def clients(reach: Reach, binding: Binding) -> list[tuple[int, str]]:
+    """The (netns cookie, address) pairs whose connections to the binding's port are made to
+    the guest (see the module's text); the machine's ``127.0.0.1`` first."""
+    wildcard = binding.host_ip in WILDCARD
+    out = [(reach.machine, LOOPBACK)] if wildcard or binding.host_ip == LOOPBACK else []
+    addresses = [a for a in reach.addresses if wildcard or a == binding.host_ip]
+    if addresses:
+        for cookie in (reach.machine, *reach.guests_of(binding.container_ip)):
+            out += [(cookie, a) for a in addresses]
+    return out
+
+
+def entries(bindings: Iterable[Binding], reach: Reach) -> dict[bytes, bytes]:
+    """The services map's entries for these bindings: every binding's ``127.0.0.1`` entry
+    before any other, so that a full map (``SERVICES_MAX``) leaves out the others first."""
+    first: dict[bytes, bytes] = {}
+    rest: dict[bytes, bytes] = {}
+    for b in bindings:
+        to = value(b.container_ip, b.container_port)
+        for cookie, address in clients(reach, b):
+            (first if address == LOOPBACK else rest)[key(cookie, b.host_port, address)] = to
+    return {**first, **rest}
 
 
 def endpoint(ip: str, port: int) -> bytes:
@@ -61,8 +173,8 @@ def endpoint(ip: str, port: int) -> bytes:
     return inet_aton(ip) + pack("!H", port) + b"\0\0"
 
 
-def key(netns_cookie: int, host_port: int) -> bytes:
-    return pack("<Q", netns_cookie) + endpoint(LOOPBACK, host_port)
+def key(netns_cookie: int, host_port: int, address: str = LOOPBACK) -> bytes:
+    return pack("<Q", netns_cookie) + endpoint(address, host_port)
 
 
 def key_cookie(raw: bytes) -> int:

@@ -63,14 +63,17 @@ def release_owner(owner: str) -> int:
     from netplumb.ops import ports
     from netplumb.state import leases
 
+    kind, _, ref = owner.partition(":")
+    held = state.read("hosts", ref) if kind == "host" else None
     ports.release(owner)
+    if held is not None:
+        ports.guests_went([held])  # its own connections: no more redirected
     records = records_of(owner)
     # every lease of the owner (network addresses, CNI pools) and of its interfaces (the LAN
     # pool's holders are attach records, ``<owner>@<ifname>``), in every table at once
     leases.release_owners([owner, *(name for name, _ in records)])
     if not records:
         return 0
-    kind, _, ref = owner.partition(":")
     guest = None
     if kind == "host" and alive(owner):
         try:

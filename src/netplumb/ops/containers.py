@@ -83,6 +83,12 @@ def run(
 
     def prepare(record: Record) -> tuple[dict[str, str], list[str]]:
         owner = f"host:{name}"
+        if attachments:  # its own connections to published ports: see ops/sockredirect.py
+            from netplumb.ops import sockredirect
+
+            cookie = sockredirect.host_cookie(str(record["netns"]))
+            if cookie is not None:
+                record["netns_cookie"] = cookie
         entries = []
         for i, att in enumerate(attachments):
             entries.append(_attach_network(name, owner, att, default_route=i == 0))
@@ -106,6 +112,8 @@ def run(
             link_vars += found if link_env else []
         if any(net_is_isolated(n["network"]) for n in record.get("networks", [])):
             ports.isolation_changed()  # a new port of an isolated network, its link flows
+        if "netns_cookie" in record:
+            ports.guests_came()
         env_vars = dict(v.partition("=")[::2] for v in link_vars)
         return env_vars, links.hosts_lines(pairs)
 

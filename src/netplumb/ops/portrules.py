@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from netplumb import state
 from netplumb.nft.elements import Element
+from netplumb.ops import sockredirect
 from netplumb.state import portrecords
 from netplumb.state.lock import Lock
 
@@ -175,6 +176,7 @@ def _allows() -> list[Allow]:
 _batch_depth = 0
 _batch_dirty = False  # a whole rewrite is due at the batch's end
 _batch_iso = False  # the isolated networks' sets are due
+_batch_guests = False  # the redirection's reach is due (hosts started)
 _batch_elements: dict[tuple[str, bytes], tuple[Record | None, Record | None]] = {}
 _at_batch_end: list[Callable[[], None]] = []
 
@@ -200,7 +202,7 @@ class batch:  # used like a function: ``with ports.batch():``
         _batch_depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        global _batch_depth, _batch_dirty, _batch_iso  # noqa: PLW0603
+        global _batch_depth, _batch_dirty, _batch_iso, _batch_guests  # noqa: PLW0603
         _batch_depth -= 1
         if _batch_depth:
             return
@@ -208,7 +210,7 @@ class batch:  # used like a function: ``with ports.batch():``
             pending = list(_batch_elements.values())
             _batch_elements.clear()
             if _batch_dirty:
-                _batch_dirty = _batch_iso = False
+                _batch_dirty = _batch_iso = _batch_guests = False
                 sync()
                 return
             add = [new for _old, new in pending if new is not None]
@@ -218,6 +220,9 @@ class batch:  # used like a function: ``with ports.batch():``
             if _batch_iso:
                 _batch_iso = False
                 isolation_changed()
+            if _batch_guests:
+                _batch_guests = False
+                guests_came()
         finally:
             while _at_batch_end:
                 _at_batch_end.pop(0)()
@@ -233,8 +238,7 @@ def sync() -> None:
 
     with PortsLock():
         nft.apply_text(_desired())
-        everything = [b for owner in portrecords.owners() for b in portrecords.bindings(owner)]
-        _redirect(everything, [], everything=True)
+        sockredirect.refresh()
 
 
 def changed(add: list[Record], drop: list[Record]) -> None:
@@ -256,35 +260,10 @@ def changed(add: list[Record], drop: list[Record]) -> None:
             raise
         sync()
         return
-    _redirect(add, drop)
-
-
-def _redirect(add: list[Record], drop: list[Record], everything: bool = False) -> bool:
-    """The machine's own connections to ``127.0.0.1:PORT`` of these IPv4 TCP bindings sent to
-    the guest when they are made, not translated (``model/socklb.py``: the DNAT's cost is the
-    translation itself); ``everything``: these are all the bindings, and any other entry of
-    this namespace goes. The DNAT rules stay for every other client. Returns whether the
-    kernel changed."""
-    from netplumb.model import socklb as model
-
-    def redirected(b: Record) -> bool:
-        return model.qualifies(int(b["family"]), b.get("host_ip"), str(b["proto"]))
-
-    add, drop = [b for b in add if redirected(b)], [b for b in drop if redirected(b)]
-    if not (add or drop or everything):
-        return False
-    from netplumb.kernel import socklb
-
-    cookie = socklb.netns_cookie()
-    adding = {
-        model.key(cookie, int(b["host_port"])): model.value(
-            str(b["container_ip"]), int(b["container_port"])
-        )
-        for b in add
-    }
-    dropping = [model.key(cookie, int(b["host_port"])) for b in drop]
-    dropping = [k for k in dropping if k not in adding]
-    return socklb.update(adding, dropping, cookie if everything else None)
+    # the machine's and its guests' own connections sent to the guest when they are made, not
+    # translated (``model/socklb.py``: the DNAT's cost is the translation itself); the DNAT
+    # rules stay for every other client
+    sockredirect.redirect(add, drop)
 
 
 def _self_elements(
@@ -398,11 +377,30 @@ def reconcile_if_drifted() -> bool:
 
 
 def redirect_if_drifted() -> bool:
-    """Make the socket redirection's entries of this namespace equal to the records again
-    (after the programs were detached, say, or an entry deleted by hand); returns whether
-    anything had to change. Cheap when netplumb publishes nothing: no BPF is touched."""
-    if not portrecords.owners():
+    """Make the socket redirection's entries of this namespace and of its guests equal to the
+    records and the machine's addresses again (after the programs were detached, say, an entry
+    deleted by hand, or an address added); returns whether anything had to change. Cheap when
+    netplumb publishes nothing: no BPF is touched."""
+    if not portrecords.owners() and state.read(*sockredirect.REACH) is None:
         return False
     with PortsLock():
-        everything = [b for owner in portrecords.owners() for b in portrecords.bindings(owner)]
-        return _redirect(everything, [], everything=True)
+        return sockredirect.refresh()
+
+
+def guests_came() -> None:
+    """Hosts started: the redirection's reach is made again, so their own connections to the
+    machine's addresses reach the published ports of their networks directly (at a batch's
+    end, once)."""
+    global _batch_guests  # noqa: PLW0603
+    if _batch_depth:
+        _batch_guests = True
+        return
+    redirect_if_drifted()
+
+
+def guests_went(records: list[Record]) -> None:
+    """Hosts removed: their entries in the redirection go (keyed by their netns cookies)."""
+    cookies = [c for r in records if isinstance(c := r.get("netns_cookie"), int)]
+    if cookies:
+        with PortsLock():
+            sockredirect.forget(cookies)

@@ -18,6 +18,8 @@ from netplumb.ops.portchoice import choose_port, ip_text
 from netplumb.ops.portrules import (
     at_batch_end,
     batch,
+    guests_came,
+    guests_went,
     in_batch,
     isolation_changed,
     isolation_in_use,
@@ -41,6 +43,8 @@ __all__ = [
     "bindings",
     "drop_stale_index",
     "guest_addresses",
+    "guests_came",
+    "guests_went",
     "in_batch",
     "isolation_changed",
     "isolation_in_use",

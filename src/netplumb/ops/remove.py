@@ -147,6 +147,7 @@ class _Removal:
         from netplumb.state import leases
 
         leases.release_owners([self.owner, *self.attachments])
+        ports.guests_went([self.record])
         if ports.isolation_in_use():
             ports.isolation_changed()
 

@@ -222,9 +222,9 @@ class Watch:
             self.log(f"cannot restore netplumb's nftables table: {exc}")
         try:
             if portrules.redirect_if_drifted():
-                self.log("restored the redirection of connections to 127.0.0.1:PORT")
+                self.log("restored the socket redirection of published ports")
         except NetplumbError as exc:
-            self.log(f"cannot restore the redirection of connections to 127.0.0.1:PORT: {exc}")
+            self.log(f"cannot restore the socket redirection of published ports: {exc}")
         from netplumb.ops import dns
 
         if dns.died() and dns.ensure():
