@@ -153,6 +153,19 @@ def map_delete(fd: int, key: bytes) -> bool:
     return True
 
 
+def map_empty(fd: int, key_size: int) -> bool:
+    """Whether the map has no element (one ``GET_NEXT_KEY`` from the start, not a listing)."""
+    nxt = ctypes.create_string_buffer(key_size)
+    attr = _attr("<IIQQ", fd, 0, 0, ctypes.addressof(nxt))
+    try:
+        _syscall(MAP_NEXT_KEY, attr, "list a BPF map")
+    except KernelError as exc:
+        if exc.errno == ENOENT:
+            return True
+        raise
+    return False
+
+
 def map_items(fd: int, key_size: int, value_size: int) -> dict[bytes, bytes]:
     """Every element of a (small) hash map."""
     items: dict[bytes, bytes] = {}

@@ -18,9 +18,9 @@ unless told a cgroup.
 
 from __future__ import annotations
 
+import _socket  # not ``socket``: its wrapper (enum, selectors) costs a publication ~5 ms
 import os
 import posix
-import socket
 from errno import E2BIG
 from fcntl import LOCK_EX, flock
 
@@ -52,8 +52,11 @@ def cgroup_root() -> str | None:
 
 def netns_cookie() -> int:
     """The cookie of this process's network namespace (``SO_NETNS_COOKIE``, Linux 5.14)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little")
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        return int.from_bytes(s.getsockopt(_socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little")
+    finally:
+        s.close()
 
 
 class _Attached:
@@ -220,11 +223,7 @@ def _update(
                             raise
                         continue
                     changed = True
-            if (
-                drop
-                and not add
-                and not b.map_items(found.services, model.KEY_SIZE, model.VALUE_SIZE)
-            ):
+            if drop and not add and b.map_empty(found.services, model.KEY_SIZE):
                 _detach(cgroup_fd, found)
                 found = None
         finally:

@@ -32,37 +32,21 @@ from __future__ import annotations
 
 from netplumb import state
 from netplumb.nft.elements import Element
-from netplumb.ops import sockredirect
+from netplumb.ops import ruleinputs, sockredirect
 from netplumb.state import portrecords
 from netplumb.state.lock import Lock
 
-# The renderer (nft/render.py) and the networks' model are imported where the whole ruleset is
-# made: a publication needs neither, and ``netplumb publish`` is a command scripts run once per
+# The renderer (nft/render.py) is imported where the whole ruleset is made (``ruleinputs``): a
+# publication does not need it, and ``netplumb publish`` is a command scripts run once per
 # port (each import costs it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from netplumb.model.network import Network
     from netplumb.nft.elements import SetElement
-    from netplumb.nft.render import Allow, NetSpec, Publication
     from netplumb.state import Record
 
 TABLE = "netplumb"
-
-
-# The networks' records, read here rather than through ops/networks.py: a network created or
-# removed asks for the whole ruleset (networks.create/remove call ``sync``), so this module
-# must not import that one.
-def _network_names() -> list[str]:
-    return state.names("networks")
-
-
-def _network(name: str) -> Network | None:
-    from netplumb.model.network import Network
-
-    rec = state.read("networks", name)
-    return Network.from_record(rec) if rec else None
 
 
 class PortsLock(Lock):
@@ -85,92 +69,6 @@ class PortsLock(Lock):
         PortsLock._depth -= 1
         if PortsLock._depth == 0:
             super().__exit__(*exc)
-
-
-def _nets(isolated_only: bool = False) -> list[NetSpec]:
-    from netplumb.nft.render import NetSpec
-
-    nets = []
-    for name in _network_names():
-        net = _network(name)
-        if net is not None and (net.isolation or not isolated_only):
-            ports = _bridge_ports(net.bridge) if net.isolation else ()
-            nets.append(
-                NetSpec(
-                    net.name,
-                    net.bridge,
-                    net.subnet,
-                    net.gateway.version,
-                    net.isolation,
-                    ports,
-                    net.subnet6,
-                    net.internal,
-                    tuple(str(ip) for ip in net.nat_sources),
-                )
-            )
-    return nets
-
-
-def _desired() -> str:
-    from netplumb.nft.render import render
-
-    pubs = [_publication(b) for b in portrecords.all_bindings()]
-    return render(_nets(), pubs, _allows())
-
-
-def _bridge_ports(bridge: str) -> tuple[str, ...]:
-    """The host ends of the veths netplumb attached to ``bridge``, from its records."""
-    out = []
-    for name in state.names("attach"):
-        rec = state.read("attach", name)
-        if rec and rec.get("kind") == "veth" and rec.get("bridge") == bridge:
-            out.append(str(rec["host_name"]))
-    return tuple(sorted(out))
-
-
-def isolation_in_use() -> bool:
-    return any((n := _network(name)) is not None and n.isolation for name in _network_names())
-
-
-def _allows() -> list[Allow]:
-    """Link flows on isolated networks: the linking host may reach the target's exposed ports."""
-    from netplumb.model.ports import parse_expose
-    from netplumb.nft.render import Allow
-
-    isolated = {}
-    for name in _network_names():
-        net = _network(name)
-        if net is not None and net.isolation:
-            isolated[name] = net
-    if not isolated:
-        return []
-    hosts = {n: state.read("hosts", n) for n in state.names("hosts")}  # the hosts' records
-    out = []
-    for name, rec in hosts.items():
-        if rec is None:
-            continue
-        for target_name, _alias in rec.get("links", []):
-            target = hosts.get(str(target_name))
-            if target is None:
-                continue
-            for mine in rec.get("networks", []):
-                net = isolated.get(str(mine["network"]))
-                theirs = [t for t in target.get("networks", []) if t["network"] == mine["network"]]
-                if net is None or not theirs:
-                    continue
-                for spec in target.get("expose", []):
-                    for port, proto in parse_expose(str(spec)):
-                        out.append(
-                            Allow(
-                                net.bridge,
-                                str(mine["ip"]),
-                                str(theirs[0]["ip"]),
-                                port,
-                                proto,
-                                f"link:{name}:{target_name}",
-                            )
-                        )
-    return out
 
 
 _batch_depth = 0
@@ -237,7 +135,7 @@ def sync() -> None:
     from netplumb.kernel import nft
 
     with PortsLock():
-        nft.apply_text(_desired())
+        nft.apply_text(ruleinputs.desired())
         sockredirect.refresh()
 
 
@@ -315,10 +213,10 @@ def isolation_changed() -> None:
     from netplumb.nft.render import isolation_elements, links_set, ports_set
 
     with PortsLock():
-        nets = _nets(isolated_only=True)
+        nets = ruleinputs.nets(isolated_only=True)
         if not nets:
             return
-        allows = _allows()
+        allows = ruleinputs.allows()
         add: list[SetElement] = []
         flush: list[str] = []
         for n in nets:
@@ -334,22 +232,9 @@ def isolation_changed() -> None:
 
 
 def _element(b: Record) -> Element:
-    """The binding's element: ``render.element(_publication(b))``, without the renderer."""
+    """The binding's element: ``render.element(ruleinputs.publication(b))``, without the
+    renderer."""
     return Element(
-        str(b["owner"]),
-        int(b["family"]),
-        b.get("host_ip"),
-        int(b["host_port"]),
-        str(b["container_ip"]),
-        int(b["container_port"]),
-        str(b["proto"]),
-    )
-
-
-def _publication(b: Record) -> Publication:
-    from netplumb.nft.render import Publication
-
-    return Publication(
         str(b["owner"]),
         int(b["family"]),
         b.get("host_ip"),
@@ -364,12 +249,12 @@ def reconcile_if_drifted() -> bool:
     """Re-apply when the tables are missing or hold another number of rules or elements (say
     after ``nft flush ruleset``); returns whether it did. Cheap when netplumb owns nothing.
     Only ``reconcile``-like callers use it: reading commands change nothing."""
-    if not _network_names() and not portrecords.owners():
+    if not ruleinputs.network_names() and not portrecords.owners():
         return False
     from netplumb.kernel import nft
     from netplumb.nft.render import element_count, rule_count
 
-    text = _desired()
+    text = ruleinputs.desired()
     if nft.rules_in_kernel() == (rule_count(text), element_count(text)):
         return False
     nft.apply_text(text)

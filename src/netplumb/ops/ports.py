@@ -22,9 +22,9 @@ from netplumb.ops.portrules import (
     guests_went,
     in_batch,
     isolation_changed,
-    isolation_in_use,
     sync,
 )
+from netplumb.ops.ruleinputs import isolation_in_use
 from netplumb.plan import ports as plan
 from netplumb.plan.ports import PublishPort, UnpublishPort
 from netplumb.state import portindex, portrecords

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from netplumb import state
 from netplumb.model import socklb as model
+from netplumb.ops import ruleinputs
 from netplumb.state import portrecords
 
 TYPE_CHECKING = False
@@ -65,7 +66,7 @@ def host_cookie(netns_path: str) -> int | None:
 def _machine_addresses(nat_sources: set[str]) -> tuple[str, ...]:
     """This namespace's IPv4 addresses but 127/8 and the networks' NAT sources (addresses of
     netplumb's own translations, which no client is meant to connect to)."""
-    from socket import AF_INET, inet_ntoa
+    from _socket import AF_INET, inet_ntoa
 
     from netplumb.kernel.netlink import Netlink
 
@@ -76,8 +77,6 @@ def _machine_addresses(nat_sources: set[str]) -> tuple[str, ...]:
 
 def _fresh(machine: int) -> model.Reach:
     """The reach from the kernel (addresses) and the records (networks, hosts)."""
-    from netplumb.model.network import Network
-
     guests: dict[str, list[int]] = {}
     for name in state.names("hosts"):
         rec = state.read("hosts", name)
@@ -88,11 +87,10 @@ def _fresh(machine: int) -> model.Reach:
             guests.setdefault(str(n["network"]), []).append(cookie)
     nat: set[str] = set()
     open_nets = []
-    for name in state.names("networks"):
-        rec = state.read("networks", name)
-        if rec is None:
+    for name in ruleinputs.network_names():
+        net = ruleinputs.network(name)
+        if net is None:
             continue
-        net = Network.from_record(rec)
         nat.update(str(ip) for ip in net.nat_sources)
         if net.gateway.version == 4 and not net.isolation and not net.internal:
             cookies = tuple(sorted(set(guests.get(net.name, ()))))
