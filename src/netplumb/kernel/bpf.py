@@ -153,17 +153,22 @@ def map_delete(fd: int, key: bytes) -> bool:
     return True
 
 
-def map_empty(fd: int, key_size: int) -> bool:
-    """Whether the map has no element (one ``GET_NEXT_KEY`` from the start, not a listing)."""
-    nxt = ctypes.create_string_buffer(key_size)
-    attr = _attr("<IIQQ", fd, 0, 0, ctypes.addressof(nxt))
+def _next_key(fd: int, key: int, nxt: int) -> bool:
+    """``GET_NEXT_KEY``: the key after the one at address ``key`` (0: the first) into ``nxt``;
+    False at the end."""
     try:
-        _syscall(MAP_NEXT_KEY, attr, "list a BPF map")
+        _syscall(MAP_NEXT_KEY, _attr("<IIQQ", fd, 0, key, nxt), "list a BPF map")
     except KernelError as exc:
         if exc.errno == ENOENT:
-            return True
+            return False
         raise
-    return False
+    return True
+
+
+def map_empty(fd: int, key_size: int) -> bool:
+    """Whether the map has no element (one ``GET_NEXT_KEY`` from the start, not a listing)."""
+    nxt = ctypes.create_string_buffer(key_size)  # held: the kernel writes the key there
+    return not _next_key(fd, 0, ctypes.addressof(nxt))
 
 
 def map_items(fd: int, key_size: int, value_size: int) -> dict[bytes, bytes]:
@@ -173,14 +178,7 @@ def map_items(fd: int, key_size: int, value_size: int) -> dict[bytes, bytes]:
     nxt = ctypes.create_string_buffer(key_size)
     val = ctypes.create_string_buffer(value_size)
     first = True
-    while True:
-        attr = _attr("<IIQQ", fd, 0, 0 if first else ctypes.addressof(key), ctypes.addressof(nxt))
-        try:
-            _syscall(MAP_NEXT_KEY, attr, "list a BPF map")
-        except KernelError as exc:
-            if exc.errno == ENOENT:
-                return items
-            raise
+    while _next_key(fd, 0 if first else ctypes.addressof(key), ctypes.addressof(nxt)):
         first = False
         ctypes.memmove(key, nxt, key_size)
         lookup = _attr("<IIQQQ", fd, 0, ctypes.addressof(key), ctypes.addressof(val), 0)
@@ -191,3 +189,4 @@ def map_items(fd: int, key_size: int, value_size: int) -> dict[bytes, bytes]:
                 continue
             raise
         items[key.raw] = val.raw
+    return items

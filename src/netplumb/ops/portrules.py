@@ -234,15 +234,7 @@ def isolation_changed() -> None:
 def _element(b: Record) -> Element:
     """The binding's element: ``render.element(ruleinputs.publication(b))``, without the
     renderer."""
-    return Element(
-        str(b["owner"]),
-        int(b["family"]),
-        b.get("host_ip"),
-        int(b["host_port"]),
-        str(b["container_ip"]),
-        int(b["container_port"]),
-        str(b["proto"]),
-    )
+    return Element(*ruleinputs.binding_fields(b))
 
 
 def reconcile_if_drifted() -> bool:

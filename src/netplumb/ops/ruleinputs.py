@@ -117,15 +117,21 @@ def allows() -> list[Allow]:
     return out
 
 
-def publication(b: Record) -> Publication:
-    from netplumb.nft.render import Publication
-
-    return Publication(
+def binding_fields(b: Record) -> tuple[str, int, str | None, int, str, int, str]:
+    """A binding's record as ``Publication`` and ``Element`` take it (the same fields)."""
+    host_ip = b.get("host_ip")
+    return (
         str(b["owner"]),
         int(b["family"]),
-        b.get("host_ip"),
+        None if host_ip is None else str(host_ip),
         int(b["host_port"]),
         str(b["container_ip"]),
         int(b["container_port"]),
         str(b["proto"]),
     )
+
+
+def publication(b: Record) -> Publication:
+    from netplumb.nft.render import Publication
+
+    return Publication(*binding_fields(b))
