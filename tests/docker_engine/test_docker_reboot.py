@@ -101,17 +101,24 @@ def _attached(eng: Engine) -> tuple[str, dict[str, Any]]:
 
 
 def _back(
-    eng: Engine, name: str, old: int, timeout: float, ifname: str = "eth1"
+    eng: Engine, name: str, old: int, timeout: float, want: dict[str, Any], ifname: str = "eth1"
 ) -> dict[str, Any] | None:
-    """Poll (bounded) for the container's interface in its new namespace."""
+    """Poll (bounded) for the container's interface in its new namespace until it is as
+    ``want`` says; the last state seen otherwise (None: never there). Not the first state
+    with an address: the link, its addresses and its routes are read one after another while
+    the repair is still under way (a run saw the address and routes of a link read as down a
+    moment before, when the address came before the link was set up)."""
     deadline = time.monotonic() + timeout
+    seen = None
     while time.monotonic() < deadline:
         pid = eng.pid(name)
         found = _eth1(eng, pid, ifname) if pid and pid != old else None
-        if found is not None and _what(found)["addresses"]:
-            return _what(found)
+        if found is not None:
+            seen = _what(found)
+            if seen == want:
+                return seen
         time.sleep(0.1)
-    return None
+    return seen
 
 
 def test_watch_started_at_boot_reattaches_a_container_its_restart_policy_brings_back(
@@ -135,7 +142,7 @@ def test_watch_started_at_boot_reattaches_a_container_its_restart_policy_brings_
         assert first[-1] == "watching\n", first
         assert "restored 2 netplumb records kept in" in first[0]  # the attach record, scope id
         engine.start()
-        assert _back(engine, name, old, timeout=60) == before
+        assert _back(engine, name, old, 60, before) == before
         engine.sh("ip", "addr", "add", f"{NET}.1/24", "dev", "br-rb")
         assert engine.sh("ping", "-c1", "-W2", f"{NET}.2", check=False).returncode == 0
     finally:
@@ -155,7 +162,7 @@ def test_reconcile_after_boot_reattaches_and_leases_nothing_twice(engine: Engine
         time.sleep(0.1)
     out = engine.sh(str(BIN / "netplumb"), "reconcile").stdout
     assert f"restored eth1 of {name}" in out
-    assert _back(engine, name, old, timeout=10) == before
+    assert _back(engine, name, old, 10, before) == before
     assert engine.sh(str(BIN / "netplumb"), "reconcile").stdout == ""  # in step, restored once
 
 
@@ -200,7 +207,7 @@ def test_an_up_docker_service_gets_its_network_lease_and_ports_back_after_a_rebo
             time.sleep(0.1)
         out = engine.sh(str(BIN / "netplumb"), "reconcile").stdout
         assert f"restored eth0 of {web}" in out, out
-        assert _back(engine, web, old, timeout=10, ifname="eth0") == before
+        assert _back(engine, web, old, 10, before, ifname="eth0") == before
         gateway = json.loads(engine.sh("ip", "-j", "addr", "show", "dev", "br-rbn").stdout)[0]
         assert "10.85.0.1" in [a["local"] for a in gateway["addr_info"]]
         assert engine.sh(str(BIN / "netplumb"), "port", web).stdout == ports
