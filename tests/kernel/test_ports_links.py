@@ -16,107 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab as BaseLab
+from kernel.lanportlab import MACHINE_LAN, Lab
 
 pytestmark = pytest.mark.kernel
-
-ROOT = Path(__file__).resolve().parents[2]
-NETPLUMB = str(ROOT / ".venv" / "bin" / "netplumb")
-MACHINE_LAN, NEIGHBOUR = "192.168.50.1", "192.168.50.66"
-
-
-class Lab(BaseLab):
-    """The machine ``m`` (the lab's host namespace) on a LAN with a neighbour (``lan``)."""
-
-    def __init__(self, tmp: Path) -> None:
-        super().__init__(tmp, host="m")
-        with self.closed_on_error():
-            self.m, self.lan = self.host, self.netns("lan")
-            self.veth(self.m, "lan0", self.lan, "eth0")
-            for ns, dev, addr in ((self.m, "lan0", MACHINE_LAN), (self.lan, "eth0", NEIGHBOUR)):
-                self.run_in(ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
-
-    def sh(self, ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run_in(ns, *argv, check=check)
-
-    def np(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.sh(self.m, NETPLUMB, *args, check=check)
-
-    def http(self, ns: str, url: str, *extra: str) -> str:
-        """The HTTP status a curl from ``ns`` gets, or "000" when nothing answers."""
-        return self.sh(
-            ns,
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "2",
-            "-w",
-            "%{http_code}",
-            *extra,
-            url,
-            check=False,
-        ).stdout
-
-    def http_from_host(self, name: str, url: str) -> str:
-        return self.np(
-            "exec",
-            name,
-            "--",
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "2",
-            "-w",
-            "%{http_code}",
-            url,
-            check=False,
-        ).stdout
-
-    def server(self, name: str, port: int, *extra: str) -> None:
-        self.np(
-            "run",
-            "--name",
-            name,
-            "--expose",
-            str(port),
-            *extra,
-            "--",
-            "python3",
-            "-m",
-            "http.server",
-            str(port),
-            "--bind",
-            "::",  # dual stack: IPv4 and IPv6 clients
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ss = self.np("exec", name, "--", "ss", "-Htln", f"sport = :{port}").stdout
-            if ss.strip():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{name} never listened on {port}")
-
-    def publish_rules(self) -> list[str]:
-        """The owners of the published ports, as the kernel holds them: the comments of the
-        elements of netplumb's four DNAT maps (a published port is one element), sorted."""
-        out = []
-        for name in ("publish4", "publish4_addr", "publish6", "publish6_addr"):
-            argv = ("nft", "-j", "list", "map", "inet", "netplumb", name)
-            proc = self.sh(self.m, *argv, check=False)
-            if proc.returncode != 0:
-                continue
-            for item in json.loads(proc.stdout)["nftables"]:
-                for elem in item.get("map", {}).get("elem", []):
-                    key = elem[0] if isinstance(elem, list) else elem
-                    out.append(str(key.get("elem", {}).get("comment")))
-        return sorted(out)
-
-    def ruleset(self) -> str:
-        return self.sh(self.m, "nft", "list", "ruleset").stdout
 
 
 @pytest.fixture
@@ -323,7 +225,12 @@ def test_conflicts_are_refused_before_anything_changes(lab: Lab) -> None:
     assert "IPv6 loopback cannot be forwarded by the kernel" in loop6.stderr
 
 
-def test_rules_go_with_the_guest_and_come_back_after_a_flush(lab: Lab) -> None:
+def test_rules_go_with_the_guest_and_come_back_after_a_flush(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the DNAT's rules serve the LAN here: the LAN path's programs (kernel/lanlb.py), which a
+    # flush of the ruleset does not touch, are test_lanlb.py's
+    monkeypatch.setenv("NETPLUMB_LAN_FASTPATH", "off")
     lab.server("web", 8080, "-p", "8080:8080")
     assert lab.publish_rules() == ["netplumb:host:web"] * 2  # IPv4 and IPv6
     lab.sh(lab.m, "nft", "flush", "ruleset")
@@ -477,8 +384,12 @@ def test_isolated_network_allows_only_linked_exposed_ports(lab: Lab) -> None:
         time.sleep(0.1)
 
 
-def test_published_ports_work_under_dockerds_forward_drop(lab: Lab) -> None:
-    """dockerd's layout in the machine namespace: FORWARD policy DROP, DOCKER-USER first."""
+def test_published_ports_work_under_dockerds_forward_drop(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dockerd's layout in the machine namespace: FORWARD policy DROP, DOCKER-USER first. The
+    DNAT path's (the LAN path goes around the FORWARD chain: test_lanlb.py)."""
+    monkeypatch.setenv("NETPLUMB_LAN_FASTPATH", "off")
     lab.sh(lab.m, "iptables", "-P", "FORWARD", "DROP")
     lab.sh(lab.m, "iptables", "-N", "DOCKER-USER")
     lab.sh(lab.m, "iptables", "-A", "DOCKER-USER", "-j", "RETURN")

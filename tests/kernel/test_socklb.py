@@ -199,7 +199,7 @@ def test_reconcile_restores_the_programs_and_the_entries_of_its_own_namespace(
     assert lab.attached() == []
     assert lab.client(18080) == [LOOPBACK_SOURCE, ["127.0.0.1", 18080]]
     out = lab.np("reconcile").stdout
-    assert "restored the socket redirection of published ports" in out
+    assert "restored the socket and LAN redirection of published ports" in out
     assert [s for s in services(lab) if s[0] == cookie] == wanted
     assert lab.client(18080) == [GATEWAY, ["127.0.0.1", 18080]]
     # an entry of another namespace is left as it is; a stray one of this namespace goes
@@ -215,7 +215,7 @@ def test_reconcile_restores_the_programs_and_the_entries_of_its_own_namespace(
     try:
         for owner in (cookie, other):
             run(["bpftool", "map", "update", "id", str(services_id), *entry(owner, 18099), *value])
-        assert "restored the socket redirection" in lab.np("reconcile").stdout
+        assert "restored the socket and LAN redirection" in lab.np("reconcile").stdout
         after = services(lab)
         assert [s for s in after if s[0] == cookie] == wanted
         assert (other, "127.0.0.1", 18099, "10.89.0.9", 8080) in after
@@ -303,7 +303,7 @@ def test_reconcile_follows_the_machines_addresses(lab: Lab) -> None:
     assert {s[1] for s in services(lab) if s[0] == srv_c} == {GATEWAY}
     lan_address(lab)  # an address netplumb did not see come: the DNAT serves it meanwhile
     assert lab.client(18081, host=LAN_ADDRESS, guest="srv")[0] == SELF_SOURCE  # type: ignore[index]
-    assert "restored the socket redirection" in lab.np("reconcile").stdout
+    assert "restored the socket and LAN redirection" in lab.np("reconcile").stdout
     assert {s[1] for s in services(lab) if s[0] == srv_c} == {GATEWAY, LAN_ADDRESS}
     assert lab.client(18081, host=LAN_ADDRESS, guest="srv")[0] == lab.address("srv")  # type: ignore[index]
     run(["ip", "-n", lab.m, "addr", "del", f"{LAN_ADDRESS}/24", "dev", "lan0"])

@@ -1,8 +1,8 @@
 """The bpf(2) system call, for the few commands netplumb uses: maps, loading a program,
-attaching it to a cgroup, finding it again by id.
+attaching it to a cgroup or to a link's tc ingress (tcx), finding it again by id.
 
-Through ``ctypes`` (~1.5 ms to import here), imported only by what changes published ports on
-a machine whose cgroup v2 is mounted (``kernel/socklb.py``). Each ``attr`` is a zeroed
+Through ``ctypes`` (~1.5 ms to import here), imported only by what changes published ports
+(``kernel/socklb.py``, ``kernel/lanlb.py``). Each ``attr`` is a zeroed
 128-byte buffer: the kernel requires every byte past the fields it knows to be zero.
 """
 
@@ -21,8 +21,8 @@ PROG_LOAD, PROG_ATTACH, PROG_DETACH = 5, 8, 9
 PROG_GET_FD_BY_ID, MAP_GET_FD_BY_ID, OBJ_GET_INFO_BY_FD, PROG_QUERY = 13, 14, 15, 16
 # map types, program types, attach types, flags
 MAP_HASH, MAP_LRU_HASH = 1, 9
-PROG_CGROUP_SOCK_ADDR = 18
-CGROUP_INET4_CONNECT, CGROUP_INET4_GETPEERNAME = 10, 29
+PROG_SCHED_CLS, PROG_CGROUP_SOCK_ADDR = 3, 18
+CGROUP_INET4_CONNECT, CGROUP_INET4_GETPEERNAME, TCX_INGRESS = 10, 29, 46
 F_NO_PREALLOC = 1
 F_ALLOW_MULTI = 2
 ENOENT = 2
@@ -55,15 +55,17 @@ def map_create(
     return _syscall(MAP_CREATE, attr, f"create BPF map {name}")
 
 
-def prog_load(insns: bytes, attach_type: int, name: str) -> int:
-    """A ``cgroup/sock_addr`` program for ``attach_type``; its fd. The verifier's log is in the
-    error when the kernel refuses it."""
+def prog_load(
+    insns: bytes, attach_type: int, name: str, kind: int = PROG_CGROUP_SOCK_ADDR
+) -> int:
+    """A program of type ``kind`` (a ``cgroup/sock_addr`` one by default) for
+    ``attach_type``; its fd. The verifier's log is in the error when the kernel refuses it."""
     code = ctypes.create_string_buffer(insns, len(insns))
     license = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(16384)
     attr = _attr(
         "<IIQQIIQII16sII",
-        PROG_CGROUP_SOCK_ADDR,
+        kind,
         len(insns) // 8,
         ctypes.addressof(code),
         ctypes.addressof(license),
@@ -85,21 +87,30 @@ def prog_load(insns: bytes, attach_type: int, name: str) -> int:
         raise
 
 
-def prog_attach(cgroup_fd: int, prog_fd: int, attach_type: int) -> None:
-    attr = _attr("<IIII", cgroup_fd, prog_fd, attach_type, F_ALLOW_MULTI)
-    _syscall(PROG_ATTACH, attr, "attach BPF program to the cgroup")
+def prog_attach(target: int, prog_fd: int, attach_type: int) -> None:
+    """Attach to a cgroup (``target`` its fd; with others: ``BPF_F_ALLOW_MULTI``) or, for
+    ``TCX_INGRESS``, to a link (``target`` its ifindex; after the programs there). The program
+    stays attached when this process exits."""
+    flags = 0 if attach_type == TCX_INGRESS else F_ALLOW_MULTI
+    attr = _attr("<IIII", target, prog_fd, attach_type, flags)
+    _syscall(PROG_ATTACH, attr, f"attach BPF program to {_target(attach_type)}")
 
 
-def prog_detach(cgroup_fd: int, prog_fd: int, attach_type: int) -> None:
-    attr = _attr("<III", cgroup_fd, prog_fd, attach_type)
-    _syscall(PROG_DETACH, attr, "detach BPF program from the cgroup")
+def prog_detach(target: int, prog_fd: int, attach_type: int) -> None:
+    attr = _attr("<III", target, prog_fd, attach_type)
+    _syscall(PROG_DETACH, attr, f"detach BPF program from {_target(attach_type)}")
 
 
-def prog_query(cgroup_fd: int, attach_type: int) -> list[int]:
-    """The ids of the programs attached to the cgroup itself for ``attach_type``."""
+def _target(attach_type: int) -> str:
+    return "the link" if attach_type == TCX_INGRESS else "the cgroup"
+
+
+def prog_query(target: int, attach_type: int) -> list[int]:
+    """The ids of the programs attached to the cgroup itself (``target`` its fd) or to the link
+    (``TCX_INGRESS``: ``target`` its ifindex) for ``attach_type``."""
     ids = (ctypes.c_uint32 * 64)()
-    attr = _attr("<IIIIQI", cgroup_fd, attach_type, 0, 0, ctypes.addressof(ids), len(ids))
-    _syscall(PROG_QUERY, attr, "list the cgroup's BPF programs")
+    attr = _attr("<IIIIQI", target, attach_type, 0, 0, ctypes.addressof(ids), len(ids))
+    _syscall(PROG_QUERY, attr, f"list the BPF programs of {_target(attach_type)}")
     count = struct.unpack_from("<I", attr.raw, 24)[0]
     return list(ids[: min(count, len(ids))])
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 from _socket import inet_aton  # not ``socket``: its import costs a publication ~5 ms
 from struct import pack
 
+from netplumb.model import bpfasm as a
 from netplumb.model.ip import IP, Interface
 
 TYPE_CHECKING = False
@@ -67,8 +68,6 @@ PEERS_MAX = 32768
 USER_IP4, USER_PORT, TYPE, SK = 4, 24, 32, 64
 SK_SRC_IP4 = 24  # in struct bpf_sock
 SOCK_STREAM = 1
-# helpers (enum bpf_func_id)
-MAP_LOOKUP, MAP_UPDATE, SOCKET_COOKIE, NETNS_COOKIE = 1, 2, 46, 122
 
 
 WILDCARD = (None, "", "0.0.0.0")
@@ -186,113 +185,88 @@ def value(container_ip: str, container_port: int) -> bytes:
     return endpoint(container_ip, container_port)
 
 
-def _ins(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return pack("<BBhi", code, (src << 4) | dst, off, imm)
+def _ld(dst: int, src: int, off: int) -> bytes:
+    return a.ldx(32, dst, src, off)
 
 
-def _mov(dst: int, src: int) -> bytes:
-    return _ins(0xBF, dst, src)
+def _st(dst: int, src: int, off: int) -> bytes:
+    return a.stx(32, dst, src, off)
 
 
-def _ldx32(dst: int, src: int, off: int) -> bytes:
-    return _ins(0x61, dst, src, off)
-
-
-def _stx32(dst: int, src: int, off: int) -> bytes:
-    return _ins(0x63, dst, src, off)
-
-
-def _stx64(dst: int, src: int, off: int) -> bytes:
-    return _ins(0x7B, dst, src, off)
-
-
-def _add(dst: int, imm: int) -> bytes:
-    return _ins(0x07, dst, imm=imm)
-
-
-def _call(helper: int) -> bytes:
-    return _ins(0x85, imm=helper)
-
-
-def _map(dst: int, fd: int) -> bytes:
-    """``dst = map`` (a 16-byte load of the map's fd, which the verifier turns into the map)."""
-    return _ins(0x18, dst, 1, imm=fd) + _ins(0)
+def _st64(dst: int, src: int, off: int) -> bytes:
+    return a.stx(64, dst, src, off)
 
 
 def _return_one() -> bytes:
-    return _ins(0xB7, 0, imm=1) + _ins(0x95)
+    return a.ret(1)
 
 
 def _stream_only(skip: int) -> bytes:
     """r6 = ctx; leave (``skip`` instructions on) unless the socket is TCP."""
-    return _mov(6, 1) + _ldx32(2, 6, TYPE) + _ins(0x55, 2, off=skip, imm=SOCK_STREAM)
-
-
-def _join(*parts: bytes) -> bytes:
-    return b"".join(parts)
+    return a.mov(6, 1) + _ld(2, 6, TYPE) + a.ins(0x55, 2, off=skip, imm=SOCK_STREAM)
 
 
 def _lookup(map_fd: int, key_at: int) -> bytes:
     """``r0 = lookup(map, fp + key_at)``."""
-    return _join(_map(1, map_fd), _mov(2, 10), _add(2, key_at), _call(MAP_LOOKUP))
+    return a.join(a.load_map(1, map_fd), a.mov(2, 10), a.add(2, key_at), a.call(a.MAP_LOOKUP))
 
 
 def _write_found() -> bytes:
     """The entry found (r0: address, port) becomes the socket's address (ctx is r6)."""
-    return _join(_ldx32(1, 0, 0), _stx32(6, 1, USER_IP4), _ldx32(1, 0, 4), _stx32(6, 1, USER_PORT))
+    return a.join(_ld(1, 0, 0), _st(6, 1, USER_IP4), _ld(1, 0, 4), _st(6, 1, USER_PORT))
 
 
 def connect_program(services_fd: int, peers_fd: int) -> bytes:
     """``connect4``: ``127.0.0.1:PORT`` of a published port becomes the guest's address."""
-    body = _join(
-        _mov(1, 6),
-        _call(NETNS_COOKIE),
-        _stx64(10, 0, -16),  # key: netns cookie at fp-16, address at fp-8, port at fp-4
-        _ldx32(7, 6, USER_IP4),
-        _stx32(10, 7, -8),
-        _ldx32(8, 6, USER_PORT),
-        _stx32(10, 8, -4),
+    body = a.join(
+        a.mov(1, 6),
+        a.call(a.NETNS_COOKIE),
+        _st64(10, 0, -16),  # key: netns cookie at fp-16, address at fp-8, port at fp-4
+        _ld(7, 6, USER_IP4),
+        _st(10, 7, -8),
+        _ld(8, 6, USER_PORT),
+        _st(10, 8, -4),
         _lookup(services_fd, -16),
     )
-    rewrite = _join(
+    rewrite = a.join(
         _write_found(),
-        _stx32(10, 7, -32),  # the address asked for, at fp-32, for getpeername
-        _stx32(10, 8, -28),
-        _mov(1, 6),
-        _call(SOCKET_COOKIE),
-        _stx64(10, 0, -24),
-        _map(1, peers_fd),
-        _mov(2, 10),
-        _add(2, -24),
-        _mov(3, 10),
-        _add(3, -32),
-        _ins(0xB7, 4, imm=0),
-        _call(MAP_UPDATE),
+        _st(10, 7, -32),  # the address asked for, at fp-32, for getpeername
+        _st(10, 8, -28),
+        a.mov(1, 6),
+        a.call(a.SOCKET_COOKIE),
+        _st64(10, 0, -24),
+        a.load_map(1, peers_fd),
+        a.mov(2, 10),
+        a.add(2, -24),
+        a.mov(3, 10),
+        a.add(3, -32),
+        a.ins(0xB7, 4, imm=0),
+        a.call(a.MAP_UPDATE),
     )
-    found = _ins(0x15, 0, off=len(rewrite) // 8, imm=0)  # no entry: leave the socket alone
+    found = a.ins(0x15, 0, off=len(rewrite) // 8, imm=0)  # no entry: leave the socket alone
     rest = (len(body) + len(found) + len(rewrite)) // 8
     # A socket bound to a loopback address cannot leave for the guest (nothing would translate
     # its source): the DNAT takes it, as before.
-    bound = _join(
-        _ins(0x79, 1, 6, SK),
-        _ldx32(2, 1, SK_SRC_IP4),
-        _ins(0x57, 2, imm=0xFF),  # the address's first byte
-        _ins(0x15, 2, off=rest, imm=127),
+    bound = a.join(
+        a.ins(0x79, 1, 6, SK),
+        _ld(2, 1, SK_SRC_IP4),
+        a.ins(0x57, 2, imm=0xFF),  # the address's first byte
+        a.ins(0x15, 2, off=rest, imm=127),
     )
-    return _join(_stream_only(rest + len(bound) // 8), bound, body, found, rewrite) + _return_one()
+    return a.join(_stream_only(rest + len(bound) // 8), bound, body, found, rewrite) + _return_one()
 
 
 def peername_program(peers_fd: int) -> bytes:
     """``getpeername4``: a redirected socket names the address it asked for."""
-    body = _join(
-        _mov(1, 6),
-        _call(SOCKET_COOKIE),
-        _stx64(10, 0, -8),
+    body = a.join(
+        a.mov(1, 6),
+        a.call(a.SOCKET_COOKIE),
+        _st64(10, 0, -8),
         _lookup(peers_fd, -8),
     )
     rewrite = _write_found()
-    found = _ins(0x15, 0, off=len(rewrite) // 8, imm=0)
+    found = a.ins(0x15, 0, off=len(rewrite) // 8, imm=0)
     return (
-        _join(_stream_only((len(body) + len(found) + len(rewrite)) // 8), body, found, rewrite)
+        a.join(_stream_only((len(body) + len(found) + len(rewrite)) // 8), body, found, rewrite)
         + _return_one()
     )

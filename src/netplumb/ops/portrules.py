@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from netplumb import state
 from netplumb.nft.elements import Element
-from netplumb.ops import ruleinputs, sockredirect
+from netplumb.ops import lanredirect, ruleinputs, sockredirect
 from netplumb.state import portrecords
 from netplumb.state.lock import Lock
 
@@ -137,6 +137,7 @@ def sync() -> None:
     with PortsLock():
         nft.apply_text(ruleinputs.desired())
         sockredirect.refresh()
+        lanredirect.refresh()
 
 
 def changed(add: list[Record], drop: list[Record]) -> None:
@@ -162,6 +163,9 @@ def changed(add: list[Record], drop: list[Record]) -> None:
     # translated (``model/socklb.py``: the DNAT's cost is the translation itself); the DNAT
     # rules stay for every other client
     sockredirect.redirect(add, drop)
+    # a LAN neighbour's translated by tc programs of netplumb's own, around netfilter
+    # (``model/lanlb.py``: the same cost, per packet)
+    lanredirect.redirect(add, drop)
 
 
 def _self_elements(
@@ -254,14 +258,20 @@ def reconcile_if_drifted() -> bool:
 
 
 def redirect_if_drifted() -> bool:
-    """Make the socket redirection's entries of this namespace and of its guests equal to the
-    records and the machine's addresses again (after the programs were detached, say, an entry
-    deleted by hand, or an address added); returns whether anything had to change. Cheap when
-    netplumb publishes nothing: no BPF is touched."""
-    if not portrecords.owners() and state.read(*sockredirect.REACH) is None:
+    """Make the socket redirection's entries of this namespace and of its guests, and the LAN
+    path's, equal to the records and the machine's addresses and links again (after the
+    programs were detached, say, an entry deleted by hand, or an address added); returns
+    whether anything had to change. Cheap when netplumb publishes nothing: no BPF is
+    touched."""
+    if (
+        not portrecords.owners()
+        and state.read(*sockredirect.REACH) is None
+        and state.read(*lanredirect.PATHS) is None
+    ):
         return False
     with PortsLock():
-        return sockredirect.refresh()
+        sock = sockredirect.refresh()
+        return lanredirect.refresh() or sock
 
 
 def guests_came() -> None:

@@ -369,7 +369,7 @@ def _refresh_ports(log: Log, owners: set[str] | None, rewrite: bool) -> None:
                 log(f"published ports of {guest_name} now go to {shown}")
     # the socket redirection's entries first: the rewrite below makes them too, silently
     if portrules.redirect_if_drifted():
-        log("restored the socket redirection of published ports")
+        log("restored the socket and LAN redirection of published ports")
     if rewrite or changed:
         ports.sync()  # the maps' elements rendered again from the records
     elif portrules.reconcile_if_drifted():

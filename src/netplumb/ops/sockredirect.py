@@ -46,7 +46,7 @@ def _binding(b: Record) -> model.Binding | None:
     )
 
 
-def _bindings(records: Iterable[Record]) -> list[model.Binding]:
+def bindings(records: Iterable[Record]) -> list[model.Binding]:
     return [m for b in records if (m := _binding(b)) is not None]
 
 
@@ -122,7 +122,7 @@ def _store(reach: model.Reach, cookies: set[int]) -> None:
 def redirect(add: list[Record], drop: list[Record]) -> bool:
     """The entries of bindings published (``add``) and unpublished (``drop``), with the reach
     of the record (made first if there is none). Returns whether the kernel changed."""
-    adding, dropping = _bindings(add), _bindings(drop)
+    adding, dropping = bindings(add), bindings(drop)
     if not (adding or dropping):
         return False
     from netplumb.kernel import socklb
@@ -152,8 +152,8 @@ def refresh() -> bool:
     machine = socklb.netns_cookie()
     stored = _stored(machine)
     written = stored[1] if stored else set()
-    bindings = _bindings(portrecords.all_bindings())
-    if not bindings:
+    published = bindings(portrecords.all_bindings())
+    if not published:
         changed = socklb.update({}, [], {machine, *written})
         if stored is not None:
             state.remove(*REACH)
@@ -161,7 +161,7 @@ def refresh() -> bool:
     reach = _fresh(machine)
     guests = reach.guests()
     _store(reach, written | guests)  # before the kernel: a crash leaves no entry unlisted
-    changed = socklb.update(model.entries(bindings, reach), [], {machine, *written, *guests})
+    changed = socklb.update(model.entries(published, reach), [], {machine, *written, *guests})
     _store(reach, guests)
     return changed
 

@@ -222,7 +222,7 @@ class Watch:
             self.log(f"cannot restore netplumb's nftables table: {exc}")
         try:
             if portrules.redirect_if_drifted():
-                self.log("restored the socket redirection of published ports")
+                self.log("restored the socket and LAN redirection of published ports")
         except NetplumbError as exc:
             self.log(f"cannot restore the socket redirection of published ports: {exc}")
         from netplumb.ops import dns
