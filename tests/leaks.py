@@ -84,6 +84,14 @@ def find_leaks() -> dict[str, str]:
             continue
         n = sum(1 for k in found if k.startswith(f"process {command} #"))
         found[f"process {command} #{n}"] = f"process {line}"
+    # netplumb's BPF programs (the socket redirection's, the LAN path's) stay loaded only
+    # while attached: one still loaded is attached to a cgroup or a link nothing cleaned
+    progs = _out(["bpftool", "-j", "prog", "show"])
+    for prog in json.loads(progs) if progs.strip() else []:
+        name = str(prog.get("name", ""))
+        if name.startswith("np_"):
+            n = sum(1 for k in found if k.startswith(f"bpf program {name} #"))
+            found[f"bpf program {name} #{n}"] = f"bpf program {name} (id {prog.get('id')})"
     rows = _out(["docker", "ps", "-a", "--format", '{{.Names}}\t{{.Label "' + LABEL_STATE + '"}}'])
     for row in rows.splitlines():
         name, _, state = row.partition("\t")

@@ -12,7 +12,7 @@ from struct import pack
 # opcodes (include/uapi/linux/bpf.h): class | size or operation | source
 LDX8, LDX16, LDX32, LDX64 = 0x71, 0x69, 0x61, 0x79
 STX16, STX32, STX64 = 0x6B, 0x63, 0x7B
-ST16 = 0x6A  # store an immediate
+ST8, ST16, ST32, ST64 = 0x72, 0x6A, 0x62, 0x7A  # store an immediate
 MOV_IMM, MOV_REG, ADD_IMM, AND_IMM = 0xB7, 0xBF, 0x07, 0x57
 JA, JEQ_IMM, JNE_IMM, JGT_REG = 0x05, 0x15, 0x55, 0x2D
 CALL, EXIT = 0x85, 0x95
@@ -20,7 +20,7 @@ FP = 10  # the frame pointer
 # helpers (enum bpf_func_id)
 MAP_LOOKUP, MAP_UPDATE, MAP_DELETE = 1, 2, 3
 SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE, REDIRECT = 9, 10, 11, 23
-SOCKET_COOKIE, NETNS_COOKIE, REDIRECT_NEIGH = 46, 122, 152
+SOCKET_COOKIE, FIB_LOOKUP, NETNS_COOKIE, REDIRECT_NEIGH, REDIRECT_PEER = 46, 69, 122, 152, 155
 
 
 def ins(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
@@ -43,6 +43,11 @@ def ldx(size: int, dst: int, src: int, off: int) -> bytes:
 def stx(size: int, dst: int, src: int, off: int) -> bytes:
     """``*(uSIZE *)(dst + off) = src``."""
     return ins({16: STX16, 32: STX32, 64: STX64}[size], dst, src, off)
+
+
+def st(size: int, dst: int, off: int, imm: int) -> bytes:
+    """``*(uSIZE *)(dst + off) = imm``."""
+    return ins({8: ST8, 16: ST16, 32: ST32, 64: ST64}[size], dst, 0, off, imm)
 
 
 def add(dst: int, imm: int) -> bytes:

@@ -10,9 +10,13 @@ looked up in conntrack and translated, both ways, and routed; ``bench/ports.py``
 
 - ``np_lan_in``, at tc ingress (tcx) of each *uplink* (a link holding one of the machine's
   addresses): an IPv4 TCP packet to an address and port published there (the *ports* map)
-  gets the guest's address and port (checksums updated incrementally), is handed to the guest
-  network's bridge (``bpf_redirect_neigh``: the neighbour table gives the guest's MAC), and
-  its connection is remembered in the *conns* map (LRU), keyed as its replies will read:
+  gets the guest's address and port (checksums updated incrementally) and is delivered. Into
+  the guest's namespace straight away where its veth is known and the route and neighbour
+  table name the guest's MAC (``bpf_fib_lookup``): ``bpf_redirect_peer`` to the host end of
+  its veth, past the bridge and the second trip through the backlog queue, as Cilium delivers
+  to a pod. Otherwise it is handed to the guest network's bridge (``bpf_redirect_neigh``,
+  which resolves the neighbour). Its connection is remembered in the *conns* map (LRU), keyed
+  as its replies will read:
   guest address, client address, guest port, client port. The value holds what the replies
   need: the published address and port, the Ethernet addresses the packet came with (its
   source: the neighbour or the router it came through) and the uplink.
@@ -58,7 +62,7 @@ CONNS = "np_lan_conns"
 IN = "np_lan_in"  # program names
 OUT = "np_lan_out"
 KEY_SIZE = 8  # address (4 bytes), port (2 bytes, network order), 2 zero
-VALUE_SIZE = 12  # guest address, port as above, bridge ifindex (u32)
+VALUE_SIZE = 16  # guest address, port as above, bridge ifindex, guest's veth ifindex (0: none)
 CONN_KEY_SIZE = 12  # guest address, client address, guest port, client port
 CONN_VALUE_SIZE = 24  # published address, port, 2 zero; Ethernet dst and src; uplink ifindex
 PORTS_MAX = 65536
@@ -72,35 +76,45 @@ TCP_SPORT, TCP_DPORT, TCP_FLAGS, TCP_CSUM, HEADERS = 34, 36, 47, 50, 54
 ETH_IPV4 = 0x0008  # 0x0800 as read from the frame (little-endian)
 FRAG_MASK = 0xFF3F  # the MF flag and the fragment offset, as read
 SYN, ACK = 0x02, 0x10
+AF_INET = 2
+# struct bpf_fib_lookup (64 bytes): where its fields are
+FIB_SIZE, FIB_PROTO, FIB_IFINDEX, FIB_SRC, FIB_DST, FIB_SMAC, FIB_DMAC = 64, 1, 8, 16, 32, 52, 58
 F_PSEUDO_HDR = 0x10  # BPF_F_PSEUDO_HDR: the address is in TCP's pseudo-header
 TCX_NEXT = -1
 
 
 class Lan:
-    """Where the programs work: the uplinks (each machine address with its link's ifindex) and
-    the guest networks' bridges (subnet, bridge ifindex). Plain class: see ``socklb.Reach``."""
+    """Where the programs work: the uplinks (each machine address with its link's ifindex),
+    the guest networks' bridges (subnet, bridge ifindex) and the guests' veths (address, the
+    ifindex of the veth's end on the bridge). Plain class: see ``socklb.Reach``."""
 
-    __slots__ = ("_nets", "bridges", "uplinks")
+    __slots__ = ("_nets", "_veths", "bridges", "guests", "uplinks")
 
     def __init__(
         self,
         uplinks: tuple[tuple[str, int], ...] = (),
         bridges: tuple[tuple[str, int], ...] = (),
+        guests: tuple[tuple[str, int], ...] = (),
     ) -> None:
-        self.uplinks, self.bridges = uplinks, bridges
+        self.uplinks, self.bridges, self.guests = uplinks, bridges, guests
         self._nets = tuple((Interface.parse(s), i) for s, i in bridges)
+        self._veths = dict(guests)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Lan) and (self.uplinks, self.bridges) == (
-            other.uplinks,
-            other.bridges,
-        )
+        return isinstance(other, Lan) and self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash((self.uplinks, self.bridges))
+        return hash(self._fields())
 
     def __repr__(self) -> str:
-        return f"Lan{(self.uplinks, self.bridges)}"
+        return f"Lan{self._fields()}"
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.uplinks, self.bridges, self.guests)
+
+    def veth_of(self, ip: str) -> int:
+        """The ifindex of the host end of the veth of the guest at ``ip`` (0: not known)."""
+        return self._veths.get(ip, 0)
 
     def bridge_of(self, ip: str) -> int | None:
         """The ifindex of the bridge whose subnet holds ``ip``."""
@@ -153,7 +167,9 @@ def entries(bindings: Iterable[Binding], lan: Lan) -> dict[bytes, bytes]:
         wildcard = b.host_ip in WILDCARD
         for address, _index in lan.uplinks:
             if wildcard or address == b.host_ip:
-                out[key(address, b.host_port)] = value(b.container_ip, b.container_port, bridge)
+                out[key(address, b.host_port)] = value(
+                    b.container_ip, b.container_port, bridge, lan.veth_of(b.container_ip)
+                )
     return out
 
 
@@ -161,8 +177,8 @@ def key(address: str, port: int) -> bytes:
     return endpoint(address, port)
 
 
-def value(container_ip: str, container_port: int, bridge: int) -> bytes:
-    return endpoint(container_ip, container_port) + pack("<I", bridge)
+def value(container_ip: str, container_port: int, bridge: int, veth: int = 0) -> bytes:
+    return endpoint(container_ip, container_port) + pack("<II", bridge, veth)
 
 
 def value_bridge(raw: bytes) -> int:
@@ -249,20 +265,27 @@ def in_program(ports_fd: int, conns_fd: int) -> bytes:
     p.label("remember")
     p.emit(
         _call(
-            a.MAP_UPDATE, a.load_map(1, conns_fd), a.stack_ptr(2, -24), a.stack_ptr(3, -48),
+            a.MAP_UPDATE,
+            a.load_map(1, conns_fd),
+            a.stack_ptr(2, -24),
+            a.stack_ptr(3, -48),
             a.mov_imm(4, 0),
         )
     )
     p.label("translate")
     p.emit(
         _rewrite(
-            a.ldx(32, 3, a.FP, -8), a.ldx(32, 4, 7, 0), IP_DST, a.stack_ptr(3, -24),
-            a.ldx(16, 3, a.FP, -4), a.ldx(16, 4, 7, 4), TCP_DPORT, a.stack_ptr(3, -16),
+            a.ldx(32, 3, a.FP, -8),
+            a.ldx(32, 4, 7, 0),
+            IP_DST,
+            a.stack_ptr(3, -24),
+            a.ldx(16, 3, a.FP, -4),
+            a.ldx(16, 4, 7, 4),
+            TCP_DPORT,
+            a.stack_ptr(3, -16),
         ),
-        _call(a.REDIRECT_NEIGH, a.ldx(32, 1, 7, 8), a.mov_imm(2, 0), a.mov_imm(3, 0),
-              a.mov_imm(4, 0)),
-        a.ins(a.EXIT),
-    )  # fmt: skip
+    )
+    _deliver(p)
     # Not a published port. A new connection (SYN without ACK), made directly to a guest
     # maybe: the entry its replies would find (this 4-tuple, translated earlier) goes.
     p.label("other")
@@ -276,6 +299,40 @@ def in_program(ports_fd: int, conns_fd: int) -> bytes:
     p.label("next")
     p.emit(a.ret(TCX_NEXT))
     return p.build()
+
+
+def _deliver(p: a.Program) -> None:
+    """The translated packet (ctx in r6, the ports map's value in r7) to the guest: into its
+    namespace through its veth's peer when the veth is known and the FIB names the guest's
+    MAC, else to its bridge, whose neighbour table resolves it. The FIB lookup's struct is at
+    fp-112."""
+    fib = -112
+    p.emit(a.ldx(32, 8, 7, 12))
+    p.jump(a.JEQ_IMM, "bridge", 8, 0)
+    p.emit(
+        *(a.st(64, a.FP, fib + 8 * i, 0) for i in range(FIB_SIZE // 8)),
+        a.st(8, a.FP, fib, AF_INET), a.st(8, a.FP, fib + FIB_PROTO, 6),
+        a.ldx(32, 4, a.FP, -28), a.stx(32, a.FP, 4, fib + FIB_IFINDEX),  # in by the uplink
+        a.ldx(32, 4, a.FP, -20), a.stx(32, a.FP, 4, fib + FIB_SRC),  # the client
+        a.ldx(32, 4, a.FP, -24), a.stx(32, a.FP, 4, fib + FIB_DST),  # the guest
+        _call(a.FIB_LOOKUP, a.mov(1, 6), a.stack_ptr(2, fib), a.mov_imm(3, FIB_SIZE),
+              a.mov_imm(4, 0)),
+    )  # fmt: skip
+    p.jump(a.JNE_IMM, "bridge", 0, 0)  # no route, no neighbour yet: the bridge resolves it
+    p.emit(
+        _call(a.SKB_STORE_BYTES, a.mov(1, 6), a.mov_imm(2, 0), a.stack_ptr(3, fib + FIB_DMAC),
+              a.mov_imm(4, 6), a.mov_imm(5, 0)),
+        _call(a.SKB_STORE_BYTES, a.mov(1, 6), a.mov_imm(2, 6), a.stack_ptr(3, fib + FIB_SMAC),
+              a.mov_imm(4, 6), a.mov_imm(5, 0)),
+        _call(a.REDIRECT_PEER, a.mov(1, 8), a.mov_imm(2, 0)),
+        a.ins(a.EXIT),
+    )  # fmt: skip
+    p.label("bridge")
+    p.emit(
+        _call(a.REDIRECT_NEIGH, a.ldx(32, 1, 7, 8), a.mov_imm(2, 0), a.mov_imm(3, 0),
+              a.mov_imm(4, 0)),
+        a.ins(a.EXIT),
+    )  # fmt: skip
 
 
 def out_program(conns_fd: int) -> bytes:

@@ -3,11 +3,13 @@ netplumb's records: each published IPv4 TCP port, on each uplink address it is p
 
 Where the programs work is the *lan* (``model.lanlb.Lan``): the machine's addresses with the
 links holding them (the uplinks; not 127/8, not the networks' NAT sources, not netplumb's
-bridges) and the bridges of the networks that may be reached from outside (not ``internal``
-ones, which nothing outside reaches). It is kept in a state record (``lanlb/paths``) so that a
-publication costs one read of it, and made again from the kernel and the records on every
-whole ruleset, when a guest comes, by ``reconcile``, and each second under ``watch`` (an
-address added to the machine, an uplink that came back).
+bridges), the bridges of the networks that may be reached from outside (not ``internal``
+ones, which nothing outside reaches) and the guests' veths on them (from the attach records:
+a guest whose veth is known is delivered into its namespace straight away). It is kept in a
+state record (``lanlb/paths``) so that a publication costs one read of it, and made again
+from the kernel and the records on every whole ruleset, when a guest comes, by
+``reconcile``, and each second under ``watch`` (an address added to the machine, an uplink
+that came back, a guest's veth).
 
 Every netplumb of a namespace shares that namespace's ports map (it is found through the
 namespace's links): a whole rewrite (``refresh``) makes it equal to this state directory's
@@ -60,7 +62,28 @@ def _fresh() -> tuple[model.Lan, str | None]:
         if i in links and i not in mine and not ip.startswith("127.") and ip not in nat
     )
     bridges = sorted((subnets[name], i) for i, name in links.items() if name in subnets)
-    return model.Lan(tuple(uplinks), tuple(bridges)), lanlb.foreign_filter()
+    index = {name: i for i, name in links.items()}
+    guests = sorted(
+        (ip, index[veth])
+        for ip, veth, bridge in _guest_veths()
+        if bridge in subnets and veth in index
+    )
+    lan = model.Lan(tuple(uplinks), tuple(bridges), tuple(guests))
+    return lan, lanlb.foreign_filter()
+
+
+def _guest_veths() -> list[tuple[str, str, str]]:
+    """(IPv4 address, host end's name, bridge) of each veth netplumb attached to a bridge."""
+    out = []
+    for name in state.names("attach"):
+        rec = state.read("attach", name)
+        if not rec or rec.get("kind") != "veth" or not rec.get("host_name"):
+            continue
+        for cidr in (rec.get("signature") or {}).get("addresses", []):
+            ip = str(cidr).split("/")[0]
+            if ":" not in ip:
+                out.append((ip, str(rec["host_name"]), str(rec.get("bridge"))))
+    return out
 
 
 def _stored() -> tuple[model.Lan, str | None] | None:
@@ -68,7 +91,9 @@ def _stored() -> tuple[model.Lan, str | None] | None:
     if rec is None:
         return None
     uplinks = tuple((str(a), int(i)) for a, i in rec["uplinks"])
-    lan = model.Lan(uplinks, tuple((str(s), int(i)) for s, i in rec["bridges"]))
+    bridges = tuple((str(s), int(i)) for s, i in rec["bridges"])
+    guests = tuple((str(g), int(i)) for g, i in rec.get("guests", []))
+    lan = model.Lan(uplinks, bridges, guests)
     aside = rec.get("aside")
     return lan, None if aside is None else str(aside)
 
@@ -83,6 +108,7 @@ def _store(lan: model.Lan, aside: str | None) -> None:
     rec: Record = {
         "uplinks": [list(u) for u in lan.uplinks],
         "bridges": [list(b) for b in lan.bridges],
+        "guests": [list(g) for g in lan.guests],
         "aside": aside,
     }
     if state.read(*PATHS) != rec:
