@@ -10,7 +10,8 @@ and iperf3 (TCP Gbit/s):
   docker -p         the machine's own namespace -> 127.0.0.1:PORT of `docker run -p`
   loopback          machine ns -> a server on its own 127.0.0.1 (the ceiling)
   lan direct / -p   a LAN neighbour -> a server routed behind the machine ns / a port
-                    netplumb published on the machine's LAN address
+                    netplumb published on the machine's LAN address (translated by netplumb's
+                    tc programs, kernel/lanlb.py, past the machine's netfilter and bridge)
   hairpin direct/-p a second guest -> the server guest's address / its port published on the
                     machine's LAN address; hairpin self: the server guest to its own port
                     (both connected to the guest by the same cgroup programs, else DNAT)

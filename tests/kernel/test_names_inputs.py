@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from kernel.lanportlab import MACHINE_LAN, NEIGHBOUR
+from kernel.lanportlab import Lab as LinkLab
 from kernel.nameslab import OUTSIDE, NamesLab
-from kernel.test_ports_links import MACHINE_LAN, NEIGHBOUR
-from kernel.test_ports_links import Lab as LinkLab
 
 pytestmark = pytest.mark.kernel
 

@@ -55,9 +55,7 @@ def map_create(
     return _syscall(MAP_CREATE, attr, f"create BPF map {name}")
 
 
-def prog_load(
-    insns: bytes, attach_type: int, name: str, kind: int = PROG_CGROUP_SOCK_ADDR
-) -> int:
+def prog_load(insns: bytes, attach_type: int, name: str, kind: int = PROG_CGROUP_SOCK_ADDR) -> int:
     """A program of type ``kind`` (a ``cgroup/sock_addr`` one by default) for
     ``attach_type``; its fd. The verifier's log is in the error when the kernel refuses it."""
     code = ctypes.create_string_buffer(insns, len(insns))

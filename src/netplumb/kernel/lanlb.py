@@ -1,6 +1,6 @@
 """The LAN path of ``model/lanlb.py`` in the kernel: ``np_lan_in`` attached at tc ingress (tcx)
-of the uplinks, ``np_lan_out`` at that of the guest networks' bridges, and their ports map kept
-equal to the published ports.
+of the uplinks, ``np_lan_out`` at that of the published guests' veths (or bridges), and their
+ports map kept equal to the published ports.
 
 The programs and their two maps are found again through the links they are attached to
 (``bpf(PROG_QUERY)`` on a link, then the program's maps by name): no bpffs is needed, and a
@@ -139,7 +139,8 @@ def update(
     whole: bool = False,
 ) -> bool:
     """Write ``add`` to the ports map and delete ``drop``; attach ``np_lan_in`` to the
-    ``uplinks`` and ``np_lan_out`` to the ``bridges`` (ifindexes) where they are not yet.
+    ``uplinks`` and ``np_lan_out`` to the ``bridges`` (the guests' veths or bridges: where
+    replies are turned; ifindexes) where they are not yet.
     ``whole``: ``add`` is every entry (the others are deleted, only those that differ are
     written) and the programs leave every other link of this namespace. With no entry left,
     both are detached everywhere. An entry that does not fit (the map is full) is left out:

@@ -20,9 +20,10 @@ looked up in conntrack and translated, both ways, and routed; ``bench/ports.py``
   guest address, client address, guest port, client port. The value holds what the replies
   need: the published address and port, the Ethernet addresses the packet came with (its
   source: the neighbour or the router it came through) and the uplink.
-- ``np_lan_out``, at tc ingress of each bridge with a published port: a reply whose
-  connection is in *conns* gets the published address and port back, the Ethernet header the
-  other way round, and leaves by the uplink it came in by (``bpf_redirect``).
+- ``np_lan_out``, at tc ingress of the host end of each published guest's veth (of its
+  bridge where the veth is not known), so before the bridge: a reply whose connection is in
+  *conns* gets the published address and port back, the Ethernet header the other way round,
+  and leaves by the uplink it came in by (``bpf_redirect``).
 
 What they leave to the kernel (its DNAT rules stay, and serve it as before): packets with IP
 options, fragments, VLAN tags; IPv6 and UDP; packets not addressed to the uplink's own MAC.
@@ -183,6 +184,12 @@ def value(container_ip: str, container_port: int, bridge: int, veth: int = 0) ->
 
 def value_bridge(raw: bytes) -> int:
     return int.from_bytes(raw[8:12], "little")
+
+
+def value_return(raw: bytes) -> int:
+    """Where the replies of a ports map entry's connections are turned: the ifindex of the
+    guest's veth (host end), or of its bridge where that is not known."""
+    return int.from_bytes(raw[12:16], "little") or value_bridge(raw)
 
 
 def _ip_tcp_only(p: a.Program, skip: str) -> None:

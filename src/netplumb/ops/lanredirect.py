@@ -116,8 +116,10 @@ def _store(lan: model.Lan, aside: str | None) -> None:
 
 
 def _links(lan: model.Lan, entries: dict[bytes, bytes]) -> tuple[set[int], set[int]]:
-    """The uplinks and the bridges the programs go to for these entries."""
-    return {i for _a, i in lan.uplinks}, {model.value_bridge(v) for v in entries.values()}
+    """The links the programs go to for these entries: ``np_lan_in`` to the uplinks,
+    ``np_lan_out`` to each guest's veth (its host end: the replies are turned there, before
+    the bridge), or to the bridge where the veth is not known."""
+    return {i for _a, i in lan.uplinks}, {model.value_return(v) for v in entries.values()}
 
 
 def redirect(add: list[Record], drop: list[Record]) -> bool:
