@@ -271,7 +271,7 @@ def build_parser() -> _Parser:
         "reconcile",
         "bring the kernel back to netplumb's records: put back the missing interfaces, "
         "addresses, MACs and routes of live guests, remove marked objects no record names, "
-        "restore the nftables tables, DOCKER-USER rules and socket redirection; one line per "
+        "restore the nftables tables, DOCKER-USER rules, socket and LAN redirection; one line per "
         "repair",
     )
     _sub(
