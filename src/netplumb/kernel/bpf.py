@@ -30,6 +30,21 @@ ENOENT = 2
 _libc: ctypes.CDLL | None = None
 
 
+def lock_file(path: str) -> int:
+    """An fd of ``path`` (made, with its directory, if need be) holding an exclusive ``flock``:
+    what serialises the netplumbs changing one kind of BPF state. Closing it unlocks."""
+    import posix
+    from fcntl import LOCK_EX, flock
+
+    try:
+        posix.mkdir(path.rsplit("/", 1)[0], 0o755)
+    except FileExistsError:
+        pass
+    fd = posix.open(path, posix.O_RDWR | posix.O_CREAT, 0o600)
+    flock(fd, LOCK_EX)
+    return fd
+
+
 def _syscall(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
     global _libc  # noqa: PLW0603 -- loaded once per process
     if _libc is None:

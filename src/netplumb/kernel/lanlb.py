@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import posix
 from errno import E2BIG, ENODEV
-from fcntl import LOCK_EX, flock
 
 from netplumb.errors import KernelError
 from netplumb.model import lanlb as model
@@ -165,13 +164,10 @@ def clear() -> bool:
 
 
 def _locked(run: Callable[[], bool]) -> bool:
+    from netplumb.kernel import bpf as b
+
+    lock = b.lock_file(LOCK)
     try:
-        posix.mkdir(LOCK.rsplit("/", 1)[0], 0o755)
-    except FileExistsError:
-        pass
-    lock = posix.open(LOCK, posix.O_RDWR | posix.O_CREAT, 0o600)
-    try:
-        flock(lock, LOCK_EX)
         return run()
     except KernelError as exc:
         if exc.errno not in _UNAVAILABLE:

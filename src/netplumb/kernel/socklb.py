@@ -22,7 +22,6 @@ import _socket  # not ``socket``: its wrapper (enum, selectors) costs a publicat
 import os
 import posix
 from errno import E2BIG
-from fcntl import LOCK_EX, flock
 
 from netplumb.errors import KernelError
 from netplumb.model import socklb as model
@@ -192,13 +191,8 @@ def _update(
 ) -> bool:
     from netplumb.kernel import bpf as b
 
+    lock = b.lock_file(LOCK)
     try:
-        posix.mkdir(LOCK.rsplit("/", 1)[0], 0o755)
-    except FileExistsError:
-        pass
-    lock = posix.open(LOCK, posix.O_RDWR | posix.O_CREAT, 0o600)
-    try:
-        flock(lock, LOCK_EX)
         found = _attached(cgroup_fd)
         changed = False
         if found is None:
