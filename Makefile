@@ -49,7 +49,7 @@ test: services
 # Every benchmark side by side with its peers, then bench/REPORT.md with tables and plots.
 # QUICK=1: fewer iterations and shorter runs (a few minutes instead of about twenty).
 # A quick run writes bench/results/quick/ (results, REPORT.md, plots): never the full figures.
-BENCHES := attach ports scale service cni dns
+BENCHES := attach ports ports_timewait scale service cni dns
 BENCH_OUT := $(CURDIR)/bench/results$(if $(QUICK),/quick,)
 bench: services
 	@mkdir -p $(BENCH_OUT)

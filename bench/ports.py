@@ -18,8 +18,11 @@ and iperf3 (TCP Gbit/s):
   floor ...         the same direct, 127.0.0.1, LAN and hairpin paths to a plain namespace on
                     a plain bridge, translated by the fewest nftables rules written by hand:
                     the kernel's own cost, what netplumb's figures are held against
-At least 5 rounds, the order of the paths shuffled in each (the seed is printed and stored);
-medians over the rounds with min and max. The topology: bench/ports_lab.py.
+At least 5 rounds, the order of the paths shuffled in each (the seed is printed and stored),
+a round going figure by figure with every path in its order; medians over the rounds with min
+and max. "direct again" is the direct path measured a second time in each round: its ratios to
+direct are what a path differs from itself here, the resolution of every other ratio. The
+topology: bench/ports_lab.py.
 
 Also the time to publish and unpublish many ports: in process one call (one kernel
 transaction) each, the first and the last 100 apart, and all in one call; and one `netplumb
@@ -150,23 +153,29 @@ def publish_targets(timing: dict[str, float], count: int) -> dict[str, dict[str,
 
 
 def rounds_of(lab: Lab, args: argparse.Namespace, seed: int) -> list[dict[str, object]]:
-    """The figures of every round, the paths in a shuffled order each time."""
+    """The figures of every round, the paths in a shuffled order each time. A round goes figure
+    by figure, every path in the round's order for each, so a path and its peer are measured
+    seconds apart rather than minutes: what the machine does meanwhile (its other tenants, its
+    clock) weighs on both alike."""
     seconds, iperf_s = (1, 1) if args.quick else (2, 3)
     rng = random.Random(seed)
     rounds: list[dict[str, object]] = []
+    keys = ["iperf_gbps", *(f"{mode} c{c}" for mode in MODES for c in CONNS)]
     for i in range(args.rounds):
         order = rng.sample([p.name for p in lab.paths], len(lab.paths))
-        figures: dict[str, dict[str, object]] = {}
+        figures: dict[str, dict[str, object]] = {name: {} for name in order}
         t0 = time.monotonic()
-        for name in order:
-            path = next(p for p in lab.paths if p.name == name)
-            # --quick: the LAN and hairpin paths at 50 connections only
-            conns = CONNS if path.group == "127.0.0.1" or not args.quick else (50,)
-            fig: dict[str, object] = {"iperf_gbps": iperf(path, iperf_s)}
-            for mode in MODES:
-                for c in conns:
-                    fig[f"{mode} c{c}"] = wrk(path, mode, c, seconds)
-            figures[name] = fig
+        for key in keys:
+            for name in order:
+                path = next(p for p in lab.paths if p.name == name)
+                if key == "iperf_gbps":
+                    figures[name][key] = iperf(path, iperf_s)
+                    continue
+                # --quick: the LAN and hairpin paths at 50 connections only
+                if args.quick and path.group != "127.0.0.1" and key.split()[1] != "c50":
+                    continue
+                mode, conns = key.split()
+                figures[name][key] = wrk(path, mode, int(conns[1:]), seconds)
         rounds.append({"order": order, "figures": figures})
         print(
             f"round {i + 1}/{args.rounds} ({time.monotonic() - t0:.0f} s): " + ", ".join(order),

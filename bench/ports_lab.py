@@ -280,6 +280,8 @@ class Lab:
         box = Where("container", pid=cpid)
         self.paths = [
             BenchPath("direct", "127.0.0.1", mach, srv, srv_ip, 8080, 5201, ""),
+            BenchPath("direct again", "127.0.0.1", mach, srv, srv_ip, 8080, 5201, "direct",
+                      "the direct path a second time: how far a path differs from itself"),
             BenchPath("netplumb -p", "127.0.0.1", mach, srv, "127.0.0.1", 18080, 15201, "direct"),
             BenchPath("docker -p", "127.0.0.1", Where("machine"), box, "127.0.0.1", 28080, 25201,
                       "direct", "from the machine's own namespace, Docker's userland proxy"),

@@ -16,6 +16,8 @@ METRICS = ("rps", "p50_ms", "p99_ms", "errors", "syn_retrans", "paws")
 # what each path is held against: (path, peer, group); the peer runs without translation
 PAIRS = (
     ("netplumb -p", "direct", "127.0.0.1"),
+    # the direct path against itself: the resolution of every ratio here (no target)
+    ("direct again", "direct", "127.0.0.1"),
     ("docker -p", "direct", "127.0.0.1"),
     ("loopback", "direct", "127.0.0.1"),
     ("lan -p", "lan direct", "lan"),

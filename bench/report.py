@@ -18,7 +18,7 @@ from pathlib import Path
 
 import report_md
 from report_md import Json, plt, save, table
-from report_ports import ports
+from report_ports import ports, ports_timewait
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -330,6 +330,7 @@ def main() -> None:
         ("attach", attach),
         ("scale", scale),
         ("ports", ports),
+        ("ports_timewait", ports_timewait),
         ("service", service),
         ("cni", cni),
         ("dns", dns),

@@ -65,6 +65,7 @@ def ports(d: Json) -> list[str]:
          for k, t in goals.items()],
     )  # fmt: skip
     out += against_floor(d.get("ratios", {}))
+    out += against_itself(d.get("ratios", {}))
     pt: Json = d.get("publish_timing", {})
     if pt:
         out += table(
@@ -161,5 +162,50 @@ def against_floor(ratio: Json) -> list[str]:
     ]
 
 
+def against_itself(ratio: Json) -> list[str]:
+    """The direct path measured twice in each round, one against the other: how far a path's
+    ratio strays from 1.0 with nothing changed, the resolution of every ratio above (a run from
+    before the control has none)."""
+    mine = ratio.get("direct again / direct", {})
+    rows = [
+        [key, round(r["gbps_vs_peer"], 2), "-"]
+        if key == "iperf_gbps"
+        else [key, round(r["rps_vs_peer"], 2), round(r["p99_vs_peer"], 2)]
+        for key, r in sorted(mine.items(), key=lambda kr: _key_order(kr[0]))
+    ]
+    if not rows:
+        return []
+    return [
+        "The direct path against itself (measured twice in each round, in the shuffled order): "
+        "the ratios that nothing but the machine's own variation gives.",
+        "",
+        *table(["figure", "req/s (Gbit/s) vs direct", "p99 vs direct"], rows),
+    ]
+
+
 def _key_order(key: str) -> tuple[int, int]:
     return (2, 0) if key == "iperf_gbps" else _figure_order(key)
+
+
+def ports_timewait(d: Json) -> list[str]:
+    """bench/ports_timewait.py: each path's requests/s under a sustained connection-per-request
+    load, and its client's TIME_WAIT sockets toward where it connects."""
+    title = f"## Published ports under a sustained load (`bench/ports_timewait.py`, {d['date']})"
+    out = [title, ""]
+    low, high = d["ephemeral_ports"]
+    out.append(
+        f"wrk, connection per request, 10 connections, {d['slices']} slices of 1 s per path, the "
+        f"paths taking turns (socket redirection {'on' if d['socket_redirect'] else 'off'}; "
+        f"ephemeral ports {low}-{high}). The kernel reuses a client's TIME_WAIT port at once only "
+        "on a loopback address (`net.ipv4.tcp_tw_reuse=2`): `netplumb -p`'s redirected sockets "
+        "are connected to the guest, `floor -p`'s (the DNAT) and `loopback`'s to 127.0.0.1."
+    )
+    out.append("")
+    out += table(
+        ["path", "req/s, first 5 s", "req/s, last 5 s", "fell under half after (s)",
+         "client TIME_WAIT, most"],
+        [[n, round(s["first5_rps"]), round(s["last5_rps"]),
+          "never" if s["collapse_after_s"] is None else s["collapse_after_s"], s["timewait_max"]]
+         for n, s in d["summary"].items()],
+    )  # fmt: skip
+    return out

@@ -110,3 +110,44 @@ def test_the_report_puts_netplumb_beside_the_floor_figure_by_figure() -> None:
         "| 127.0.0.1 | iperf3 Gbit/s | 0.98 | 0.95 | - | - |",
     ]
     assert report_ports.against_floor({"netplumb -p / direct": {}}) == []
+
+
+def test_direct_again_is_held_against_direct_sets_no_target_and_is_reported() -> None:
+    import report_ports
+
+    r = rounds()
+    for i, g in enumerate(r):
+        g["figures"]["direct again"] = {
+            "iperf_gbps": 10.0,
+            "close c50": fig((110.0, 90.0, 105.0)[i], p99=(2.6, 1.8, 2.2)[i]),
+        }
+    ratio = ports_stats.ratios(ports_stats.summarise(r), r)
+    mine = ratio["direct again / direct"]
+    assert mine["close c50"]["rps_vs_peer"] == pytest.approx(1.05)
+    assert mine["close c50"]["p99_vs_peer"] == pytest.approx(1.1)
+    assert not any("again" in name for name in ports_stats.targets(ratio))
+    lines = report_ports.against_itself(ratio)
+    assert "| close c50 | 1.05 | 1.10 |" in lines
+    assert "| iperf_gbps | 1.00 | - |" in lines
+    assert report_ports.against_itself({}) == []
+
+
+def test_the_sustained_load_section_says_when_a_path_fell() -> None:
+    import report_ports
+    from ports_timewait import collapse_after
+
+    assert collapse_after([100.0, 98.0, 101.0, 99.0, 100.0, 70.0, 49.0, 3.0]) == 6
+    assert collapse_after([100.0] * 8) is None
+    d = {
+        "date": "2026-12-06T00:00:00Z", "slices": 8, "socket_redirect": True,
+        "ephemeral_ports": ["32768", "60999"],
+        "summary": {
+            "netplumb -p": {"first5_rps": 100.0, "last5_rps": 49.0, "collapse_after_s": 6,
+                            "timewait_max": 14000},
+            "floor -p": {"first5_rps": 100.0, "last5_rps": 100.0, "collapse_after_s": None,
+                         "timewait_max": 700},
+        },
+    }  # fmt: skip
+    lines = report_ports.ports_timewait(d)
+    assert "| netplumb -p | 100 | 49 | 6 | 14,000 |" in lines
+    assert "| floor -p | 100 | 100 | never | 700 |" in lines
