@@ -1,9 +1,10 @@
 """Published ports under a sustained connection-per-request load: what the client's TIME_WAIT
 sockets do to each path.
 
-wrk with `Connection: close` at 10 connections, in 1 s slices, the paths taking turns (the
-lab of bench/ports.py): netplumb -p (the connection made straight to the guest by the cgroup
-programs), floor -p (the kernel's DNAT: the client's socket stays on 127.0.0.1) and loopback.
+wrk with `Connection: close` at 10 connections for 1 s slices in a row, one path after the
+other (the lab of bench/ports.py): netplumb -p (the connection made straight to the guest by
+the cgroup programs), floor -p (the kernel's DNAT: the client's socket stays on 127.0.0.1) and
+loopback.
 A client that closes as the server does ends some connections in TIME_WAIT on its side. The
 kernel reuses such a port for a new connection only where the socket is on a loopback address
 (net.ipv4.tcp_tw_reuse=2, the default); otherwise connect() walks the ephemeral range past
@@ -92,15 +93,12 @@ def main() -> int:
             "floor -p": "127.0.0.1:17080",
             "loopback": "127.0.0.1:38080",
         }
-        for i in range(args.slices):
-            for name in PATHS:
+        for name in PATHS:  # one after the other: their clients' sockets share no port space
+            for i in range(args.slices):
                 rps[name].append(slice_rps(paths[name], 1))
                 timewait[name].append(timewait_by_peer(paths[name])[peer[name]])
-            print(
-                f"{i + 1:3} s: "
-                + ", ".join(f"{n} {rps[n][-1]:,.0f} req/s {timewait[n][-1]} tw" for n in PATHS),
-                flush=True,
-            )
+                print(f"{name} {i + 1:3} s: {rps[name][-1]:,.0f} req/s, "
+                      f"{timewait[name][-1]} in TIME_WAIT", flush=True)  # fmt: skip
     finally:
         left = lab.close()
         if left:

@@ -193,9 +193,10 @@ def ports_timewait(d: Json) -> list[str]:
     title = f"## Published ports under a sustained load (`bench/ports_timewait.py`, {d['date']})"
     out = [title, ""]
     low, high = d["ephemeral_ports"]
+    redirect = d["socket_redirect"]
     out.append(
-        f"wrk, connection per request, 10 connections, {d['slices']} slices of 1 s per path, the "
-        f"paths taking turns (socket redirection {'on' if d['socket_redirect'] else 'off'}; "
+        f"wrk, connection per request, 10 connections, {d['slices']} slices of 1 s in a row per "
+        f"path, one path after the other (socket redirection {'on' if redirect else 'off'}; "
         f"ephemeral ports {low}-{high}). The kernel reuses a client's TIME_WAIT port at once only "
         "on a loopback address (`net.ipv4.tcp_tw_reuse=2`): `netplumb -p`'s redirected sockets "
         "are connected to the guest, `floor -p`'s (the DNAT) and `loopback`'s to 127.0.0.1."
